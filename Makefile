@@ -1,0 +1,69 @@
+# Wick's two commands: `make run` serves the chat, `make test` runs every test.
+# Each step installs only what is missing, so a second run goes straight to work.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := run
+
+CARGO_LEPTOS_VERSION := 0.3.10
+# wasm-bindgen's CLI must match the library version in Cargo.lock exactly.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
+MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
+WICK := target/release/wick
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Faster tool installs on small machines: these are build tools, not Wick itself.
+TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+
+.PHONY: run test build model tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+
+## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
+##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
+run: build model
+	exec $(WICK)
+
+## test: the Rust tests and the browser tests, on one release build
+test: build model chromium
+	$(MAKE) --no-print-directory rust-tests e2e
+
+build: tools
+	cargo leptos build --release
+
+rust-tests:
+	cargo test --release --workspace
+
+e2e:
+	npx playwright test --config end2end/playwright.config.ts
+
+## model: fetch and verify the default model (SmolLM2-135M-Instruct, Q4_1 GGUF)
+model:
+	./scripts/fetch-model.sh $(MODEL)
+
+tools: wasm-target cargo-leptos wasm-bindgen npm-deps
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+cargo-leptos:
+	@cargo leptos --version 2>/dev/null | grep -q ' $(CARGO_LEPTOS_VERSION)$$' || { \
+	  echo "Installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 20 minutes on 2 cores, once)…"; \
+	  $(TOOL_INSTALL_ENV) cargo install cargo-leptos --locked --version $(CARGO_LEPTOS_VERSION) --features no_downloads; }
+
+wasm-bindgen:
+	@wasm-bindgen --version 2>/dev/null | grep -q ' $(WASM_BINDGEN_VERSION)$$' || { \
+	  echo "Installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 5 minutes, once)…"; \
+	  $(TOOL_INSTALL_ENV) cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
+
+# wasm-opt (binaryen) and Playwright come from npm; Playwright's own browser download is skipped.
+npm-deps: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's Chromium for the browser tests…"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+## check: formatting and lints, as before every commit
+check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,100 @@
+use leptos::html;
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+
+use crate::api::SendMessage;
+use crate::message::check_message;
+use crate::ConversationsChanged;
+
+/// The message box. Enter sends, Shift+Enter starts a new line. Without
+/// JavaScript it is a plain form post to the same server function, which
+/// redirects back (with the error in the address when there is one).
+#[component]
+pub fn Composer(action: ServerAction<SendMessage>, conversation_id: Option<String>) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    // A problem found before sending (empty, too long); the server's answer otherwise.
+    let local_problem = RwSignal::new(None::<String>);
+    let form_ref = NodeRef::<html::Form>::new();
+    let changed = use_context::<ConversationsChanged>();
+
+    // After a successful send: clear the box and refresh the sidebar. On an
+    // error the draft stays, so nothing typed is lost.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = action.value().get() {
+            draft.set(String::new());
+            if let Some(ConversationsChanged(c)) = changed {
+                c.update(|n| *n += 1);
+            }
+        }
+    });
+
+    let problem = move || {
+        local_problem.get().or_else(|| match action.value().get() {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        })
+    };
+
+    let conversation_id_for_submit = conversation_id.clone();
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if action.pending().get_untracked() {
+            return;
+        }
+        let content = draft.get_untracked();
+        if let Err(p) = check_message(&content) {
+            local_problem.set(Some(p.to_string()));
+            return;
+        }
+        local_problem.set(None);
+        action.dispatch(SendMessage {
+            conversation_id: conversation_id_for_submit.clone(),
+            content,
+        });
+    };
+
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        // Not while an input method is composing (CJK input uses Enter to confirm).
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            if let Some(form) = form_ref.get() {
+                let _ = form.request_submit();
+            }
+        }
+    };
+
+    view! {
+        <form
+            class="composer"
+            method="post"
+            action=SendMessage::url()
+            node_ref=form_ref
+            on:submit=on_submit
+        >
+            {conversation_id.map(|id| view! { <input type="hidden" name="conversation_id" value=id /> })}
+            <div class="composer-box">
+                <label for="composer-input" class="visually-hidden">"Message"</label>
+                <textarea
+                    id="composer-input"
+                    name="content"
+                    rows="1"
+                    placeholder="Ask anything"
+                    aria-describedby="composer-problem"
+                    aria-invalid=move || if problem().is_some() { "true" } else { "false" }
+                    prop:value=move || draft.get()
+                    on:input=move |ev| {
+                        draft.set(event_target_value(&ev));
+                        local_problem.set(None);
+                    }
+                    on:keydown=on_keydown
+                ></textarea>
+                <button type="submit" class="send" disabled=move || action.pending().get()>
+                    "Send"
+                </button>
+            </div>
+            <p id="composer-problem" class="problem" role="alert">
+                {problem}
+            </p>
+        </form>
+    }
+}

@@ -1,0 +1,3 @@
+pub mod composer;
+pub mod message_list;
+pub mod sidebar;

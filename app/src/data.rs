@@ -1,0 +1,168 @@
+//! Plain data that travels between the server and the browser.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "system" => Some(Role::System),
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+
+    /// Who wrote the message, as shown to the reader.
+    pub fn author(self) -> &'static str {
+        match self {
+            Role::System => "System",
+            Role::User => "You",
+            Role::Assistant => "Assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub role: Role,
+    pub content: String,
+    /// 'generating', 'done', 'interrupted' or 'error'.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub id: String,
+    pub title: String,
+    pub model: String,
+    /// The messages of the branch being shown, oldest first.
+    pub messages: Vec<MessageView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: String,
+    /// Unix milliseconds of the last change.
+    pub updated_at: i64,
+}
+
+/// The sidebar's sections. Like HuggingChat, these are rolling windows measured
+/// from now (the last 24 hours, the last 7 days), so they need no time zone and
+/// the server and the browser always agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Period {
+    Today,
+    ThisWeek,
+    Older,
+}
+
+impl Period {
+    pub fn label(self) -> &'static str {
+        match self {
+            Period::Today => "Today",
+            Period::ThisWeek => "This week",
+            Period::Older => "Older",
+        }
+    }
+
+    pub fn of(updated_at_ms: i64, now_ms: i64) -> Self {
+        const DAY: i64 = 24 * 60 * 60 * 1000;
+        let age = now_ms - updated_at_ms;
+        if age < DAY {
+            Period::Today
+        } else if age < 7 * DAY {
+            Period::ThisWeek
+        } else {
+            Period::Older
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidebarGroup {
+    pub period: Period,
+    pub conversations: Vec<ConversationSummary>,
+}
+
+/// Groups conversations (already sorted newest first) into the sidebar's sections,
+/// leaving out empty sections.
+pub fn group_by_period(conversations: Vec<ConversationSummary>, now_ms: i64) -> Vec<SidebarGroup> {
+    let mut groups: Vec<SidebarGroup> = Vec::new();
+    for c in conversations {
+        let period = Period::of(c.updated_at, now_ms);
+        match groups.last_mut() {
+            Some(g) if g.period == period => g.conversations.push(c),
+            _ => groups.push(SidebarGroup {
+                period,
+                conversations: vec![c],
+            }),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 60 * 60 * 1000;
+
+    fn conv(id: &str, updated_at: i64) -> ConversationSummary {
+        ConversationSummary {
+            id: id.into(),
+            title: id.into(),
+            updated_at,
+        }
+    }
+
+    #[test]
+    fn groups_follow_age_newest_first() {
+        let now = 1_000 * 24 * HOUR;
+        let list = vec![
+            conv("a", now - HOUR),
+            conv("b", now - 23 * HOUR),
+            conv("c", now - 25 * HOUR),
+            conv("d", now - 6 * 24 * HOUR),
+            conv("e", now - 8 * 24 * HOUR),
+        ];
+        let groups = group_by_period(list, now);
+        let shape: Vec<(Period, Vec<&str>)> = groups
+            .iter()
+            .map(|g| (g.period, g.conversations.iter().map(|c| c.id.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Period::Today, vec!["a", "b"]),
+                (Period::ThisWeek, vec!["c", "d"]),
+                (Period::Older, vec!["e"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_sections_are_left_out() {
+        let now = 100 * 24 * HOUR;
+        let groups = group_by_period(vec![conv("x", now - 30 * 24 * HOUR)], now);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].period, Period::Older);
+        assert!(group_by_period(vec![], now).is_empty());
+    }
+}

@@ -1,0 +1,43 @@
+//! The one error type of the app layer: what a server function can answer.
+
+use leptos::prelude::{FromServerFnError, ServerFnErrorErr};
+use leptos::server_fn::codec::JsonEncoding;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum AppError {
+    /// Something the user sent is wrong; the message says what.
+    #[error("{0}")]
+    Invalid(String),
+    /// The conversation does not exist or belongs to someone else; the two are
+    /// deliberately indistinguishable.
+    #[error("This conversation does not exist.")]
+    NotFound,
+    /// A fault on our side; details go to the server log, never to the browser.
+    #[error("Something went wrong on the server. Nothing was lost; please try again.")]
+    Internal,
+    /// The request itself failed (network, encoding).
+    #[error("The request failed: {0}")]
+    Request(String),
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Request(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for AppError {
+    fn from(err: crate::store::StoreError) -> Self {
+        match err {
+            crate::store::StoreError::NotFound => AppError::NotFound,
+            other => {
+                tracing::error!(error = %other, "store error");
+                AppError::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Wick's web app: the page shell, the routes, the components, and (with the
+//! `ssr` feature) the server functions' data layer.
+
+pub mod api;
+pub mod components;
+pub mod data;
+pub mod error;
+pub mod message;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod session;
+#[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+use crate::components::sidebar::Sidebar;
+use crate::pages::{conversation::ConversationPage, new_chat::NewChatPage, not_found::NotFound};
+
+/// A counter the sidebar watches; whoever changes the list of conversations bumps it.
+#[derive(Clone, Copy)]
+pub struct ConversationsChanged(pub RwSignal<usize>);
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Bumped after every send, so the sidebar refreshes without a reload.
+    provide_context(ConversationsChanged(RwSignal::new(0)));
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/wick.css" />
+        <Title formatter=|text: String| if text.is_empty() { "Wick".to_owned() } else { format!("{text} · Wick") } />
+        <Router>
+            <div class="layout">
+                <Sidebar />
+                <main class="chat">
+                    // Async: whole pages are rendered on the server, so everything works without
+                    // JavaScript and a missing conversation can still answer 404.
+                    <Routes fallback=|| view! { <NotFound /> }>
+                        <Route path=path!("/") view=NewChatPage ssr=SsrMode::Async />
+                        <Route path=path!("/c/:id") view=ConversationPage ssr=SsrMode::Async />
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+    // Tests (and impatient users' clicks) can tell when the page is interactive.
+    if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}

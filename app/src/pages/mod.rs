@@ -1,0 +1,3 @@
+pub mod conversation;
+pub mod new_chat;
+pub mod not_found;

@@ -1,0 +1,12 @@
+//! What the server shares with every request (provided as Leptos context).
+
+use sqlx::SqlitePool;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub pool: SqlitePool,
+    /// The display name of the default model, stored on new conversations.
+    pub model_name: String,
+    /// Mark the session cookie `Secure` (set when Wick is served over HTTPS).
+    pub secure_cookies: bool,
+}

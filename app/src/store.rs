@@ -1,0 +1,281 @@
+//! The data layer: every read and write of Wick's SQLite file.
+//!
+//! Every query that touches a conversation filters by its owner, so one user can
+//! never read or change another's data; a conversation that exists but belongs to
+//! someone else is reported exactly like one that does not exist.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::data::{ConversationSummary, ConversationView, MessageView, Role};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("invalid database URL {url:?}: {source}")]
+    BadUrl { url: String, source: sqlx::Error },
+    #[error("could not create the database directory {dir}: {source}")]
+    CreateDir {
+        dir: String,
+        source: std::io::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+pub type UserId = i64;
+
+/// Opens (creating if needed) the database at `url` and applies pending migrations.
+///
+/// WAL lets readers proceed while a reply is being written; foreign keys keep
+/// messages tied to their conversation; the busy timeout makes concurrent
+/// writers wait instead of failing at once.
+pub async fn open(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| StoreError::BadUrl {
+            url: url.to_owned(),
+            source,
+        })?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+
+    let filename = options.get_filename();
+    if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if filename != std::path::Path::new(":memory:") {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        }
+    }
+
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("../migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A random 128-bit id as 32 hex digits, for conversations and messages.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- users and sessions -------------------------------------------------------
+
+/// Creates an anonymous user with one session whose cookie hashes to `token_hash`.
+pub async fn create_anonymous_user(
+    pool: &SqlitePool,
+    token_hash: &[u8; 32],
+    lifetime: Duration,
+) -> Result<UserId, StoreError> {
+    let now = now_ms();
+    let expires = now + lifetime.as_millis() as i64;
+    let mut tx = pool.begin().await?;
+    let user_id: UserId = sqlx::query_scalar("INSERT INTO users (kind, created_at) VALUES ('anonymous', ?) RETURNING id")
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(&token_hash[..])
+    .bind(now)
+    .bind(now)
+    .bind(expires)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(user_id)
+}
+
+/// The user of an unexpired session, if any.
+pub async fn user_for_session(pool: &SqlitePool, token_hash: &[u8; 32]) -> Result<Option<UserId>, StoreError> {
+    let user = sqlx::query_scalar("SELECT user_id FROM sessions WHERE token_hash = ? AND expires_at > ?")
+        .bind(&token_hash[..])
+        .bind(now_ms())
+        .fetch_optional(pool)
+        .await?;
+    Ok(user)
+}
+
+// ---- conversations ---------------------------------------------------------------
+
+/// The user's conversations, most recently changed first.
+pub async fn list_conversations(pool: &SqlitePool, user: UserId) -> Result<Vec<ConversationSummary>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, title, updated_at FROM conversations WHERE user_id = ? ORDER BY updated_at DESC, id DESC",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ConversationSummary {
+                id: r.try_get("id")?,
+                title: r.try_get("title")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// One of the user's conversations with the messages of its current branch.
+pub async fn get_conversation(pool: &SqlitePool, user: UserId, id: &str) -> Result<ConversationView, StoreError> {
+    let row = sqlx::query("SELECT id, title, model, leaf_message_id FROM conversations WHERE id = ? AND user_id = ?")
+        .bind(id)
+        .bind(user)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let leaf: Option<String> = row.try_get("leaf_message_id")?;
+
+    // Walk from the leaf up through the parents: that is the branch on screen.
+    let rows = sqlx::query(
+        "WITH RECURSIVE branch(id, depth) AS (
+             SELECT ?, 0
+             UNION ALL
+             SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
+             WHERE m.parent_id IS NOT NULL
+         )
+         SELECT m.id, m.role, m.content, m.state
+         FROM branch b JOIN messages m ON m.id = b.id
+         WHERE m.conversation_id = ?
+         ORDER BY b.depth DESC",
+    )
+    .bind(leaf)
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let messages = rows
+        .into_iter()
+        .map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(MessageView {
+                id: r.try_get("id")?,
+                role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
+                content: r.try_get("content")?,
+                state: r.try_get("state")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(ConversationView {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        model: row.try_get("model")?,
+        messages,
+    })
+}
+
+/// Starts a conversation with the user's first message, in one transaction.
+/// Returns the conversation's id.
+pub async fn create_conversation(
+    pool: &SqlitePool,
+    user: UserId,
+    title: &str,
+    model: &str,
+    first_message: &str,
+) -> Result<String, StoreError> {
+    let now = now_ms();
+    let conversation = new_id();
+    let message = new_id();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO conversations (id, user_id, title, model, leaf_message_id, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&conversation)
+    .bind(user)
+    .bind(title)
+    .bind(model)
+    .bind(&message)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    insert_message(&mut tx, &message, &conversation, None, Role::User, first_message, now).await?;
+    tx.commit().await?;
+    Ok(conversation)
+}
+
+/// Adds a user message at the end of the conversation's current branch.
+/// Returns the new message's id.
+pub async fn append_user_message(
+    pool: &SqlitePool,
+    user: UserId,
+    conversation: &str,
+    content: &str,
+) -> Result<String, StoreError> {
+    let now = now_ms();
+    let message = new_id();
+    let mut tx = pool.begin().await?;
+    let leaf: Option<String> = sqlx::query_scalar("SELECT leaf_message_id FROM conversations WHERE id = ? AND user_id = ?")
+        .bind(conversation)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    insert_message(&mut tx, &message, conversation, leaf.as_deref(), Role::User, content, now).await?;
+    sqlx::query("UPDATE conversations SET leaf_message_id = ?, updated_at = ? WHERE id = ? AND user_id = ?")
+        .bind(&message)
+        .bind(now)
+        .bind(conversation)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(message)
+}
+
+async fn insert_message(
+    tx: &mut sqlx::SqliteConnection,
+    id: &str,
+    conversation: &str,
+    parent: Option<&str>,
+    role: Role,
+    content: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'done', ?, ?)",
+    )
+    .bind(id)
+    .bind(conversation)
+    .bind(parent)
+    .bind(role.as_str())
+    .bind(content)
+    .bind(now)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(pool: &SqlitePool) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(pool).await.is_ok()
+}

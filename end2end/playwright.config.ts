@@ -1,0 +1,52 @@
+import { defineConfig } from "@playwright/test";
+import * as path from "path";
+
+// The browser tests drive Debian's Chromium against the real release binary,
+// started here on its own port with a fresh database (make test builds it first).
+const root = path.resolve(__dirname, "..");
+const port = process.env.WICK_E2E_PORT ?? "3210";
+const baseURL = `http://127.0.0.1:${port}`;
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  forbidOnly: true,
+  retries: 0,
+  reporter: [["list"]],
+  outputDir: "./test-results",
+  use: {
+    baseURL,
+    browserName: "chromium",
+    trace: "retain-on-failure",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+  webServer: {
+    command: `rm -rf end2end/.data && exec ${process.env.WICK_BIN ?? "target/release/wick"}`,
+    cwd: root,
+    url: `${baseURL}/health`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      WICK_ADDR: `127.0.0.1:${port}`,
+      WICK_DATABASE_URL: "sqlite://end2end/.data/e2e.db",
+      WICK_SITE_ROOT: "target/site",
+      WICK_LOG: "warn",
+    },
+  },
+});

@@ -1,0 +1,96 @@
+//! Model backends for Wick, with no web dependencies.
+//!
+//! For now this crate only knows how to find and check a local model file; the
+//! Candle engine, the `Backend` trait and the remote backends come next.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Errors of this crate; each message says what was wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("model file {path} does not exist (run `make model` to fetch the default model)")]
+    ModelMissing { path: PathBuf },
+    #[error("model file {path} could not be read: {source}")]
+    ModelUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("model file {path} is not a GGUF file (it does not start with the bytes `GGUF`)")]
+    NotGguf { path: PathBuf },
+}
+
+/// A local GGUF model file that exists and carries the GGUF magic bytes.
+#[derive(Debug, Clone)]
+pub struct LocalModel {
+    pub path: PathBuf,
+    /// The file name without `.gguf`, shown to users until the model's own metadata is read.
+    pub name: String,
+    pub size_bytes: u64,
+}
+
+impl LocalModel {
+    /// Checks that `path` is a readable GGUF file; reads only its first four bytes.
+    pub fn open(path: &Path) -> Result<Self, InferenceError> {
+        let unreadable = |source| InferenceError::ModelUnreadable {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = File::open(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => InferenceError::ModelMissing {
+                path: path.to_owned(),
+            },
+            _ => unreadable(source),
+        })?;
+        let size_bytes = file.metadata().map_err(unreadable)?.len();
+        let mut magic = [0u8; 4];
+        if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+            return Err(InferenceError::NotGguf {
+                path: path.to_owned(),
+            });
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Self {
+            path: path.to_owned(),
+            name,
+            size_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn temp_file(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        File::create(&path).unwrap().write_all(bytes).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn accepts_a_file_with_the_gguf_magic() {
+        let (_d, path) = temp_file(b"GGUF\x03\x00\x00\x00rest");
+        let m = LocalModel::open(&path).unwrap();
+        assert_eq!(m.name, "m");
+        assert_eq!(m.size_bytes, 12);
+    }
+
+    #[test]
+    fn rejects_other_files_and_missing_ones_with_the_path() {
+        let (_d, path) = temp_file(b"PK\x03\x04zip");
+        let err = LocalModel::open(&path).unwrap_err().to_string();
+        assert!(err.contains("not a GGUF file"), "{err}");
+        assert!(err.contains("m.gguf"), "{err}");
+
+        let missing = path.with_file_name("nope.gguf");
+        let err = LocalModel::open(&missing).unwrap_err().to_string();
+        assert!(err.contains("does not exist") && err.contains("nope.gguf"), "{err}");
+    }
+}

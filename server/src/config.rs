@@ -1,0 +1,65 @@
+//! Every setting of the `wick` binary: a command-line flag and a `WICK_*`
+//! environment variable, each with a default that works out of the box.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wick", version, about = "A self-hosted chat app with a local model")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the chat (the default when no command is given).
+    Serve,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to serve the chat on.
+    #[arg(long, env = "WICK_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub addr: SocketAddr,
+
+    /// SQLite database URL; the file and its directory are created when missing.
+    #[arg(long, env = "WICK_DATABASE_URL", default_value = "sqlite://data/wick.db", global = true)]
+    pub database_url: String,
+
+    /// The local GGUF model.
+    #[arg(
+        long,
+        env = "WICK_MODEL",
+        default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        global = true
+    )]
+    pub model: PathBuf,
+
+    /// Log filter, in `tracing`'s env-filter syntax (e.g. `info`, `wick=debug`).
+    #[arg(long, env = "WICK_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Where the built site (wasm, CSS, public assets) lies; cargo-leptos writes it to `target/site`.
+    #[arg(long, env = "WICK_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: String,
+
+    /// Mark the session cookie `Secure`: set this when Wick is served over HTTPS.
+    #[arg(long, env = "WICK_SECURE_COOKIES", default_value_t = false, global = true)]
+    pub secure_cookies: bool,
+}
+
+impl Config {
+    /// The defaults, as a fresh `wick` with no flags and no environment would use them.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map(|cli| cli.config)
+    }
+}

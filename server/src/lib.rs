@@ -1,0 +1,135 @@
+//! The `wick` server: configuration, wiring and the routes that are not Leptos pages.
+
+pub mod config;
+pub mod health;
+
+use std::net::SocketAddr;
+
+use app::state::AppState;
+use app::{shell, App};
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+
+/// The one error type of the server layer: why Wick could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Model(#[from] inference::InferenceError),
+    #[error("database {url}: {source}")]
+    Database {
+        url: String,
+        source: app::store::StoreError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Axum state: the Leptos options (for file serving) and the app's shared state.
+#[derive(Clone, Debug)]
+pub struct ServerState {
+    pub leptos: LeptosOptions,
+    pub app: AppState,
+}
+
+impl FromRef<ServerState> for LeptosOptions {
+    fn from_ref(state: &ServerState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// Opens the database (applying migrations) and checks the model file.
+pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
+    let model = inference::LocalModel::open(&config.model)?;
+    let pool = app::store::open(&config.database_url)
+        .await
+        .map_err(|source| ServerError::Database {
+            url: config.database_url.clone(),
+            source,
+        })?;
+    let leptos = LeptosOptions::builder()
+        .output_name("wick")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .build();
+    Ok(ServerState {
+        leptos,
+        app: AppState {
+            pool,
+            model_name: model.name,
+            secure_cookies: config.secure_cookies,
+        },
+    })
+}
+
+/// All of Wick's routes: the Leptos pages and server functions, `/health`, and
+/// the built site's files.
+pub fn router(state: ServerState) -> Router {
+    let routes = generate_route_list(App);
+    let app_state = state.app.clone();
+    let leptos = state.leptos.clone();
+    Router::new()
+        .route("/health", get(health::health))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(app_state.clone()),
+            move || shell(leptos.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<ServerState, _>(shell))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Binds `config.addr` and serves until `shutdown` resolves, then finishes the
+/// requests in flight. Returns the address actually bound (port 0 picks one).
+pub async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.addr, source })
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    state: ServerState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,229 @@
+//! The server on a real loopback port with a real SQLite file and the real model
+//! file, driven over HTTP the way a browser without JavaScript drives it.
+
+use std::path::PathBuf;
+
+use app::api::SendMessage;
+use leptos::server_fn::ServerFn;
+use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+
+struct TestServer {
+    base: String,
+    db_url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn model_path() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(path.exists(), "{} is missing: run `make model` first", path.display());
+    path
+}
+
+async fn start() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/wick.db", dir.path().display());
+    let model = model_path();
+    let config = server::Config::from_args([
+        "wick",
+        "--addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &db_url,
+        "--model",
+        model.to_str().unwrap(),
+    ])
+    .unwrap();
+    let state = server::prepare(&config).await.unwrap();
+    let listener = server::bind(&config).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(listener, state, std::future::pending()));
+    TestServer {
+        base: format!("http://{addr}"),
+        db_url,
+        _dir: dir,
+    }
+}
+
+/// A browser without JavaScript: keeps cookies, does not follow redirects (so they can be checked).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Posts the composer form the way a browser does, from `page`.
+async fn send(client: &reqwest::Client, s: &TestServer, page: &str, conversation: Option<&str>, content: &str) -> reqwest::Response {
+    let mut form = vec![("content", content)];
+    if let Some(c) = conversation {
+        form.push(("conversation_id", c));
+    }
+    client
+        .post(format!("{}{}", s.base, SendMessage::url()))
+        .header(ACCEPT, "text/html,application/xhtml+xml")
+        .header("Referer", format!("{}{page}", s.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn count(s: &TestServer, sql: &str) -> i64 {
+    let pool = app::store::open(&s.db_url).await.unwrap();
+    sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn health_reports_version_and_database() {
+    let s = start().await;
+    let r = reqwest::get(format!("{}/health", s.base)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["model"], "SmolLM2-135M-Instruct.Q4_1");
+}
+
+#[tokio::test]
+async fn the_start_page_renders_without_creating_a_session() {
+    let s = start().await;
+    let r = browser().get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get(SET_COOKIE).is_none(), "a page view creates no session");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<title>Wick</title>"), "{html}");
+    assert!(html.contains(r#"aria-label="Conversations""#));
+    assert!(html.contains("New chat"));
+    assert!(html.contains(r#"name="content""#));
+    assert_eq!(count(&s, "SELECT count(*) FROM users").await, 0);
+}
+
+#[tokio::test]
+async fn sending_without_javascript_stores_and_redirects_to_the_conversation() {
+    let s = start().await;
+    let me = browser();
+    let r = send(&me, &s, "/", None, "Hello <b>Wick</b> & friends").await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let cookie = r.headers().get(SET_COOKIE).expect("a session cookie").to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("wick_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/c/"), "{location}");
+
+    let page = me.get(format!("{}{location}", s.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    // The message is shown as text, escaped, never as markup.
+    assert!(html.contains("Hello &lt;b&gt;Wick&lt;/b&gt; &amp; friends"), "{html}");
+    assert!(!html.contains("<b>Wick</b>"));
+    assert!(html.contains("<title>Hello &lt;b&gt;Wick&lt;/b&gt; &amp; friends · Wick</title>"), "{html}");
+    assert!(html.contains(&format!(r#"href="{location}""#)), "listed in the sidebar");
+
+    // A second message in the same conversation.
+    let id = location.trim_start_matches("/c/");
+    let r = send(&me, &s, &location, Some(id), "Second message").await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()[LOCATION], location.as_str());
+    assert!(r.headers().get(SET_COOKIE).is_none(), "the session is reused");
+    let html = me.get(format!("{}{location}", s.base)).send().await.unwrap().text().await.unwrap();
+    let first_at = html.find("Hello &lt;b&gt;").unwrap();
+    let second_at = html.find("Second message").unwrap();
+    assert!(first_at < second_at);
+    assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 2);
+    assert_eq!(count(&s, "SELECT count(*) FROM conversations").await, 1);
+}
+
+#[tokio::test]
+async fn another_visitor_gets_404_and_none_of_the_data() {
+    let s = start().await;
+    let alice = browser();
+    let r = send(&alice, &s, "/", None, "alice's secret plan").await;
+    let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
+
+    let bob = browser();
+    send(&bob, &s, "/", None, "bob's own chat").await;
+    let r = bob.get(format!("{}{location}", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("secret plan"), "{html}");
+    assert!(html.contains("bob&#x27;s own chat") || html.contains("bob's own chat"), "bob sees his own sidebar");
+
+    // Writing into alice's conversation is refused and stores nothing.
+    let id = location.trim_start_matches("/c/");
+    let r = send(&bob, &s, &location, Some(id), "injected").await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("__err="));
+    assert_eq!(count(&s, "SELECT count(*) FROM messages WHERE content = 'injected'").await, 0);
+
+    // A visitor with no cookie sees an empty sidebar and a 404.
+    let r = browser().get(format!("{}{location}", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(!r.text().await.unwrap().contains("secret"));
+}
+
+#[tokio::test]
+async fn bad_messages_are_refused_with_a_reason_and_store_nothing() {
+    let s = start().await;
+    let me = browser();
+
+    let too_long = "x".repeat(32_001);
+    let r = send(&me, &s, "/", None, &too_long).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let back = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(back.contains("__err="), "{back}");
+    assert!(r.headers().get(SET_COOKIE).is_none(), "a refused message creates no session");
+    // The page the browser is sent back to explains what was wrong.
+    let html = me.get(back).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("This message is 32001 characters long; the limit is 32000 characters."), "{html}");
+
+    let r = send(&me, &s, "/", None, "  \n ").await;
+    let back = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let html = me.get(back).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Type a message before sending."), "{html}");
+
+    assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 0);
+    assert_eq!(count(&s, "SELECT count(*) FROM users").await, 0);
+
+    // Exactly at the limit is fine.
+    let r = send(&me, &s, "/", None, &"y".repeat(32_000)).await;
+    assert!(r.headers()[LOCATION].to_str().unwrap().starts_with("/c/"));
+    assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 1);
+}
+
+#[tokio::test]
+async fn a_malformed_cookie_is_treated_as_no_cookie() {
+    let s = start().await;
+    let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    for bad in ["wick_session=garbage", "wick_session=", "wick_session=%00%ff; other=1"] {
+        let r = client
+            .get(format!("{}/", s.base))
+            .header("Cookie", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{bad}");
+    }
+    let r = client
+        .post(format!("{}{}", s.base, SendMessage::url()))
+        .header(ACCEPT, "text/html")
+        .header("Cookie", "wick_session=AAAA")
+        .form(&[("content", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(r.headers().get(SET_COOKIE).is_some(), "a fresh session replaces the malformed one");
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404() {
+    let s = start().await;
+    for path in ["/nope", "/c/0123456789abcdef0123456789abcdef", "/c/../../etc/passwd"] {
+        let r = browser().get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
