@@ -33,7 +33,10 @@ pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> 
 /// Stores the user's message, starting a conversation when `conversation_id`
 /// is empty, and redirects to the conversation. Works as a plain form post too.
 #[server]
-pub async fn send_message(conversation_id: Option<String>, content: String) -> Result<String, AppError> {
+pub async fn send_message(
+    conversation_id: Option<String>,
+    content: String,
+) -> Result<String, AppError> {
     use crate::{message, session, state::AppState, store};
     // Validate before anything is written: a refused message stores nothing.
     message::check_message(&content).map_err(|p| AppError::Invalid(p.to_string()))?;
@@ -50,7 +53,8 @@ pub async fn send_message(conversation_id: Option<String>, content: String) -> R
         None => {
             let user = session::current_or_new_user().await?;
             let title = message::title_from(&content);
-            store::create_conversation(&state.pool, user, &title, &state.model_name, &content).await?
+            store::create_conversation(&state.pool, user, &title, &state.model_name, &content)
+                .await?
         }
     };
     leptos_axum::redirect(&format!("/c/{id}"));

@@ -145,7 +145,12 @@ mod tests {
         let groups = group_by_period(list, now);
         let shape: Vec<(Period, Vec<&str>)> = groups
             .iter()
-            .map(|g| (g.period, g.conversations.iter().map(|c| c.id.as_str()).collect()))
+            .map(|g| {
+                (
+                    g.period,
+                    g.conversations.iter().map(|c| c.id.as_str()).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             shape,

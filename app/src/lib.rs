@@ -56,7 +56,7 @@ pub fn App() -> impl IntoView {
 
     view! {
         <Stylesheet id="leptos" href="/pkg/wick.css" />
-        <Title formatter=|text: String| if text.is_empty() { "Wick".to_owned() } else { format!("{text} · Wick") } />
+        <Title formatter=page_title />
         <Router>
             <div class="layout">
                 <Sidebar />
@@ -73,13 +73,49 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The document title for a page's own title ("" on the start page).
+///
+/// leptos_meta 0.8 writes the server-rendered `<title>` without escaping it, and
+/// conversation titles are user text: a title like `</title><script>` must not
+/// become markup. In the browser the same text goes to `document.title`, which
+/// is plain text, so escaping there would show the entities.
+fn page_title(text: String) -> String {
+    let title = if text.is_empty() {
+        "Wick".to_owned()
+    } else {
+        format!("{text} · Wick")
+    };
+    if cfg!(feature = "ssr") {
+        escape_html(&title)
+    } else {
+        title
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
     // Tests (and impatient users' clicks) can tell when the page is interactive.
-    if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
         let _ = body.set_attribute("data-hydrated", "true");
     }
 }

@@ -61,9 +61,12 @@ pub fn set_cookie_value(token: &str, secure: bool) -> HeaderValue {
         .http_only(true)
         .same_site(cookie::SameSite::Lax)
         .secure(secure)
-        .max_age(cookie::time::Duration::seconds(SESSION_LIFETIME.as_secs() as i64))
+        .max_age(cookie::time::Duration::seconds(
+            SESSION_LIFETIME.as_secs() as i64
+        ))
         .build();
-    HeaderValue::from_str(&cookie.to_string()).expect("a cookie built from base64url is a valid header")
+    HeaderValue::from_str(&cookie.to_string())
+        .expect("a cookie built from base64url is a valid header")
 }
 
 fn request_headers() -> HeaderMap {
@@ -118,7 +121,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(
             COOKIE,
-            HeaderValue::from_str(&format!("other=1; {COOKIE_NAME}=not-a-token; {COOKIE_NAME}={good}")).unwrap(),
+            HeaderValue::from_str(&format!(
+                "other=1; {COOKIE_NAME}=not-a-token; {COOKIE_NAME}={good}"
+            ))
+            .unwrap(),
         );
         headers.append(COOKIE, HeaderValue::from_static("wick_session=%%%;;=="));
         assert_eq!(token_hashes(&headers), vec![token_hash(&good).unwrap()]);
@@ -131,8 +137,14 @@ mod tests {
         let v = set_cookie_value(&new_token(), false);
         let v = v.to_str().unwrap();
         assert!(v.starts_with("wick_session="));
-        assert!(v.contains("HttpOnly") && v.contains("SameSite=Lax") && v.contains("Path=/"), "{v}");
+        assert!(
+            v.contains("HttpOnly") && v.contains("SameSite=Lax") && v.contains("Path=/"),
+            "{v}"
+        );
         assert!(!v.contains("Secure"));
-        assert!(set_cookie_value(&new_token(), true).to_str().unwrap().contains("Secure"));
+        assert!(set_cookie_value(&new_token(), true)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
     }
 }

@@ -19,10 +19,7 @@ pub enum StoreError {
     #[error("invalid database URL {url:?}: {source}")]
     BadUrl { url: String, source: sqlx::Error },
     #[error("could not create the database directory {dir}: {source}")]
-    CreateDir {
-        dir: String,
-        source: std::io::Error,
-    },
+    CreateDir { dir: String, source: std::io::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -94,10 +91,12 @@ pub async fn create_anonymous_user(
     let now = now_ms();
     let expires = now + lifetime.as_millis() as i64;
     let mut tx = pool.begin().await?;
-    let user_id: UserId = sqlx::query_scalar("INSERT INTO users (kind, created_at) VALUES ('anonymous', ?) RETURNING id")
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+    let user_id: UserId = sqlx::query_scalar(
+        "INSERT INTO users (kind, created_at) VALUES ('anonymous', ?) RETURNING id",
+    )
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)",
     )
@@ -113,19 +112,26 @@ pub async fn create_anonymous_user(
 }
 
 /// The user of an unexpired session, if any.
-pub async fn user_for_session(pool: &SqlitePool, token_hash: &[u8; 32]) -> Result<Option<UserId>, StoreError> {
-    let user = sqlx::query_scalar("SELECT user_id FROM sessions WHERE token_hash = ? AND expires_at > ?")
-        .bind(&token_hash[..])
-        .bind(now_ms())
-        .fetch_optional(pool)
-        .await?;
+pub async fn user_for_session(
+    pool: &SqlitePool,
+    token_hash: &[u8; 32],
+) -> Result<Option<UserId>, StoreError> {
+    let user =
+        sqlx::query_scalar("SELECT user_id FROM sessions WHERE token_hash = ? AND expires_at > ?")
+            .bind(&token_hash[..])
+            .bind(now_ms())
+            .fetch_optional(pool)
+            .await?;
     Ok(user)
 }
 
 // ---- conversations ---------------------------------------------------------------
 
 /// The user's conversations, most recently changed first.
-pub async fn list_conversations(pool: &SqlitePool, user: UserId) -> Result<Vec<ConversationSummary>, StoreError> {
+pub async fn list_conversations(
+    pool: &SqlitePool,
+    user: UserId,
+) -> Result<Vec<ConversationSummary>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, title, updated_at FROM conversations WHERE user_id = ? ORDER BY updated_at DESC, id DESC",
     )
@@ -144,13 +150,19 @@ pub async fn list_conversations(pool: &SqlitePool, user: UserId) -> Result<Vec<C
 }
 
 /// One of the user's conversations with the messages of its current branch.
-pub async fn get_conversation(pool: &SqlitePool, user: UserId, id: &str) -> Result<ConversationView, StoreError> {
-    let row = sqlx::query("SELECT id, title, model, leaf_message_id FROM conversations WHERE id = ? AND user_id = ?")
-        .bind(id)
-        .bind(user)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+pub async fn get_conversation(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+) -> Result<ConversationView, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, title, model, leaf_message_id FROM conversations WHERE id = ? AND user_id = ?",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)?;
     let leaf: Option<String> = row.try_get("leaf_message_id")?;
 
     // Walk from the leaf up through the parents: that is the branch on screen.
@@ -176,7 +188,8 @@ pub async fn get_conversation(pool: &SqlitePool, user: UserId, id: &str) -> Resu
             let role: String = r.try_get("role")?;
             Ok(MessageView {
                 id: r.try_get("id")?,
-                role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
                 content: r.try_get("content")?,
                 state: r.try_get("state")?,
             })
@@ -216,7 +229,16 @@ pub async fn create_conversation(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    insert_message(&mut tx, &message, &conversation, None, Role::User, first_message, now).await?;
+    insert_message(
+        &mut tx,
+        &message,
+        &conversation,
+        None,
+        Role::User,
+        first_message,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(conversation)
 }
@@ -232,20 +254,33 @@ pub async fn append_user_message(
     let now = now_ms();
     let message = new_id();
     let mut tx = pool.begin().await?;
-    let leaf: Option<String> = sqlx::query_scalar("SELECT leaf_message_id FROM conversations WHERE id = ? AND user_id = ?")
-        .bind(conversation)
-        .bind(user)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    insert_message(&mut tx, &message, conversation, leaf.as_deref(), Role::User, content, now).await?;
-    sqlx::query("UPDATE conversations SET leaf_message_id = ?, updated_at = ? WHERE id = ? AND user_id = ?")
-        .bind(&message)
-        .bind(now)
-        .bind(conversation)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?;
+    let leaf: Option<String> = sqlx::query_scalar(
+        "SELECT leaf_message_id FROM conversations WHERE id = ? AND user_id = ?",
+    )
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    insert_message(
+        &mut tx,
+        &message,
+        conversation,
+        leaf.as_deref(),
+        Role::User,
+        content,
+        now,
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE conversations SET leaf_message_id = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+    )
+    .bind(&message)
+    .bind(now)
+    .bind(conversation)
+    .bind(user)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(message)
 }
@@ -277,5 +312,8 @@ async fn insert_message(
 
 /// Whether the database answers a trivial query.
 pub async fn ping(pool: &SqlitePool) -> bool {
-    sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(pool).await.is_ok()
+    sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .is_ok()
 }

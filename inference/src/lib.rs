@@ -91,6 +91,9 @@ mod tests {
 
         let missing = path.with_file_name("nope.gguf");
         let err = LocalModel::open(&missing).unwrap_err().to_string();
-        assert!(err.contains("does not exist") && err.contains("nope.gguf"), "{err}");
+        assert!(
+            err.contains("does not exist") && err.contains("nope.gguf"),
+            "{err}"
+        );
     }
 }

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "wick", version, about = "A self-hosted chat app with a local model")]
+#[command(
+    name = "wick",
+    version,
+    about = "A self-hosted chat app with a local model"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -24,11 +28,21 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to serve the chat on.
-    #[arg(long, env = "WICK_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "WICK_ADDR",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
     pub addr: SocketAddr,
 
     /// SQLite database URL; the file and its directory are created when missing.
-    #[arg(long, env = "WICK_DATABASE_URL", default_value = "sqlite://data/wick.db", global = true)]
+    #[arg(
+        long,
+        env = "WICK_DATABASE_URL",
+        default_value = "sqlite://data/wick.db",
+        global = true
+    )]
     pub database_url: String,
 
     /// The local GGUF model.
@@ -45,11 +59,21 @@ pub struct Config {
     pub log: String,
 
     /// Where the built site (wasm, CSS, public assets) lies; cargo-leptos writes it to `target/site`.
-    #[arg(long, env = "WICK_SITE_ROOT", default_value = "target/site", global = true)]
+    #[arg(
+        long,
+        env = "WICK_SITE_ROOT",
+        default_value = "target/site",
+        global = true
+    )]
     pub site_root: String,
 
     /// Mark the session cookie `Secure`: set this when Wick is served over HTTPS.
-    #[arg(long, env = "WICK_SECURE_COOKIES", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "WICK_SECURE_COOKIES",
+        default_value_t = false,
+        global = true
+    )]
     pub secure_cookies: bool,
 }
 

@@ -17,7 +17,11 @@ pub struct Health {
 
 pub async fn health(State(state): State<ServerState>) -> (StatusCode, Json<Health>) {
     let db_ok = app::store::ping(&state.app.pool).await;
-    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         code,
         Json(Health {

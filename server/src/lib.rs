@@ -29,7 +29,10 @@ pub enum ServerError {
         source: app::store::StoreError,
     },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -77,6 +80,7 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
 pub fn router(state: ServerState) -> Router {
     let routes = generate_route_list(App);
     let app_state = state.app.clone();
+    let fallback_state = state.app.clone();
     let leptos = state.leptos.clone();
     Router::new()
         .route("/health", get(health::health))
@@ -86,7 +90,13 @@ pub fn router(state: ServerState) -> Router {
             move || provide_context(app_state.clone()),
             move || shell(leptos.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<ServerState, _>(shell))
+        // Files of the built site, else the app's own 404 page (which needs the state too).
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            ServerState,
+            _,
+        >(
+            move || provide_context(fallback_state.clone()), shell
+        ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -97,7 +107,10 @@ pub fn router(state: ServerState) -> Router {
 pub async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
     TcpListener::bind(config.addr)
         .await
-        .map_err(|source| ServerError::Bind { addr: config.addr, source })
+        .map_err(|source| ServerError::Bind {
+            addr: config.addr,
+            source,
+        })
 }
 
 pub async fn serve(

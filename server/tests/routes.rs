@@ -16,8 +16,13 @@ struct TestServer {
 }
 
 fn model_path() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.exists(), "{} is missing: run `make model` first", path.display());
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make model` first",
+        path.display()
+    );
     path
 }
 
@@ -56,7 +61,13 @@ fn browser() -> reqwest::Client {
 }
 
 /// Posts the composer form the way a browser does, from `page`.
-async fn send(client: &reqwest::Client, s: &TestServer, page: &str, conversation: Option<&str>, content: &str) -> reqwest::Response {
+async fn send(
+    client: &reqwest::Client,
+    s: &TestServer,
+    page: &str,
+    conversation: Option<&str>,
+    content: &str,
+) -> reqwest::Response {
     let mut form = vec![("content", content)];
     if let Some(c) = conversation {
         form.push(("conversation_id", c));
@@ -93,7 +104,10 @@ async fn the_start_page_renders_without_creating_a_session() {
     let s = start().await;
     let r = browser().get(format!("{}/", s.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers().get(SET_COOKIE).is_none(), "a page view creates no session");
+    assert!(
+        r.headers().get(SET_COOKIE).is_none(),
+        "a page view creates no session"
+    );
     let html = r.text().await.unwrap();
     assert!(html.contains("<title>Wick</title>"), "{html}");
     assert!(html.contains(r#"aria-label="Conversations""#));
@@ -108,33 +122,88 @@ async fn sending_without_javascript_stores_and_redirects_to_the_conversation() {
     let me = browser();
     let r = send(&me, &s, "/", None, "Hello <b>Wick</b> & friends").await;
     assert_eq!(r.status(), StatusCode::FOUND);
-    let cookie = r.headers().get(SET_COOKIE).expect("a session cookie").to_str().unwrap().to_owned();
+    let cookie = r
+        .headers()
+        .get(SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.starts_with("wick_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(location.starts_with("/c/"), "{location}");
 
-    let page = me.get(format!("{}{location}", s.base)).send().await.unwrap();
+    let page = me
+        .get(format!("{}{location}", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     // The message is shown as text, escaped, never as markup.
-    assert!(html.contains("Hello &lt;b&gt;Wick&lt;/b&gt; &amp; friends"), "{html}");
-    assert!(!html.contains("<b>Wick</b>"));
-    assert!(html.contains("<title>Hello &lt;b&gt;Wick&lt;/b&gt; &amp; friends · Wick</title>"), "{html}");
-    assert!(html.contains(&format!(r#"href="{location}""#)), "listed in the sidebar");
+    assert!(
+        html.contains("Hello &lt;b&gt;Wick&lt;/b&gt; &amp; friends"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>Wick</b>"), "{html}");
+    assert!(
+        html.contains("<title>Hello &lt;b&gt;Wick&lt;/b&gt; &amp; friends · Wick</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(r#"href="{location}""#)),
+        "listed in the sidebar"
+    );
 
     // A second message in the same conversation.
     let id = location.trim_start_matches("/c/");
     let r = send(&me, &s, &location, Some(id), "Second message").await;
     assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(r.headers()[LOCATION], location.as_str());
-    assert!(r.headers().get(SET_COOKIE).is_none(), "the session is reused");
-    let html = me.get(format!("{}{location}", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        r.headers().get(SET_COOKIE).is_none(),
+        "the session is reused"
+    );
+    let html = me
+        .get(format!("{}{location}", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let first_at = html.find("Hello &lt;b&gt;").unwrap();
     let second_at = html.find("Second message").unwrap();
     assert!(first_at < second_at);
     assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 2);
     assert_eq!(count(&s, "SELECT count(*) FROM conversations").await, 1);
+}
+
+#[tokio::test]
+async fn user_text_never_becomes_markup_not_even_in_the_title() {
+    let s = start().await;
+    let me = browser();
+    let attack = "</title><script>alert(1)</script><img src=x onerror=alert(2)>";
+    let r = send(&me, &s, "/", None, attack).await;
+    let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let html = me
+        .get(format!("{}{location}", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(!html.contains("<img src=x"), "{html}");
+    assert!(
+        html.contains("<title>&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -146,21 +215,39 @@ async fn another_visitor_gets_404_and_none_of_the_data() {
 
     let bob = browser();
     send(&bob, &s, "/", None, "bob's own chat").await;
-    let r = bob.get(format!("{}{location}", s.base)).send().await.unwrap();
+    let r = bob
+        .get(format!("{}{location}", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let html = r.text().await.unwrap();
     assert!(!html.contains("secret plan"), "{html}");
-    assert!(html.contains("bob&#x27;s own chat") || html.contains("bob's own chat"), "bob sees his own sidebar");
+    assert!(
+        html.contains("bob&#x27;s own chat") || html.contains("bob's own chat"),
+        "bob sees his own sidebar"
+    );
 
     // Writing into alice's conversation is refused and stores nothing.
     let id = location.trim_start_matches("/c/");
     let r = send(&bob, &s, &location, Some(id), "injected").await;
     assert_eq!(r.status(), StatusCode::FOUND);
     assert!(r.headers()[LOCATION].to_str().unwrap().contains("__err="));
-    assert_eq!(count(&s, "SELECT count(*) FROM messages WHERE content = 'injected'").await, 0);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM messages WHERE content = 'injected'"
+        )
+        .await,
+        0
+    );
 
     // A visitor with no cookie sees an empty sidebar and a 404.
-    let r = browser().get(format!("{}{location}", s.base)).send().await.unwrap();
+    let r = browser()
+        .get(format!("{}{location}", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(!r.text().await.unwrap().contains("secret"));
 }
@@ -175,10 +262,16 @@ async fn bad_messages_are_refused_with_a_reason_and_store_nothing() {
     assert_eq!(r.status(), StatusCode::FOUND);
     let back = r.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(back.contains("__err="), "{back}");
-    assert!(r.headers().get(SET_COOKIE).is_none(), "a refused message creates no session");
+    assert!(
+        r.headers().get(SET_COOKIE).is_none(),
+        "a refused message creates no session"
+    );
     // The page the browser is sent back to explains what was wrong.
     let html = me.get(back).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("This message is 32001 characters long; the limit is 32000 characters."), "{html}");
+    assert!(
+        html.contains("This message is 32001 characters long; the limit is 32000 characters."),
+        "{html}"
+    );
 
     let r = send(&me, &s, "/", None, "  \n ").await;
     let back = r.headers()[LOCATION].to_str().unwrap().to_owned();
@@ -197,8 +290,15 @@ async fn bad_messages_are_refused_with_a_reason_and_store_nothing() {
 #[tokio::test]
 async fn a_malformed_cookie_is_treated_as_no_cookie() {
     let s = start().await;
-    let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    for bad in ["wick_session=garbage", "wick_session=", "wick_session=%00%ff; other=1"] {
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    for bad in [
+        "wick_session=garbage",
+        "wick_session=",
+        "wick_session=%00%ff; other=1",
+    ] {
         let r = client
             .get(format!("{}/", s.base))
             .header("Cookie", bad)
@@ -216,14 +316,25 @@ async fn a_malformed_cookie_is_treated_as_no_cookie() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
-    assert!(r.headers().get(SET_COOKIE).is_some(), "a fresh session replaces the malformed one");
+    assert!(
+        r.headers().get(SET_COOKIE).is_some(),
+        "a fresh session replaces the malformed one"
+    );
 }
 
 #[tokio::test]
 async fn unknown_pages_are_404() {
     let s = start().await;
-    for path in ["/nope", "/c/0123456789abcdef0123456789abcdef", "/c/../../etc/passwd"] {
-        let r = browser().get(format!("{}{path}", s.base)).send().await.unwrap();
+    for path in [
+        "/nope",
+        "/c/0123456789abcdef0123456789abcdef",
+        "/c/../../etc/passwd",
+    ] {
+        let r = browser()
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }

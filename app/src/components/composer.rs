@@ -10,7 +10,10 @@ use crate::ConversationsChanged;
 /// JavaScript it is a plain form post to the same server function, which
 /// redirects back (with the error in the address when there is one).
 #[component]
-pub fn Composer(action: ServerAction<SendMessage>, conversation_id: Option<String>) -> impl IntoView {
+pub fn Composer(
+    action: ServerAction<SendMessage>,
+    conversation_id: Option<String>,
+) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     // A problem found before sending (empty, too long); the server's answer otherwise.
     let local_problem = RwSignal::new(None::<String>);

@@ -15,7 +15,10 @@ pub fn ConversationPage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     // Created here, inside the routes, so a no-JS form error (`?__err=`) reaches it.
     let send = ServerAction::<SendMessage>::new();
-    let conversation = Resource::new(move || (id(), send.version().get()), |(id, _)| get_conversation(id));
+    let conversation = Resource::new(
+        move || (id(), send.version().get()),
+        |(id, _)| get_conversation(id),
+    );
 
     view! {
         <Transition fallback=|| view! { <div class="messages"><p class="loading">"Loading…"</p></div> }>
