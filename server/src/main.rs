@@ -8,6 +8,8 @@ async fn main() -> std::process::ExitCode {
     let config = cli.config;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        // Logs on stderr; stdout carries only the "serving at" line that scripts can read.
+        .with_writer(std::io::stderr)
         .init();
 
     let result = match cli.command.unwrap_or(Command::Serve) {

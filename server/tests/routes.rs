@@ -1,7 +1,9 @@
 //! The server on a real loopback port with a real SQLite file and the real model
 //! file, driven over HTTP the way a browser without JavaScript drives it.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 use app::api::SendMessage;
 use leptos::server_fn::ServerFn;
@@ -9,10 +11,20 @@ use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 
+/// A real `wick` process on a free loopback port with its own database file;
+/// killed when dropped.
 struct TestServer {
     base: String,
     db_url: String,
+    child: Child,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn model_path() -> PathBuf {
@@ -29,24 +41,40 @@ fn model_path() -> PathBuf {
 async fn start() -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}/wick.db", dir.path().display());
-    let model = model_path();
-    let config = server::Config::from_args([
-        "wick",
-        "--addr",
-        "127.0.0.1:0",
-        "--database-url",
-        &db_url,
-        "--model",
-        model.to_str().unwrap(),
-    ])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            &db_url,
+            "--log",
+            "warn",
+        ])
+        .arg("--model")
+        .arg(model_path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start wick");
+    // The server announces the address it bound once it is ready to answer.
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
     .unwrap();
-    let state = server::prepare(&config).await.unwrap();
-    let listener = server::bind(&config).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(listener, state, std::future::pending()));
+    let base = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://"))
+        .unwrap_or_else(|| panic!("unexpected first line from wick: {line:?}"))
+        .to_owned();
     TestServer {
-        base: format!("http://{addr}"),
+        base,
         db_url,
+        child,
         _dir: dir,
     }
 }
@@ -82,9 +110,13 @@ async fn send(
         .unwrap()
 }
 
+/// Reads a number straight from the server's database file.
 async fn count(s: &TestServer, sql: &str) -> i64 {
-    let pool = app::store::open(&s.db_url).await.unwrap();
-    sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&s.db_url).await.unwrap();
+    let n = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
+    db.close().await.unwrap();
+    n
 }
 
 #[tokio::test]
