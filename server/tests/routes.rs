@@ -110,6 +110,16 @@ async fn send(
         .unwrap()
 }
 
+/// The HTML of `path`, as `client` sees it.
+async fn page(client: &reqwest::Client, s: &TestServer, path: &str) -> String {
+    let r = client
+        .get(format!("{}{path}", s.base))
+        .send()
+        .await
+        .unwrap();
+    r.text().await.unwrap()
+}
+
 /// Reads a number straight from the server's database file.
 async fn count(s: &TestServer, sql: &str) -> i64 {
     use sqlx::Connection;
@@ -200,14 +210,7 @@ async fn sending_without_javascript_stores_and_redirects_to_the_conversation() {
         r.headers().get(SET_COOKIE).is_none(),
         "the session is reused"
     );
-    let html = me
-        .get(format!("{}{location}", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&me, &s, &location).await;
     let first_at = html.find("Hello &lt;b&gt;").unwrap();
     let second_at = html.find("Second message").unwrap();
     assert!(first_at < second_at);
@@ -222,14 +225,7 @@ async fn user_text_never_becomes_markup_not_even_in_the_title() {
     let attack = "</title><script>alert(1)</script><img src=x onerror=alert(2)>";
     let r = send(&me, &s, "/", None, attack).await;
     let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
-    let html = me
-        .get(format!("{}{location}", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&me, &s, &location).await;
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(!html.contains("<img src=x"), "{html}");
     assert!(
