@@ -179,13 +179,13 @@ async fn sending_without_javascript_stores_and_redirects_to_the_conversation() {
     let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(location.starts_with("/c/"), "{location}");
 
-    let page = me
+    let response = me
         .get(format!("{}{location}", s.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
     // The message is shown as text, escaped, never as markup.
     assert!(
         html.contains("Hello &lt;b&gt;Wick&lt;/b&gt; &amp; friends"),
