@@ -1,7 +1,20 @@
-//! Model backends for Wick, with no web dependencies.
-//!
-//! For now this crate only knows how to find and check a local model file; the
-//! Candle engine, the `Backend` trait and the remote backends come next.
+//! Model backends for Wick, with no web dependencies: the `Backend` trait,
+//! request validation, and the local Candle engine for GGUF models (loading by
+//! architecture, tokenizer and chat template from the file's metadata,
+//! sampling, UTF-8-safe streaming, a worker thread off the async runtime).
+
+pub mod backend;
+pub mod engine;
+pub mod gguf;
+pub mod request;
+pub mod sampler;
+pub mod stop;
+pub mod template;
+pub mod tokenizer;
+
+pub use backend::{Backend, CancelHandle, Event, FinishReason, Generation, Usage};
+pub use engine::{EngineConfig, LocalEngine, ModelInfo};
+pub use request::{ChatMessage, GenerationRequest, Params, Prompt, ValidationError};
 
 use std::fs::File;
 use std::io::Read;
@@ -17,8 +30,29 @@ pub enum InferenceError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("model file {path} is not a GGUF file (it does not start with the bytes `GGUF`)")]
-    NotGguf { path: PathBuf },
+    #[error("model file {path} is not a GGUF file: {detail}")]
+    NotGguf { path: PathBuf, detail: String },
+    #[error("model architecture {0:?} (general.architecture) is not supported; supported: llama")]
+    UnsupportedArchitecture(String),
+    #[error("the model file has no {0} metadata")]
+    MissingMetadata(String),
+    #[error("the model file's {0} metadata is malformed: {1}")]
+    BadMetadata(String, String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("the prompt is {prompt_tokens} tokens long; the model's context window is {context_length} tokens")]
+    ContextOverflow {
+        prompt_tokens: usize,
+        context_length: usize,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("model computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("model worker: {0}")]
+    Worker(String),
 }
 
 /// A local GGUF model file that exists and carries the GGUF magic bytes.
@@ -48,6 +82,7 @@ impl LocalModel {
         if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
             return Err(InferenceError::NotGguf {
                 path: path.to_owned(),
+                detail: "it does not start with the bytes `GGUF`".into(),
             });
         }
         let name = path

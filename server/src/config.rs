@@ -23,6 +23,35 @@ pub struct Cli {
 pub enum Command {
     /// Serve the chat (the default when no command is given).
     Serve,
+    /// Generate a reply with the local model and stream it to stdout; speeds go to stderr.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// The text to answer (wrapped as one user turn by the chat template unless --raw).
+    #[arg(long)]
+    pub prompt: String,
+    /// A system message placed before the prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Use the prompt as it is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f64,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    #[arg(long, default_value_t = 299792458)]
+    pub seed: u64,
+    /// Threads for the model (0 = one per core).
+    #[arg(long, env = "WICK_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -35,6 +35,8 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Cli(String),
 }
 
 /// Axum state: the Leptos options (for file serving) and the app's shared state.

@@ -1,5 +1,10 @@
+use std::io::Write;
+
 use clap::Parser;
-use server::config::{Cli, Command};
+use inference::{
+    Backend, ChatMessage, EngineConfig, Event, GenerationRequest, LocalEngine, Params, Prompt,
+};
+use server::config::{Cli, Command, GenerateArgs};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -14,6 +19,13 @@ async fn main() -> std::process::ExitCode {
 
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
+        Command::Generate(args) => {
+            let model = config.model.clone();
+            tokio::task::spawn_blocking(move || generate(&model, args))
+                .await
+                .unwrap_or_else(|e| Err(format!("generation thread failed: {e}")))
+                .map_err(server::ServerError::Cli)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -31,4 +43,74 @@ async fn serve(config: server::Config) -> Result<(), server::ServerError> {
     tracing::info!(model = %config.model.display(), database = %config.database_url, "Wick is ready");
     println!("Wick is serving the chat at http://{addr}");
     server::serve(listener, state, server::shutdown_signal()).await
+}
+
+/// `wick generate`: stream one reply to stdout, then the speeds to stderr like
+/// llama.cpp's CLI does.
+fn generate(model: &std::path::Path, args: GenerateArgs) -> Result<(), String> {
+    let loading = std::time::Instant::now();
+    let engine = LocalEngine::load(
+        model,
+        EngineConfig {
+            threads: args.threads,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let info = engine.info().clone();
+    eprintln!(
+        "model: {} ({:?}, context {} tokens, {} threads), loaded in {:.2} s",
+        info.name,
+        info.architecture,
+        info.context_length,
+        info.threads,
+        loading.elapsed().as_secs_f64()
+    );
+    let prompt = if args.raw {
+        Prompt::Raw(args.prompt)
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = args.system {
+            messages.push(ChatMessage::new("system", system));
+        }
+        messages.push(ChatMessage::new("user", args.prompt));
+        Prompt::Chat(messages)
+    };
+    let request = GenerationRequest {
+        prompt,
+        params: Params {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            top_k: args.top_k,
+            max_new_tokens: args.max_new_tokens,
+            seed: args.seed,
+            ..Params::default()
+        },
+    };
+    let mut generation = engine.generate(request).map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    while let Some(event) = generation.blocking_next() {
+        match event {
+            Event::Token { text, .. } => {
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            Event::Done { finish, usage } => {
+                let _ = writeln!(stdout);
+                let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+                eprintln!(
+                    "prompt: {} tokens in {:.2} s ({:.1} tok/s); decode: {} tokens in {:.2} s ({:.1} tok/s); finish: {}",
+                    usage.prompt_tokens,
+                    usage.prompt_seconds,
+                    rate(usage.prompt_tokens, usage.prompt_seconds),
+                    usage.completion_tokens,
+                    usage.decode_seconds,
+                    rate(usage.completion_tokens, usage.decode_seconds),
+                    finish.as_str()
+                );
+                return Ok(());
+            }
+            Event::Error(e) => return Err(e),
+        }
+    }
+    Err("the model worker stopped without finishing".into())
 }

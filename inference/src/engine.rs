@@ -1,0 +1,231 @@
+//! The local Candle engine: a GGUF model on dedicated worker threads, fed
+//! requests through a channel so that model work never runs on an async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use crate::backend::{Backend, CancelHandle, Event, FinishReason, Generation, Usage};
+use crate::gguf::{self, Architecture, Metadata, Weights};
+use crate::request::{GenerationRequest, Prompt};
+use crate::sampler::Sampler;
+use crate::stop::StopFilter;
+use crate::template::ChatTemplate;
+use crate::tokenizer::ModelTokenizer;
+use crate::InferenceError;
+
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Threads for the model's matrix work; 0 means one per core.
+    pub threads: usize,
+}
+
+/// What the loaded model is.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub architecture: Architecture,
+    pub context_length: usize,
+    pub threads: usize,
+}
+
+struct Job {
+    request: GenerationRequest,
+    events: UnboundedSender<Event>,
+    cancel: CancelHandle,
+}
+
+/// Everything the worker needs to run one request after another.
+struct Model {
+    weights: Weights,
+    tokenizer: ModelTokenizer,
+    template: ChatTemplate,
+    context_length: usize,
+}
+
+pub struct LocalEngine {
+    jobs: mpsc::Sender<Job>,
+    info: ModelInfo,
+}
+
+impl LocalEngine {
+    /// Loads the model (blocking: call it from a blocking context) and starts its worker.
+    pub fn load(path: &Path, config: EngineConfig) -> Result<Self, InferenceError> {
+        let loaded = gguf::load(path)?;
+        let md = Metadata(&loaded.metadata);
+        let tokenizer = ModelTokenizer::load(path, &md)?;
+        let text_of =
+            |t: &Option<(u32, String)>| t.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+        let template = ChatTemplate::new(
+            md.string("tokenizer.chat_template"),
+            text_of(&tokenizer.bos),
+            text_of(&tokenizer.eos),
+        )?;
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            config.threads
+        };
+        let info = ModelInfo {
+            path: path.to_owned(),
+            name: loaded.name,
+            architecture: loaded.architecture,
+            context_length: loaded.context_length,
+            threads,
+        };
+        let mut model = Model {
+            weights: loaded.weights,
+            tokenizer,
+            template,
+            context_length: loaded.context_length,
+        };
+        // Candle parallelises with rayon: a pool of our own sets the thread count
+        // without touching the process-wide pool.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("wick-model-{i}"))
+            .build()
+            .map_err(|e| InferenceError::Worker(e.to_string()))?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("wick-model".into())
+            .spawn(move || {
+                // Requests run one after another, in arrival order.
+                for job in queue {
+                    pool.install(|| model.run(job));
+                }
+            })
+            .map_err(|e| InferenceError::Worker(e.to_string()))?;
+        Ok(Self { jobs, info })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+}
+
+impl Backend for LocalEngine {
+    fn generate(&self, request: GenerationRequest) -> Result<Generation, InferenceError> {
+        request.validate()?;
+        let (events, receiver) = unbounded_channel();
+        let cancel = CancelHandle::default();
+        self.jobs
+            .send(Job {
+                request,
+                events,
+                cancel: cancel.clone(),
+            })
+            .map_err(|_| InferenceError::Worker("the model worker has stopped".into()))?;
+        Ok(Generation {
+            events: receiver,
+            cancel,
+        })
+    }
+}
+
+impl Model {
+    fn run(&mut self, job: Job) {
+        let events = job.events.clone();
+        if let Err(e) = self.generate(job) {
+            let _ = events.send(Event::Error(e.to_string()));
+        }
+    }
+
+    /// The prompt's token ids: a conversation through the chat template, or raw text.
+    fn prompt_ids(&self, prompt: &Prompt) -> Result<Vec<u32>, InferenceError> {
+        match prompt {
+            Prompt::Chat(messages) => {
+                let text = self.template.render(messages, true)?;
+                self.tokenizer.encode(&text)
+            }
+            Prompt::Raw(text) => {
+                let mut ids = Vec::new();
+                if self.tokenizer.add_bos {
+                    ids.extend(self.tokenizer.bos.as_ref().map(|(id, _)| *id));
+                }
+                ids.extend(self.tokenizer.encode(text)?);
+                Ok(ids)
+            }
+        }
+    }
+
+    fn generate(&mut self, job: Job) -> Result<(), InferenceError> {
+        let Job {
+            request,
+            events,
+            cancel,
+        } = job;
+        let params = &request.params;
+        let prompt = self.prompt_ids(&request.prompt)?;
+        if prompt.len() >= self.context_length {
+            return Err(InferenceError::ContextOverflow {
+                prompt_tokens: prompt.len(),
+                context_length: self.context_length,
+            });
+        }
+        // Clip the reply to what fits in the context window.
+        let max_new = params
+            .max_new_tokens
+            .min(self.context_length - prompt.len());
+        let mut sampler = Sampler::new(params);
+        let mut stop = StopFilter::new(params.stop.clone());
+        let mut decoder = self.tokenizer.tokenizer.decode_stream(true);
+
+        let started = Instant::now();
+        let mut logits = self.weights.forward(&prompt, 0)?;
+        let prompt_seconds = started.elapsed().as_secs_f64();
+        let decode_started = Instant::now();
+
+        let mut history = prompt.clone();
+        let mut generated = 0usize;
+        let finish = loop {
+            if cancel.is_cancelled() || events.is_closed() {
+                break FinishReason::Cancelled;
+            }
+            let next = sampler.sample(&logits, &history)?;
+            if self.tokenizer.stop_ids.contains(&next) {
+                break FinishReason::Eos;
+            }
+            generated += 1;
+            history.push(next);
+            let piece = decoder
+                .step(next)
+                .map_err(|e| InferenceError::Tokenizer(e.to_string()))?
+                .unwrap_or_default();
+            let (text, stopped) = stop.push(&piece);
+            let _ = events.send(Event::Token {
+                id: Some(next),
+                text,
+            });
+            if stopped {
+                break FinishReason::Stop;
+            }
+            if generated >= max_new {
+                break FinishReason::Length;
+            }
+            logits = self.weights.forward(&[next], history.len() - 1)?;
+        };
+        if finish != FinishReason::Stop {
+            let rest = std::mem::replace(&mut stop, StopFilter::new(Vec::new())).finish();
+            if !rest.is_empty() {
+                let _ = events.send(Event::Token {
+                    id: None,
+                    text: rest,
+                });
+            }
+        }
+        let usage = Usage {
+            prompt_tokens: prompt.len(),
+            completion_tokens: generated,
+            prompt_seconds,
+            decode_seconds: decode_started.elapsed().as_secs_f64(),
+        };
+        let _ = events.send(Event::Done { finish, usage });
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! Reading a GGUF file's metadata and choosing the model class from it (the
+//! "Auto class" idea: the file says what it is, we pick the implementation).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama;
+
+use crate::InferenceError;
+
+/// Architectures Wick can run, by `general.architecture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// Llama and its family (SmolLM2, TinyLlama, Mistral).
+    Llama,
+}
+
+impl Architecture {
+    pub fn from_gguf_name(name: &str) -> Result<Self, InferenceError> {
+        match name {
+            "llama" => Ok(Self::Llama),
+            other => Err(InferenceError::UnsupportedArchitecture(other.to_owned())),
+        }
+    }
+
+    /// The most positions the implementation handles, whatever the file declares:
+    /// candle's quantized llama precomputes rotary tables for 4096 positions.
+    fn implementation_limit(self) -> usize {
+        match self {
+            Self::Llama => quantized_llama::MAX_SEQ_LEN,
+        }
+    }
+}
+
+/// Typed access to the metadata of an open GGUF file.
+pub struct Metadata<'a>(pub &'a HashMap<String, Value>);
+
+impl Metadata<'_> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(|v| v.to_string().ok()).cloned()
+    }
+
+    /// An unsigned integer of any stored width.
+    pub fn usize(&self, key: &str) -> Option<usize> {
+        let v = self.get(key)?;
+        v.to_u32()
+            .map(|n| n as usize)
+            .or_else(|_| v.to_u64().map(|n| n as usize))
+            .or_else(|_| v.to_i32().map(|n| n as usize))
+            .ok()
+    }
+
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(|v| v.to_bool().ok())
+    }
+
+    pub fn strings(&self, key: &str) -> Result<Vec<String>, InferenceError> {
+        let values = self
+            .get(key)
+            .ok_or_else(|| InferenceError::MissingMetadata(key.to_owned()))?
+            .to_vec()
+            .map_err(|e| InferenceError::BadMetadata(key.to_owned(), e.to_string()))?;
+        values
+            .iter()
+            .map(|v| {
+                v.to_string()
+                    .cloned()
+                    .map_err(|e| InferenceError::BadMetadata(key.to_owned(), e.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn ints(&self, key: &str) -> Option<Vec<i64>> {
+        let values = self.get(key)?.to_vec().ok()?;
+        values
+            .iter()
+            .map(|v| {
+                v.to_i32()
+                    .map(i64::from)
+                    .or_else(|_| v.to_u32().map(i64::from))
+                    .ok()
+            })
+            .collect()
+    }
+}
+
+/// The network itself, behind one forward function.
+pub enum Weights {
+    Llama(quantized_llama::ModelWeights),
+}
+
+impl Weights {
+    /// Logits for the last position of `tokens`, placed at `position` in the sequence.
+    /// Position 0 starts a new sequence (the cache is replaced).
+    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, InferenceError> {
+        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let logits = match self {
+            Weights::Llama(m) => m.forward(&input, position)?,
+        };
+        Ok(logits.squeeze(0)?)
+    }
+}
+
+/// A loaded GGUF model: its weights and what its metadata says about it.
+pub struct LoadedGguf {
+    pub architecture: Architecture,
+    pub name: String,
+    /// The usable context: the file's declared length, capped by the implementation.
+    pub context_length: usize,
+    pub weights: Weights,
+    pub metadata: HashMap<String, Value>,
+}
+
+/// Opens a GGUF, reads `general.architecture` and loads the matching model.
+pub fn load(path: &Path) -> Result<LoadedGguf, InferenceError> {
+    let mut file = File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => InferenceError::ModelMissing {
+            path: path.to_owned(),
+        },
+        _ => InferenceError::ModelUnreadable {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
+    let content = Content::read(&mut file).map_err(|e| InferenceError::NotGguf {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let md = Metadata(&content.metadata);
+    let arch_name = md
+        .string("general.architecture")
+        .ok_or_else(|| InferenceError::MissingMetadata("general.architecture".into()))?;
+    let architecture = Architecture::from_gguf_name(&arch_name)?;
+    let declared = md
+        .usize(&format!("{arch_name}.context_length"))
+        .unwrap_or(2048);
+    let context_length = declared.min(architecture.implementation_limit());
+    let name = md.string("general.name").unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let metadata = content.metadata.clone();
+    let weights = match architecture {
+        Architecture::Llama => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
+            content,
+            &mut file,
+            &Device::Cpu,
+        )?),
+    };
+    Ok(LoadedGguf {
+        architecture,
+        name,
+        context_length,
+        weights,
+        metadata,
+    })
+}
