@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model bench tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -62,6 +62,11 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  echo "Installing Debian's Chromium for the browser tests…"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+## bench: Wick's engine against llama.cpp (built once from PyPI's llama-cpp-python sources, ~12 min)
+bench: model
+	cargo build --release -p server --bin wick
+	python3 scripts/bench.py --llama-bin "$$(./scripts/build-llama-cpp.sh)"
 
 ## check: formatting and lints, as before every commit
 check:

@@ -188,7 +188,7 @@ impl Model {
                 break FinishReason::Cancelled;
             }
             let next = sampler.sample(&logits, &history)?;
-            if self.tokenizer.stop_ids.contains(&next) {
+            if !params.ignore_eos && self.tokenizer.stop_ids.contains(&next) {
                 break FinishReason::Eos;
             }
             generated += 1;

@@ -39,6 +39,8 @@ pub struct Params {
     /// Generation ends when one of these appears; the stop text itself is not emitted.
     pub stop: Vec<String>,
     pub seed: u64,
+    /// Keep generating past the end-of-turn token (for benchmarks, like llama.cpp's `--ignore-eos`).
+    pub ignore_eos: bool,
 }
 
 impl Default for Params {
@@ -52,6 +54,7 @@ impl Default for Params {
             max_new_tokens: 512,
             stop: Vec::new(),
             seed: 299792458,
+            ignore_eos: false,
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct GenerateArgs {
     pub max_new_tokens: usize,
     #[arg(long, default_value_t = 299792458)]
     pub seed: u64,
+    /// Keep going past the end-of-turn token (for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Threads for the model (0 = one per core).
     #[arg(long, env = "WICK_THREADS", default_value_t = 0)]
     pub threads: usize,

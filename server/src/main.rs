@@ -83,6 +83,7 @@ fn generate(model: &std::path::Path, args: GenerateArgs) -> Result<(), String> {
             top_k: args.top_k,
             max_new_tokens: args.max_new_tokens,
             seed: args.seed,
+            ignore_eos: args.ignore_eos,
             ..Params::default()
         },
     };
