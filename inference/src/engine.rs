@@ -211,7 +211,7 @@ impl Model {
             logits = self.weights.forward(&[next], history.len() - 1)?;
         };
         if finish != FinishReason::Stop {
-            let rest = std::mem::replace(&mut stop, StopFilter::new(Vec::new())).finish();
+            let rest = stop.finish();
             if !rest.is_empty() {
                 let _ = events.send(Event::Token {
                     id: None,

@@ -2,7 +2,6 @@
 //! "Auto class" idea: the file says what it is, we pick the implementation).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -120,15 +119,7 @@ pub struct LoadedGguf {
 
 /// Opens a GGUF, reads `general.architecture` and loads the matching model.
 pub fn load(path: &Path) -> Result<LoadedGguf, InferenceError> {
-    let mut file = File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => InferenceError::ModelMissing {
-            path: path.to_owned(),
-        },
-        _ => InferenceError::ModelUnreadable {
-            path: path.to_owned(),
-            source,
-        },
-    })?;
+    let mut file = crate::open_model_file(path)?;
     let content = Content::read(&mut file).map_err(|e| InferenceError::NotGguf {
         path: path.to_owned(),
         detail: e.to_string(),

@@ -55,6 +55,19 @@ pub enum InferenceError {
     Worker(String),
 }
 
+/// Opens a model file, telling a missing file (with a hint) from an unreadable one.
+pub(crate) fn open_model_file(path: &Path) -> Result<File, InferenceError> {
+    File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => InferenceError::ModelMissing {
+            path: path.to_owned(),
+        },
+        _ => InferenceError::ModelUnreadable {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
 /// A local GGUF model file that exists and carries the GGUF magic bytes.
 #[derive(Debug, Clone)]
 pub struct LocalModel {
@@ -71,12 +84,7 @@ impl LocalModel {
             path: path.to_owned(),
             source,
         };
-        let mut file = File::open(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => InferenceError::ModelMissing {
-                path: path.to_owned(),
-            },
-            _ => unreadable(source),
-        })?;
+        let mut file = open_model_file(path)?;
         let size_bytes = file.metadata().map_err(unreadable)?.len();
         let mut magic = [0u8; 4];
         if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
