@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::data::{ConversationView, SidebarGroup};
+use crate::data::{ConversationView, Sent, SidebarGroup};
 use crate::error::AppError;
 
 /// The caller's conversations, grouped for the sidebar. A visitor without a
@@ -19,7 +19,8 @@ pub async fn list_conversations() -> Result<Vec<SidebarGroup>, AppError> {
     Ok(group_by_period(list, store::now_ms()))
 }
 
-/// One of the caller's conversations; someone else's is `NotFound`.
+/// One of the caller's conversations; someone else's is `NotFound`. A reply
+/// still generating carries its live text and where its stream stands.
 #[server]
 pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> {
     use crate::{session, state::AppState, store};
@@ -27,36 +28,133 @@ pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> 
         return Err(AppError::NotFound);
     };
     let state = expect_context::<AppState>();
-    Ok(store::get_conversation(&state.pool, user, &id).await?)
+    let mut conversation = store::get_conversation(&state.pool, user, &id).await?;
+    for m in conversation
+        .messages
+        .iter_mut()
+        .filter(|m| m.state == "generating")
+    {
+        if let Some(task) = state.generations.get(&m.id) {
+            (m.content, m.seq) = task.snapshot();
+        }
+    }
+    Ok(conversation)
 }
 
-/// Stores the user's message, starting a conversation when `conversation_id`
-/// is empty, and redirects to the conversation. Works as a plain form post too.
+/// Stores the user's message (starting a conversation when `conversation_id`
+/// is empty), starts the reply and redirects to the conversation. Works as a
+/// plain form post too. When the queue is full, nothing is stored (HTTP 429).
 #[server]
 pub async fn send_message(
     conversation_id: Option<String>,
     content: String,
-) -> Result<String, AppError> {
+) -> Result<Sent, AppError> {
     use crate::{message, session, state::AppState, store};
     // Validate before anything is written: a refused message stores nothing.
     message::check_message(&content).map_err(|p| AppError::Invalid(p.to_string()))?;
     let conversation_id = conversation_id.filter(|id| !id.is_empty());
     let state = expect_context::<AppState>();
-    let id = match conversation_id {
+    let (user, conversation, parent, slot) = match conversation_id {
         Some(id) => {
             let Some(user) = session::current_user().await? else {
                 return Err(AppError::NotFound);
             };
-            store::append_user_message(&state.pool, user, &id, &content).await?;
-            id
+            // Only the owner's own reply counts: nobody learns about others' conversations.
+            if let Some(task) = state.generations.running_in(&id) {
+                if task.user == user {
+                    return Err(AppError::Invalid(
+                        "A reply is still being written. Stop it or wait for it before sending."
+                            .into(),
+                    ));
+                }
+            }
+            let slot = reserve(&state)?;
+            let message = store::append_user_message(&state.pool, user, &id, &content).await?;
+            (user, id, message, slot)
         }
         None => {
+            let slot = reserve(&state)?;
             let user = session::current_or_new_user().await?;
             let title = message::title_from(&content);
-            store::create_conversation(&state.pool, user, &title, &state.model_name, &content)
-                .await?
+            let (conversation, message) =
+                store::create_conversation(&state.pool, user, &title, &state.model_name, &content)
+                    .await?;
+            (user, conversation, message, slot)
         }
     };
-    leptos_axum::redirect(&format!("/c/{id}"));
-    Ok(id)
+    let reply =
+        store::begin_reply(&state.pool, user, &conversation, &parent, &state.model_name).await?;
+    let task = state.generations.start(slot, user, reply);
+    leptos_axum::redirect(&format!("/c/{conversation}"));
+    Ok(Sent {
+        conversation_id: conversation,
+        message_id: task.message_id.clone(),
+    })
+}
+
+/// Generates a reply again: a new answer to the same user message, shown in
+/// place of the old one (which stays stored, as a branch).
+#[server]
+pub async fn retry_reply(conversation_id: String, message_id: String) -> Result<Sent, AppError> {
+    use crate::{session, state::AppState, store};
+    let Some(user) = session::current_user().await? else {
+        return Err(AppError::NotFound);
+    };
+    let state = expect_context::<AppState>();
+    let parent = store::parent_for_retry(&state.pool, user, &conversation_id, &message_id).await?;
+    if state.generations.running_in(&conversation_id).is_some() {
+        return Err(AppError::Invalid(
+            "A reply is still being written. Stop it or wait for it before retrying.".into(),
+        ));
+    }
+    let slot = reserve(&state)?;
+    let reply = store::begin_reply(
+        &state.pool,
+        user,
+        &conversation_id,
+        &parent,
+        &state.model_name,
+    )
+    .await?;
+    let task = state.generations.start(slot, user, reply);
+    Ok(Sent {
+        conversation_id,
+        message_id: task.message_id.clone(),
+    })
+}
+
+/// Stops the caller's reply `message_id`; it is saved with the text so far and
+/// finish reason "stopped". Stopping a reply that already ended does nothing.
+#[server]
+pub async fn stop_reply(message_id: String) -> Result<(), AppError> {
+    use crate::{session, state::AppState};
+    let Some(user) = session::current_user().await? else {
+        return Err(AppError::NotFound);
+    };
+    let state = expect_context::<AppState>();
+    match state.generations.get(&message_id) {
+        Some(task) if task.user == user => {
+            task.stop();
+            Ok(())
+        }
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// A place in the generation queue, or "busy": HTTP 429 for script and
+/// JavaScript callers; a plain form post is sent back to its page with the
+/// message, like every other error.
+#[cfg(feature = "ssr")]
+fn reserve(state: &crate::state::AppState) -> Result<crate::generation::Slot, AppError> {
+    state.generations.reserve().map_err(|busy| {
+        let from_a_form = use_context::<http::request::Parts>()
+            .and_then(|p| p.headers.get(http::header::ACCEPT).cloned())
+            .and_then(|v| v.to_str().ok().map(|v| v.contains("text/html")))
+            .unwrap_or(false);
+        if !from_a_form {
+            let response = expect_context::<leptos_axum::ResponseOptions>();
+            response.set_status(http::StatusCode::TOO_MANY_REQUESTS);
+        }
+        AppError::Busy(busy.to_string())
+    })
 }

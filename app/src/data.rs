@@ -44,6 +44,50 @@ pub struct MessageView {
     pub content: String,
     /// 'generating', 'done', 'interrupted' or 'error'.
     pub state: String,
+    /// Why the reply ended: 'eos', 'stop', 'length', 'stopped' or 'error'.
+    pub finish_reason: Option<String>,
+    /// What went wrong, for a reply in state 'error'.
+    pub error: Option<String>,
+    /// For a reply still generating: the sequence number of the last streamed
+    /// event already in `content`, so the browser can follow from there.
+    pub seq: u64,
+}
+
+/// What a successful send answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub conversation_id: String,
+    /// The assistant message being generated (its stream is `/api/messages/{id}/stream`).
+    pub message_id: String,
+}
+
+/// The events of a reply's stream (`text/event-stream`, each with `id: <seq>`):
+/// `token` events carry text, then one `end` or `failed` event closes it.
+pub mod stream {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Token {
+        pub text: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct End {
+        /// 'eos', 'stop', 'length', 'stopped', or 'interrupted' (the server shut down).
+        pub finish_reason: String,
+        pub prompt_tokens: u64,
+        pub completion_tokens: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Failed {
+        pub message: String,
+    }
+
+    /// The stream of the reply `message_id`.
+    pub fn url(message_id: &str) -> String {
+        format!("/api/messages/{message_id}/stream")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

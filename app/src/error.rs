@@ -13,6 +13,9 @@ pub enum AppError {
     /// deliberately indistinguishable.
     #[error("This conversation does not exist.")]
     NotFound,
+    /// Too many replies are being generated; nothing was stored.
+    #[error("{0}")]
+    Busy(String),
     /// A fault on our side; details go to the server log, never to the browser.
     #[error("Something went wrong on the server. Nothing was lost; please try again.")]
     Internal,

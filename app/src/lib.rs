@@ -5,9 +5,14 @@ pub mod api;
 pub mod components;
 pub mod data;
 pub mod error;
+pub mod markdown;
 pub mod message;
 pub mod pages;
 
+#[cfg(feature = "ssr")]
+pub mod generation;
+#[cfg(feature = "hydrate")]
+mod live;
 #[cfg(feature = "ssr")]
 pub mod session;
 #[cfg(feature = "ssr")]

@@ -75,15 +75,23 @@ fn request_headers() -> HeaderMap {
         .unwrap_or_default()
 }
 
-/// The user making the current request, if their cookie names a live session.
-pub async fn current_user() -> Result<Option<UserId>, AppError> {
-    let state = expect_context::<AppState>();
-    for hash in token_hashes(&request_headers()) {
-        if let Some(user) = store::user_for_session(&state.pool, &hash).await? {
+/// The user whose live session a request's cookies name, if any.
+pub async fn user_from_headers(
+    pool: &sqlx::SqlitePool,
+    headers: &HeaderMap,
+) -> Result<Option<UserId>, store::StoreError> {
+    for hash in token_hashes(headers) {
+        if let Some(user) = store::user_for_session(pool, &hash).await? {
             return Ok(Some(user));
         }
     }
     Ok(None)
+}
+
+/// The user making the current request, if their cookie names a live session.
+pub async fn current_user() -> Result<Option<UserId>, AppError> {
+    let state = expect_context::<AppState>();
+    Ok(user_from_headers(&state.pool, &request_headers()).await?)
 }
 
 /// The user making the current request, creating an anonymous one (and setting

@@ -9,4 +9,6 @@ pub struct AppState {
     pub model_name: String,
     /// Mark the session cookie `Secure` (set when Wick is served over HTTPS).
     pub secure_cookies: bool,
+    /// The replies being generated.
+    pub generations: crate::generation::Generations,
 }

@@ -164,37 +164,10 @@ pub async fn get_conversation(
     .await?
     .ok_or(StoreError::NotFound)?;
     let leaf: Option<String> = row.try_get("leaf_message_id")?;
-
-    // Walk from the leaf up through the parents: that is the branch on screen.
-    let rows = sqlx::query(
-        "WITH RECURSIVE branch(id, depth) AS (
-             SELECT ?, 0
-             UNION ALL
-             SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
-             WHERE m.parent_id IS NOT NULL
-         )
-         SELECT m.id, m.role, m.content, m.state
-         FROM branch b JOIN messages m ON m.id = b.id
-         WHERE m.conversation_id = ?
-         ORDER BY b.depth DESC",
-    )
-    .bind(leaf)
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    let messages = rows
-        .into_iter()
-        .map(|r| {
-            let role: String = r.try_get("role")?;
-            Ok(MessageView {
-                id: r.try_get("id")?,
-                role: Role::parse(&role)
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
-                content: r.try_get("content")?,
-                state: r.try_get("state")?,
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let messages = match leaf {
+        Some(leaf) => branch(pool, id, &leaf).await?,
+        None => Vec::new(),
+    };
     Ok(ConversationView {
         id: row.try_get("id")?,
         title: row.try_get("title")?,
@@ -203,15 +176,56 @@ pub async fn get_conversation(
     })
 }
 
+/// The messages from the conversation's root down to `leaf`, oldest first.
+/// Callers have checked that the conversation belongs to the user.
+async fn branch(
+    pool: &SqlitePool,
+    conversation: &str,
+    leaf: &str,
+) -> Result<Vec<MessageView>, StoreError> {
+    // Walk from the leaf up through the parents: that is the branch on screen.
+    let rows = sqlx::query(
+        "WITH RECURSIVE branch(id, depth) AS (
+             SELECT ?, 0
+             UNION ALL
+             SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
+             WHERE m.parent_id IS NOT NULL
+         )
+         SELECT m.id, m.role, m.content, m.state, m.finish_reason, m.error
+         FROM branch b JOIN messages m ON m.id = b.id
+         WHERE m.conversation_id = ?
+         ORDER BY b.depth DESC",
+    )
+    .bind(leaf)
+    .bind(conversation)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(MessageView {
+                id: r.try_get("id")?,
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
+                content: r.try_get("content")?,
+                state: r.try_get("state")?,
+                finish_reason: r.try_get("finish_reason")?,
+                error: r.try_get("error")?,
+                seq: 0,
+            })
+        })
+        .collect()
+}
+
 /// Starts a conversation with the user's first message, in one transaction.
-/// Returns the conversation's id.
+/// Returns the ids of the conversation and of the message.
 pub async fn create_conversation(
     pool: &SqlitePool,
     user: UserId,
     title: &str,
     model: &str,
     first_message: &str,
-) -> Result<String, StoreError> {
+) -> Result<(String, String), StoreError> {
     let now = now_ms();
     let conversation = new_id();
     let message = new_id();
@@ -240,7 +254,7 @@ pub async fn create_conversation(
     )
     .await?;
     tx.commit().await?;
-    Ok(conversation)
+    Ok((conversation, message))
 }
 
 /// Adds a user message at the end of the conversation's current branch.
@@ -308,6 +322,165 @@ async fn insert_message(
     .execute(tx)
     .await?;
     Ok(())
+}
+
+// ---- replies ---------------------------------------------------------------------
+
+/// A reply about to be generated: its empty message row, and what the model
+/// is to continue (the system prompt and the turns up to the user's message).
+#[derive(Debug, Clone)]
+pub struct NewReply {
+    pub conversation_id: String,
+    pub message_id: String,
+    pub system_prompt: Option<String>,
+    pub turns: Vec<MessageView>,
+}
+
+/// Adds an empty assistant message in state `generating` under `parent` (a
+/// user message of the user's conversation) and makes it the branch's leaf.
+pub async fn begin_reply(
+    pool: &SqlitePool,
+    user: UserId,
+    conversation: &str,
+    parent: &str,
+    model: &str,
+) -> Result<NewReply, StoreError> {
+    let now = now_ms();
+    let message = new_id();
+    let mut tx = pool.begin().await?;
+    let system_prompt: Option<String> = sqlx::query_scalar(
+        "SELECT c.system_prompt FROM conversations c JOIN messages m ON m.conversation_id = c.id
+         WHERE c.id = ? AND c.user_id = ? AND m.id = ? AND m.role = 'user'",
+    )
+    .bind(conversation)
+    .bind(user)
+    .bind(parent)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, state, model, created_at, updated_at)
+         VALUES (?, ?, ?, 'assistant', '', 'generating', ?, ?, ?)",
+    )
+    .bind(&message)
+    .bind(conversation)
+    .bind(parent)
+    .bind(model)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE conversations SET leaf_message_id = ?, updated_at = ? WHERE id = ?")
+        .bind(&message)
+        .bind(now)
+        .bind(conversation)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(NewReply {
+        conversation_id: conversation.to_owned(),
+        message_id: message,
+        system_prompt,
+        turns: branch(pool, conversation, parent).await?,
+    })
+}
+
+/// The user message an assistant message of the user's conversation answers,
+/// for generating that reply again. Refused while it is still generating.
+pub async fn parent_for_retry(
+    pool: &SqlitePool,
+    user: UserId,
+    conversation: &str,
+    message: &str,
+) -> Result<String, StoreError> {
+    let row = sqlx::query(
+        "SELECT m.parent_id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.id = ? AND c.id = ? AND c.user_id = ? AND m.role = 'assistant'",
+    )
+    .bind(message)
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let parent: Option<String> = row.try_get("parent_id")?;
+    parent.ok_or_else(|| StoreError::Corrupt(format!("assistant message {message} has no parent")))
+}
+
+/// Saves the text of a reply that is still being generated.
+pub async fn save_partial(
+    pool: &SqlitePool,
+    message: &str,
+    content: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND state = 'generating'",
+    )
+    .bind(content)
+    .bind(now_ms())
+    .bind(message)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// How a reply ended, as stored on its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// 'done', 'interrupted' or 'error'.
+    pub state: &'static str,
+    /// 'eos', 'stop', 'length', 'stopped', 'error'; `None` when interrupted.
+    pub finish_reason: Option<&'static str>,
+    pub error: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+}
+
+/// Stores a reply's final text and how it ended.
+pub async fn finish_reply(
+    pool: &SqlitePool,
+    message: &str,
+    content: &str,
+    finish: &Finish,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let conversation: Option<String> = sqlx::query_scalar(
+        "UPDATE messages SET content = ?, state = ?, finish_reason = ?, error = ?, prompt_tokens = ?,
+             completion_tokens = ?, updated_at = ?
+         WHERE id = ? RETURNING conversation_id",
+    )
+    .bind(content)
+    .bind(finish.state)
+    .bind(finish.finish_reason)
+    .bind(&finish.error)
+    .bind(finish.prompt_tokens)
+    .bind(finish.completion_tokens)
+    .bind(now)
+    .bind(message)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(conversation) = conversation {
+        sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(conversation)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Marks replies left `generating` by a server that died as `interrupted`,
+/// keeping the text they had. Run once at start-up, before serving.
+pub async fn interrupt_unfinished(pool: &SqlitePool) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE messages SET state = 'interrupted', updated_at = ? WHERE state = 'generating'",
+    )
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Whether the database answers a trivial query.

@@ -97,7 +97,8 @@ async fn a_conversation_keeps_its_messages_in_order_on_one_branch() {
     let alice = user(&pool, 1).await;
     let id = store::create_conversation(&pool, alice, "Hello", "SmolLM2", "Hello there")
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let second = store::append_user_message(&pool, alice, &id, "And again")
         .await
         .unwrap();
@@ -132,14 +133,17 @@ async fn the_list_is_newest_first_and_only_the_owners() {
     let bob = user(&pool, 2).await;
     let first = store::create_conversation(&pool, alice, "first", "m", "1")
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let second = store::create_conversation(&pool, alice, "second", "m", "2")
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let bobs = store::create_conversation(&pool, bob, "bob's", "m", "secret")
         .await
-        .unwrap();
+        .unwrap()
+        .0;
 
     let ids: Vec<String> = store::list_conversations(&pool, alice)
         .await
@@ -171,7 +175,8 @@ async fn someone_elses_conversation_is_not_found_and_untouched() {
     let mallory = user(&pool, 9).await;
     let id = store::create_conversation(&pool, alice, "private", "m", "my secret")
         .await
-        .unwrap();
+        .unwrap()
+        .0;
 
     assert!(matches!(
         store::get_conversation(&pool, mallory, &id).await,
@@ -198,7 +203,8 @@ async fn data_survives_reopening_the_file() {
     let alice = user(&pool, 1).await;
     let id = store::create_conversation(&pool, alice, "kept", "m", "still here")
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     pool.close().await;
 
     // Opening again runs the migrations again: they must be a no-op.

@@ -9,7 +9,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::backend::{Backend, CancelHandle, Event, FinishReason, Generation, Usage};
 use crate::gguf::{self, Architecture, Metadata, Weights};
-use crate::request::{GenerationRequest, Prompt};
+use crate::request::{ChatMessage, GenerationRequest, Prompt};
 use crate::sampler::Sampler;
 use crate::stop::StopFilter;
 use crate::template::ChatTemplate;
@@ -137,8 +137,11 @@ impl Model {
     }
 
     /// The prompt's token ids: a conversation through the chat template, or raw text.
-    fn prompt_ids(&self, prompt: &Prompt) -> Result<Vec<u32>, InferenceError> {
-        match prompt {
+    fn prompt_ids(&self, request: &GenerationRequest) -> Result<Vec<u32>, InferenceError> {
+        match &request.prompt {
+            Prompt::Chat(messages) if request.drop_old_turns => {
+                self.fitted_chat_ids(messages, request.params.max_new_tokens)
+            }
             Prompt::Chat(messages) => {
                 let text = self.template.render(messages, true)?;
                 self.tokenizer.encode(&text)
@@ -154,14 +157,39 @@ impl Model {
         }
     }
 
+    /// A conversation's ids after dropping its oldest turns until it fits with
+    /// room for a reply (up to a quarter of the window).
+    fn fitted_chat_ids(
+        &self,
+        messages: &[ChatMessage],
+        max_new: usize,
+    ) -> Result<Vec<u32>, InferenceError> {
+        let room = max_new.min(self.context_length / 4);
+        let budget = self.context_length.saturating_sub(room);
+        let mut ids = Vec::new();
+        drop_old_turns(messages, budget, |m| {
+            ids = self.tokenizer.encode(&self.template.render(m, true)?)?;
+            Ok(ids.len())
+        })?;
+        Ok(ids)
+    }
+
     fn generate(&mut self, job: Job) -> Result<(), InferenceError> {
         let Job {
             request,
             events,
             cancel,
         } = job;
+        // A request cancelled while it waited in the queue costs no model work.
+        if cancel.is_cancelled() || events.is_closed() {
+            let _ = events.send(Event::Done {
+                finish: FinishReason::Cancelled,
+                usage: Usage::default(),
+            });
+            return Ok(());
+        }
         let params = &request.params;
-        let prompt = self.prompt_ids(&request.prompt)?;
+        let prompt = self.prompt_ids(&request)?;
         if prompt.len() >= self.context_length {
             return Err(InferenceError::ContextOverflow {
                 prompt_tokens: prompt.len(),
@@ -227,5 +255,86 @@ impl Model {
         };
         let _ = events.send(Event::Done { finish, usage });
         Ok(())
+    }
+}
+
+/// The turns of `messages` that fit in `budget` tokens as counted by `count`
+/// (which is called last on the turns returned): the oldest go first. System
+/// messages and the newest message always stay; an assistant turn left at the
+/// front goes too, since chat templates expect a user turn first. When even
+/// that is too long, the result is still returned and the caller reports the
+/// overflow.
+fn drop_old_turns(
+    messages: &[ChatMessage],
+    budget: usize,
+    mut count: impl FnMut(&[ChatMessage]) -> Result<usize, InferenceError>,
+) -> Result<Vec<ChatMessage>, InferenceError> {
+    let mut kept = messages.to_vec();
+    let first_turn = |m: &[ChatMessage]| m.iter().position(|m| m.role != "system");
+    while count(&kept)? > budget {
+        match first_turn(&kept) {
+            Some(i) if i + 1 < kept.len() => {
+                kept.remove(i);
+                while let Some(j) = first_turn(&kept) {
+                    if kept[j].role == "assistant" && j + 1 < kept.len() {
+                        kept.remove(j);
+                    } else {
+                        break;
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+    Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(turns: &[(&str, &str)]) -> Vec<ChatMessage> {
+        turns
+            .iter()
+            .map(|(r, c)| ChatMessage::new(*r, *c))
+            .collect()
+    }
+
+    /// One "token" per character, to make budgets easy to reason about.
+    fn chars(m: &[ChatMessage]) -> Result<usize, InferenceError> {
+        Ok(m.iter().map(|m| m.content.len()).sum())
+    }
+
+    #[test]
+    fn a_conversation_that_fits_is_kept_whole() {
+        let c = chat(&[("system", "sys"), ("user", "aaaa"), ("assistant", "bbbb")]);
+        assert_eq!(drop_old_turns(&c, 100, chars).unwrap(), c);
+    }
+
+    #[test]
+    fn the_oldest_turns_go_first_never_the_system_prompt_or_the_newest() {
+        let c = chat(&[
+            ("system", "sys"),
+            ("user", "u1u1u1"),
+            ("assistant", "a1a1a1"),
+            ("user", "u2u2"),
+            ("assistant", "a2a2"),
+            ("user", "u3"),
+        ]);
+        // 3 + 4 + 4 + 2 = 13: the first exchange goes, user first, and the
+        // assistant turn that would then lead goes with it.
+        let kept = drop_old_turns(&c, 13, chars).unwrap();
+        assert_eq!(
+            kept,
+            chat(&[
+                ("system", "sys"),
+                ("user", "u2u2"),
+                ("assistant", "a2a2"),
+                ("user", "u3")
+            ])
+        );
+        // Too small for anything but the system prompt and the newest message.
+        let kept = drop_old_turns(&c, 1, chars).unwrap();
+        assert_eq!(kept, chat(&[("system", "sys"), ("user", "u3")]));
     }
 }

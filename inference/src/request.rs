@@ -63,6 +63,10 @@ impl Default for Params {
 pub struct GenerationRequest {
     pub prompt: Prompt,
     pub params: Params,
+    /// For chats: when the conversation does not fit the context window, drop
+    /// its oldest turns (never a system message nor the newest message) instead
+    /// of failing with `ContextOverflow`.
+    pub drop_old_turns: bool,
 }
 
 pub const MAX_TEMPERATURE: f64 = 2.0;
@@ -175,6 +179,7 @@ mod tests {
         GenerationRequest {
             prompt: Prompt::Chat(vec![ChatMessage::new("user", "hi")]),
             params: Params::default(),
+            drop_old_turns: false,
         }
     }
 

@@ -51,7 +51,11 @@ impl Outcome {
 
 fn run(prompt: Prompt, params: Params) -> Outcome {
     let mut generation = engine()
-        .generate(GenerationRequest { prompt, params })
+        .generate(GenerationRequest {
+            prompt,
+            params,
+            drop_old_turns: false,
+        })
         .unwrap();
     let (mut ids, mut texts) = (Vec::new(), Vec::new());
     while let Some(event) = generation.blocking_next() {
@@ -201,6 +205,7 @@ fn cancelling_ends_the_generation_early() {
             "Count from one to one thousand.",
         )]),
         params: greedy(500),
+        drop_old_turns: false,
     };
     let mut generation = engine().generate(request).unwrap();
     let mut tokens = 0;
@@ -230,6 +235,7 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
         .generate(GenerationRequest {
             prompt: Prompt::Raw(long),
             params: greedy(8),
+            drop_old_turns: false,
         })
         .unwrap();
     match generation.blocking_next() {
@@ -249,6 +255,7 @@ fn invalid_requests_are_refused_before_any_work() {
                 temperature: 3.0,
                 ..Params::default()
             },
+            drop_old_turns: false,
         })
         .err()
         .expect("refused");

@@ -52,9 +52,6 @@ pub struct GenerateArgs {
     /// Keep going past the end-of-turn token (for benchmarks).
     #[arg(long)]
     pub ignore_eos: bool,
-    /// Threads for the model (0 = one per core).
-    #[arg(long, env = "WICK_THREADS", default_value_t = 0)]
-    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -107,6 +104,40 @@ pub struct Config {
         global = true
     )]
     pub secure_cookies: bool,
+
+    /// Threads for the local model (0 = one per core).
+    #[arg(long, env = "WICK_THREADS", default_value_t = 0, global = true)]
+    pub threads: usize,
+
+    /// Replies generating or waiting for the model at once; one more is refused
+    /// with "server busy" (HTTP 429) before anything is stored.
+    #[arg(
+        long,
+        env = "WICK_QUEUE_DEPTH",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..),
+        global = true
+    )]
+    pub queue_depth: u16,
+
+    /// The longest reply, in tokens.
+    #[arg(
+        long,
+        env = "WICK_MAX_NEW_TOKENS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=8192),
+        global = true
+    )]
+    pub max_new_tokens: u32,
+
+    /// Sampling temperature of chat replies (0 = greedy).
+    #[arg(long, env = "WICK_TEMPERATURE", default_value_t = 0.6, global = true)]
+    pub temperature: f64,
+
+    /// A fixed sampling seed makes replies reproducible; by default every reply
+    /// draws its own, so "Retry" gives a new answer.
+    #[arg(long, env = "WICK_SEED", global = true)]
+    pub seed: Option<u64>,
 }
 
 impl Config {

@@ -2,9 +2,12 @@
 
 pub mod config;
 pub mod health;
+pub mod stream;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use app::generation::{ChatSettings, Generations};
 use app::state::AppState;
 use app::{shell, App};
 use axum::extract::FromRef;
@@ -52,15 +55,55 @@ impl FromRef<ServerState> for LeptosOptions {
     }
 }
 
-/// Opens the database (applying migrations) and checks the model file.
+/// Opens the database (applying migrations), marks replies a previous run left
+/// unfinished as interrupted, and loads the model onto its worker thread.
 pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
-    let model = inference::LocalModel::open(&config.model)?;
+    // Named by its file: GGUF `general.name`s are often long and unhelpful.
+    let model_name = inference::LocalModel::open(&config.model)?.name;
+    let params = inference::Params {
+        temperature: config.temperature,
+        top_p: Some(0.9),
+        // Small models loop without it.
+        repetition_penalty: 1.1,
+        max_new_tokens: config.max_new_tokens as usize,
+        ..inference::Params::default()
+    };
+    params
+        .validate()
+        .map_err(|e| ServerError::Cli(format!("invalid generation setting: {e}")))?;
+    let database = |source| ServerError::Database {
+        url: config.database_url.clone(),
+        source,
+    };
     let pool = app::store::open(&config.database_url)
         .await
-        .map_err(|source| ServerError::Database {
-            url: config.database_url.clone(),
-            source,
-        })?;
+        .map_err(database)?;
+    let interrupted = app::store::interrupt_unfinished(&pool)
+        .await
+        .map_err(database)?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "replies left unfinished by the last run are marked interrupted"
+        );
+    }
+    let path = config.model.clone();
+    let engine_config = inference::EngineConfig {
+        threads: config.threads,
+    };
+    let engine =
+        tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))
+            .await
+            .map_err(|e| ServerError::Cli(format!("loading the model failed: {e}")))??;
+    let generations = Generations::new(
+        Arc::new(engine),
+        pool.clone(),
+        ChatSettings {
+            queue_depth: config.queue_depth as usize,
+            params,
+            seed: config.seed,
+        },
+    );
     let leptos = LeptosOptions::builder()
         .output_name("wick")
         .site_root(config.site_root.as_str())
@@ -71,8 +114,9 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         leptos,
         app: AppState {
             pool,
-            model_name: model.name,
+            model_name,
             secure_cookies: config.secure_cookies,
+            generations,
         },
     })
 }
@@ -86,6 +130,7 @@ pub fn router(state: ServerState) -> Router {
     let leptos = state.leptos.clone();
     Router::new()
         .route("/health", get(health::health))
+        .route("/api/messages/{id}/stream", get(stream::reply_stream))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -120,6 +165,13 @@ pub async fn serve(
     state: ServerState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let generations = state.app.generations.clone();
+    // Open streams would hold the shutdown until their replies end: stop the
+    // replies (saved as interrupted) so the streams close.
+    let shutdown = async move {
+        shutdown.await;
+        generations.shutdown();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -21,7 +21,8 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => serve(config).await,
         Command::Generate(args) => {
             let model = config.model.clone();
-            tokio::task::spawn_blocking(move || generate(&model, args))
+            let threads = config.threads;
+            tokio::task::spawn_blocking(move || generate(&model, threads, args))
                 .await
                 .unwrap_or_else(|e| Err(format!("generation thread failed: {e}")))
                 .map_err(server::ServerError::Cli)
@@ -47,15 +48,9 @@ async fn serve(config: server::Config) -> Result<(), server::ServerError> {
 
 /// `wick generate`: stream one reply to stdout, then the speeds to stderr like
 /// llama.cpp's CLI does.
-fn generate(model: &std::path::Path, args: GenerateArgs) -> Result<(), String> {
+fn generate(model: &std::path::Path, threads: usize, args: GenerateArgs) -> Result<(), String> {
     let loading = std::time::Instant::now();
-    let engine = LocalEngine::load(
-        model,
-        EngineConfig {
-            threads: args.threads,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let engine = LocalEngine::load(model, EngineConfig { threads }).map_err(|e| e.to_string())?;
     let info = engine.info().clone();
     eprintln!(
         "model: {} ({:?}, context {} tokens, {} threads), loaded in {:.2} s",
@@ -86,6 +81,7 @@ fn generate(model: &std::path::Path, args: GenerateArgs) -> Result<(), String> {
             ignore_eos: args.ignore_eos,
             ..Params::default()
         },
+        drop_old_turns: false,
     };
     let mut generation = engine.generate(request).map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout().lock();

@@ -1,133 +1,14 @@
 //! The server on a real loopback port with a real SQLite file and the real model
 //! file, driven over HTTP the way a browser without JavaScript drives it.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
 
 use app::api::SendMessage;
+use common::{browser, count, page, replies_finished, send, start};
 use leptos::server_fn::ServerFn;
 use reqwest::header::{ACCEPT, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
-
-/// A real `wick` process on a free loopback port with its own database file;
-/// killed when dropped.
-struct TestServer {
-    base: String,
-    db_url: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn model_path() -> PathBuf {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.exists(),
-        "{} is missing: run `make model` first",
-        path.display()
-    );
-    path
-}
-
-async fn start() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}/wick.db", dir.path().display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wick"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--database-url",
-            &db_url,
-            "--log",
-            "warn",
-        ])
-        .arg("--model")
-        .arg(model_path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start wick");
-    // The server announces the address it bound once it is ready to answer.
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let base = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .filter(|u| u.starts_with("http://"))
-        .unwrap_or_else(|| panic!("unexpected first line from wick: {line:?}"))
-        .to_owned();
-    TestServer {
-        base,
-        db_url,
-        child,
-        _dir: dir,
-    }
-}
-
-/// A browser without JavaScript: keeps cookies, does not follow redirects (so they can be checked).
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Posts the composer form the way a browser does, from `page`.
-async fn send(
-    client: &reqwest::Client,
-    s: &TestServer,
-    page: &str,
-    conversation: Option<&str>,
-    content: &str,
-) -> reqwest::Response {
-    let mut form = vec![("content", content)];
-    if let Some(c) = conversation {
-        form.push(("conversation_id", c));
-    }
-    client
-        .post(format!("{}{}", s.base, SendMessage::url()))
-        .header(ACCEPT, "text/html,application/xhtml+xml")
-        .header("Referer", format!("{}{page}", s.base))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The HTML of `path`, as `client` sees it.
-async fn page(client: &reqwest::Client, s: &TestServer, path: &str) -> String {
-    let r = client
-        .get(format!("{}{path}", s.base))
-        .send()
-        .await
-        .unwrap();
-    r.text().await.unwrap()
-}
-
-/// Reads a number straight from the server's database file.
-async fn count(s: &TestServer, sql: &str) -> i64 {
-    use sqlx::Connection;
-    let mut db = sqlx::SqliteConnection::connect(&s.db_url).await.unwrap();
-    let n = sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap();
-    db.close().await.unwrap();
-    n
-}
 
 #[tokio::test]
 async fn health_reports_version_and_database() {
@@ -201,8 +82,9 @@ async fn sending_without_javascript_stores_and_redirects_to_the_conversation() {
         "listed in the sidebar"
     );
 
-    // A second message in the same conversation.
+    // A second message in the same conversation, once the first reply is written.
     let id = location.trim_start_matches("/c/");
+    replies_finished(&s).await;
     let r = send(&me, &s, &location, Some(id), "Second message").await;
     assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(r.headers()[LOCATION], location.as_str());
@@ -214,7 +96,12 @@ async fn sending_without_javascript_stores_and_redirects_to_the_conversation() {
     let first_at = html.find("Hello &lt;b&gt;").unwrap();
     let second_at = html.find("Second message").unwrap();
     assert!(first_at < second_at);
-    assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 2);
+    // Two messages and two replies.
+    assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 4);
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM messages WHERE role = 'assistant'").await,
+        2
+    );
     assert_eq!(count(&s, "SELECT count(*) FROM conversations").await, 1);
 }
 
@@ -309,10 +196,13 @@ async fn bad_messages_are_refused_with_a_reason_and_store_nothing() {
     assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 0);
     assert_eq!(count(&s, "SELECT count(*) FROM users").await, 0);
 
-    // Exactly at the limit is fine.
+    // Exactly at the limit is fine (and gets a reply row).
     let r = send(&me, &s, "/", None, &"y".repeat(32_000)).await;
     assert!(r.headers()[LOCATION].to_str().unwrap().starts_with("/c/"));
-    assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 1);
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM messages WHERE role = 'user'").await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -2,13 +2,15 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-use crate::api::SendMessage;
+use crate::api::{SendMessage, StopReply};
+use crate::components::message_list::ReplyState;
 use crate::message::check_message;
 use crate::ConversationsChanged;
 
-/// The message box. Enter sends, Shift+Enter starts a new line. Without
-/// JavaScript it is a plain form post to the same server function, which
-/// redirects back (with the error in the address when there is one).
+/// The message box. Enter sends, Shift+Enter starts a new line. While a reply
+/// is being written the button is "Stop" and sending waits. Without JavaScript
+/// it is a plain form post to the same server functions, which redirect back
+/// (with the error in the address when there is one).
 #[component]
 pub fn Composer(
     action: ServerAction<SendMessage>,
@@ -19,6 +21,9 @@ pub fn Composer(
     let local_problem = RwSignal::new(None::<String>);
     let form_ref = NodeRef::<html::Form>::new();
     let changed = use_context::<ConversationsChanged>();
+    let reply_state = use_context::<ReplyState>();
+    let generating = move || reply_state.and_then(|r| r.generating.get());
+    let stop = ServerAction::<StopReply>::new();
 
     // After a successful send: clear the box and refresh the sidebar. On an
     // error the draft stays, so nothing typed is lost.
@@ -41,7 +46,7 @@ pub fn Composer(
     let conversation_id_for_submit = conversation_id.clone();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        if action.pending().get_untracked() {
+        if action.pending().get_untracked() || generating().is_some() {
             return;
         }
         let content = draft.get_untracked();
@@ -91,9 +96,36 @@ pub fn Composer(
                     }
                     on:keydown=on_keydown
                 ></textarea>
-                <button type="submit" class="send" disabled=move || action.pending().get()>
-                    "Send"
-                </button>
+                {move || match generating() {
+                    Some(id) => {
+                        let message_id = id.clone();
+                        view! {
+                            // Without JavaScript this posts the form to the stop function instead.
+                            <button
+                                type="submit"
+                                class="send stop"
+                                formaction=StopReply::url()
+                                name="message_id"
+                                value=id
+                                on:click=move |ev| {
+                                    ev.prevent_default();
+                                    stop.dispatch(StopReply { message_id: message_id.clone() });
+                                }
+                            >
+                                "Stop"
+                            </button>
+                        }
+                            .into_any()
+                    }
+                    None => {
+                        view! {
+                            <button type="submit" class="send" disabled=move || action.pending().get()>
+                                "Send"
+                            </button>
+                        }
+                            .into_any()
+                    }
+                }}
             </div>
             <p id="composer-problem" class="problem" role="alert">
                 {problem}

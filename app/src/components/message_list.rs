@@ -1,31 +1,198 @@
+use leptos::html;
 use leptos::prelude::*;
 
-use crate::data::MessageView;
+use crate::api::RetryReply;
+use crate::data::{MessageView, Role};
+use crate::markdown;
+
+/// What the page knows about the reply being written, shared by the messages
+/// and the composer.
+#[derive(Clone, Copy)]
+pub struct ReplyState {
+    /// The id of the reply being generated, if one is.
+    pub generating: RwSignal<Option<String>>,
+    /// Bumped to load the conversation again (e.g. when a stream is gone).
+    pub reload: RwSignal<usize>,
+}
+
+/// Keeps the newest text in view while a reply grows, unless the reader has
+/// scrolled up to read something else.
+#[derive(Clone, Copy)]
+pub struct FollowBottom {
+    scroller: NodeRef<html::Div>,
+    following: StoredValue<bool>,
+}
+
+impl FollowBottom {
+    /// Scrolls to the bottom after the next paint, if the reader is there.
+    pub fn nudge(self) {
+        if !self.following.get_value() {
+            return;
+        }
+        request_animation_frame(move || {
+            if let Some(el) = self.scroller.get_untracked() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        });
+    }
+}
 
 /// The messages of a conversation, oldest first. Each is an `<article>` named
 /// by its author ("You" / "Assistant") for screen readers and tests alike.
 #[component]
-pub fn MessageList(messages: Vec<MessageView>) -> impl IntoView {
+pub fn MessageList(
+    messages: Vec<MessageView>,
+    conversation_id: String,
+    retry: ServerAction<RetryReply>,
+) -> impl IntoView {
+    let scroller = NodeRef::<html::Div>::new();
+    let following = StoredValue::new(true);
+    let follow = FollowBottom {
+        scroller,
+        following,
+    };
+    // Open a conversation at its end.
+    Effect::new(move |_| follow.nudge());
+    let on_scroll = move |_| {
+        if let Some(el) = scroller.get_untracked() {
+            let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+            following.set_value(from_bottom < 48);
+        }
+    };
+    let last_reply = messages.iter().rposition(|m| m.role == Role::Assistant);
+
     view! {
-        <div class="messages">
+        <div class="messages" node_ref=scroller on:scroll=on_scroll>
             <div class="message-column">
                 {messages
                     .into_iter()
-                    .map(|m| {
-                        let author_id = format!("author-{}", m.id);
-                        let labelled_by = author_id.clone();
-                        let class = format!("message {}", m.role.as_str());
+                    .enumerate()
+                    .map(|(i, m)| {
                         view! {
-                            <article class=class aria-labelledby=labelled_by>
-                                <header class="author" id=author_id>
-                                    {m.role.author()}
-                                </header>
-                                <div class="content">{m.content}</div>
-                            </article>
+                            <MessageItem
+                                message=m
+                                can_retry=Some(i) == last_reply
+                                conversation_id=conversation_id.clone()
+                                retry
+                                follow
+                            />
                         }
                     })
                     .collect_view()}
             </div>
         </div>
+    }
+}
+
+/// How a reply's text, state and ending change while it streams.
+#[derive(Clone, Copy)]
+pub struct LiveReply {
+    pub text: RwSignal<String>,
+    pub state: RwSignal<String>,
+    pub finish_reason: RwSignal<Option<String>>,
+    pub error: RwSignal<Option<String>>,
+}
+
+#[component]
+fn MessageItem(
+    message: MessageView,
+    can_retry: bool,
+    conversation_id: String,
+    retry: ServerAction<RetryReply>,
+    follow: FollowBottom,
+) -> impl IntoView {
+    let MessageView {
+        id,
+        role,
+        content,
+        state,
+        finish_reason,
+        error,
+        seq,
+    } = message;
+    let live = LiveReply {
+        text: RwSignal::new(content),
+        state: RwSignal::new(state),
+        finish_reason: RwSignal::new(finish_reason),
+        error: RwSignal::new(error),
+    };
+    let reply_state = use_context::<ReplyState>();
+    if live.state.get_untracked() == "generating" {
+        if let Some(r) = reply_state {
+            r.generating.set(Some(id.clone()));
+        }
+        #[cfg(feature = "hydrate")]
+        crate::live::follow(&id, seq, live, reply_state, follow);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (seq, follow);
+
+    let author_id = format!("author-{id}");
+    let labelled_by = author_id.clone();
+    let class = format!("message {}", role.as_str());
+    let body = match role {
+        Role::Assistant => {
+            view! { <div class="content markdown" inner_html=move || markdown::to_html(&live.text.get())></div> }
+                .into_any()
+        }
+        _ => view! { <div class="content plain">{move || live.text.get()}</div> }.into_any(),
+    };
+    let status = move || {
+        let state = live.state.get();
+        let note = match (state.as_str(), live.finish_reason.get().as_deref()) {
+            ("generating", _) => Some("Writing…".to_owned()),
+            ("interrupted", _) => {
+                Some("Interrupted: the server stopped before this reply was finished.".to_owned())
+            }
+            ("error", _) => None,
+            (_, Some("stopped")) => Some("Stopped.".to_owned()),
+            (_, Some("length")) => Some("Stopped at the length limit.".to_owned()),
+            _ => None,
+        };
+        let problem = (state == "error").then(|| {
+            live.error
+                .get()
+                .unwrap_or_else(|| "The reply failed.".to_owned())
+        });
+        view! {
+            {note.map(|n| view! { <p class="status">{n}</p> })}
+            {problem.map(|p| view! { <p class="status failed" role="alert">{p}</p> })}
+        }
+    };
+    let message_id = id.clone();
+    let retry_form = move || {
+        let conversation_id = conversation_id.clone();
+        let message_id = message_id.clone();
+        (can_retry && live.state.get() != "generating").then(move || {
+            let failure = move || match retry.value().get() {
+                Some(Err(e)) => Some(e.to_string()),
+                _ => None,
+            };
+            view! {
+                <ActionForm action=retry attr:class="retry">
+                    <input type="hidden" name="conversation_id" value=conversation_id />
+                    <input type="hidden" name="message_id" value=message_id />
+                    <button type="submit" class="ghost" disabled=move || retry.pending().get()>
+                        "Retry"
+                    </button>
+                    <span class="problem" role="alert">{failure}</span>
+                </ActionForm>
+            }
+        })
+    };
+
+    view! {
+        <article
+            class=class
+            aria-labelledby=labelled_by
+            aria-busy=move || (live.state.get() == "generating").to_string()
+        >
+            <header class="author" id=author_id>
+                {role.author()}
+            </header>
+            {body}
+            {status}
+            {retry_form}
+        </article>
     }
 }

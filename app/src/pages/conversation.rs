@@ -2,7 +2,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{get_conversation, SendMessage};
+use crate::api::{get_conversation, RetryReply, SendMessage};
+use crate::components::message_list::ReplyState;
 use crate::components::{composer::Composer, message_list::MessageList};
 use crate::error::AppError;
 use crate::pages::not_found::NotFound;
@@ -13,11 +14,24 @@ use crate::pages::not_found::NotFound;
 pub fn ConversationPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    // Created here, inside the routes, so a no-JS form error (`?__err=`) reaches it.
+    // Created here, inside the routes, so a no-JS form error (`?__err=`) reaches them.
     let send = ServerAction::<SendMessage>::new();
+    let retry = ServerAction::<RetryReply>::new();
+    let reply_state = ReplyState {
+        generating: RwSignal::new(None),
+        reload: RwSignal::new(0),
+    };
+    provide_context(reply_state);
     let conversation = Resource::new(
-        move || (id(), send.version().get()),
-        |(id, _)| get_conversation(id),
+        move || {
+            (
+                id(),
+                send.version().get(),
+                retry.version().get(),
+                reply_state.reload.get(),
+            )
+        },
+        |(id, ..)| get_conversation(id),
     );
 
     view! {
@@ -26,9 +40,11 @@ pub fn ConversationPage() -> impl IntoView {
                 match conversation.await {
                     Ok(c) => {
                         let id = c.id.clone();
+                        // The list marks the reply being written, if any, as it renders.
+                        reply_state.generating.set(None);
                         view! {
                             <Title text=c.title.clone() />
-                            <MessageList messages=c.messages />
+                            <MessageList messages=c.messages conversation_id=id.clone() retry />
                             <Composer action=send conversation_id=Some(id) />
                         }
                             .into_any()

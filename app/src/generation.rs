@@ -1,0 +1,397 @@
+//! Generations: each assistant reply is produced by a task of its own,
+//! independent of any HTTP request, so a reload, a second tab or a dropped
+//! connection never loses or restarts it.
+//!
+//! A task keeps the ordered log of its events (token text, then one final
+//! event), numbered from 1; subscribers replay the log from any point and then
+//! follow it live. The reply's text is flushed to SQLite every
+//! [`FLUSH_INTERVAL`] or [`FLUSH_TOKENS`] tokens, whichever comes first, and
+//! finalised with its finish reason and token counts *before* the final event
+//! is published, so whoever sees the end can read the finished row.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::Stream;
+use inference::{
+    Backend, CancelHandle, ChatMessage, Event, FinishReason, Generation, GenerationRequest,
+    InferenceError, Params, Prompt, Usage,
+};
+use sqlx::SqlitePool;
+use tokio::sync::watch;
+
+use crate::store::{self, Finish, NewReply, UserId};
+
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+pub const FLUSH_TOKENS: usize = 32;
+/// How long a finished task's log stays available to late subscribers (a
+/// tab that reconnects after the end still gets a clean finish).
+const KEEP_FINISHED: Duration = Duration::from_secs(120);
+
+/// How replies are generated.
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// Replies generating or waiting for the model at once; one more is refused
+    /// as "busy" before anything is stored.
+    pub queue_depth: usize,
+    /// Sampling parameters for every reply (the seed is replaced, see `seed`).
+    pub params: Params,
+    /// A fixed seed makes replies reproducible (tests, demos); `None` draws a
+    /// fresh one per reply, so that "Retry" gives a different answer.
+    pub seed: Option<u64>,
+}
+
+/// One entry of a task's log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    Token(String),
+    End {
+        finish_reason: String,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    },
+    Failed(String),
+}
+
+/// The queue is full.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("The server is busy: {0} replies are already being written. Please try again in a moment.")]
+pub struct Busy(pub usize);
+
+/// All generations of this server process.
+#[derive(Clone)]
+pub struct Generations(Arc<Inner>);
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    pool: SqlitePool,
+    settings: ChatSettings,
+    tasks: Mutex<HashMap<String, Arc<Task>>>,
+    /// Generations not yet finished, queued or running.
+    unfinished: AtomicUsize,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Generations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generations")
+            .field("settings", &self.0.settings)
+            .field("unfinished", &self.0.unfinished.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// A place in the queue, taken before anything is stored; given back when the
+/// generation ends or when it was never started.
+pub struct Slot(Arc<Inner>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.unfinished.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One reply being generated.
+pub struct Task {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub user: UserId,
+    log: Mutex<Log>,
+    /// The number of events in the log; subscribers wait for it to change.
+    published: watch::Sender<u64>,
+    cancel: CancelHandle,
+}
+
+#[derive(Default)]
+struct Log {
+    events: Vec<StreamEvent>,
+    /// The text of all token events so far.
+    text: String,
+    tokens: u64,
+    finished: bool,
+}
+
+impl Task {
+    fn log(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave the log half-written
+        // (each update is a push), so a poisoned lock is still usable.
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, event: StreamEvent) {
+        let mut log = self.log();
+        match &event {
+            StreamEvent::Token(text) => {
+                log.text.push_str(text);
+                log.tokens += 1;
+            }
+            _ => log.finished = true,
+        }
+        log.events.push(event);
+        let count = log.events.len() as u64;
+        drop(log);
+        self.published.send_replace(count);
+    }
+
+    /// The text so far and the sequence number of the last token event in it.
+    pub fn snapshot(&self) -> (String, u64) {
+        let log = self.log();
+        (log.text.clone(), log.tokens)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.log().finished
+    }
+
+    /// Ends the decode loop within one token; the reply is saved as "stopped".
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The events after sequence number `after` (0 = all), then the live tail,
+    /// ending with the final event.
+    pub fn events_after(
+        self: &Arc<Self>,
+        after: u64,
+    ) -> impl Stream<Item = (u64, StreamEvent)> + Send + 'static {
+        // Subscribe before reading the log, so no publish can fall in between.
+        let watcher = self.published.subscribe();
+        futures::stream::unfold(
+            (self.clone(), watcher, after),
+            |(task, mut watcher, seen)| async move {
+                loop {
+                    {
+                        let log = task.log();
+                        if let Some(event) = log.events.get(seen as usize) {
+                            let event = event.clone();
+                            drop(log);
+                            return Some(((seen + 1, event), (task, watcher, seen + 1)));
+                        }
+                        if log.finished {
+                            return None;
+                        }
+                    }
+                    // The sender lives in the task we hold, so this only waits.
+                    if watcher.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        )
+    }
+}
+
+impl Generations {
+    pub fn new(backend: Arc<dyn Backend>, pool: SqlitePool, settings: ChatSettings) -> Self {
+        Self(Arc::new(Inner {
+            backend,
+            pool,
+            settings,
+            tasks: Mutex::new(HashMap::new()),
+            unfinished: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    fn tasks(&self) -> MutexGuard<'_, HashMap<String, Arc<Task>>> {
+        self.0.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a place in the queue, or says the server is busy.
+    pub fn reserve(&self) -> Result<Slot, Busy> {
+        let depth = self.0.settings.queue_depth;
+        self.0
+            .unfinished
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < depth).then_some(n + 1)
+            })
+            .map(|_| Slot(self.0.clone()))
+            .map_err(|_| Busy(depth))
+    }
+
+    /// The task generating (or lately finished) message `message_id`.
+    pub fn get(&self, message_id: &str) -> Option<Arc<Task>> {
+        self.tasks().get(message_id).cloned()
+    }
+
+    /// The unfinished task of a conversation, if one is running.
+    pub fn running_in(&self, conversation_id: &str) -> Option<Arc<Task>> {
+        self.tasks()
+            .values()
+            .find(|t| t.conversation_id == conversation_id && !t.is_finished())
+            .cloned()
+    }
+
+    /// Starts generating `reply` (whose row exists in state `generating`).
+    pub fn start(&self, slot: Slot, user: UserId, reply: NewReply) -> Arc<Task> {
+        let request = GenerationRequest {
+            prompt: Prompt::Chat(chat_messages(&reply)),
+            params: Params {
+                seed: self.0.settings.seed.unwrap_or_else(random_seed),
+                ..self.0.settings.params.clone()
+            },
+            drop_old_turns: true,
+        };
+        let started = self.0.backend.generate(request);
+        let cancel = match &started {
+            Ok(generation) => generation.cancel.clone(),
+            Err(_) => CancelHandle::default(),
+        };
+        let (published, _) = watch::channel(0);
+        let task = Arc::new(Task {
+            message_id: reply.message_id,
+            conversation_id: reply.conversation_id,
+            user,
+            log: Mutex::new(Log::default()),
+            published,
+            cancel,
+        });
+        self.tasks().insert(task.message_id.clone(), task.clone());
+        tokio::spawn(run(self.clone(), task.clone(), started, slot));
+        task
+    }
+
+    /// Stops every generation, saving each as interrupted; for shutdown.
+    pub fn shutdown(&self) {
+        self.0.shutting_down.store(true, Ordering::Release);
+        for task in self.tasks().values() {
+            task.stop();
+        }
+    }
+}
+
+/// What the model is asked to continue: the system prompt, then the turns.
+/// Empty replies (failed before their first token) carry nothing and are left out.
+fn chat_messages(reply: &NewReply) -> Vec<ChatMessage> {
+    let system = reply
+        .system_prompt
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| ChatMessage::new("system", s.as_str()));
+    let turns = reply
+        .turns
+        .iter()
+        .filter(|m| !m.content.is_empty())
+        .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()));
+    system.chain(turns).collect()
+}
+
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    u64::from_le_bytes(bytes)
+}
+
+enum Outcome {
+    Done(FinishReason, Usage),
+    Failed(String),
+}
+
+/// Drives one generation to its end, then stores and publishes how it ended.
+async fn run(
+    generations: Generations,
+    task: Arc<Task>,
+    started: Result<Generation, InferenceError>,
+    slot: Slot,
+) {
+    let pool = &generations.0.pool;
+    let outcome = match started {
+        Ok(generation) => follow(pool, &task, generation).await,
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
+    let (finish, event) = ending(outcome, shutting_down);
+    let (text, _) = task.snapshot();
+    if let Err(e) = store::finish_reply(pool, &task.message_id, &text, &finish).await {
+        // The text flushed so far stays; on restart the row becomes "interrupted".
+        tracing::error!(message = %task.message_id, error = %e, "could not store the finished reply");
+    }
+    // Free the place before announcing the end, so a client that sends its next
+    // message the moment it sees the end is not told the server is busy.
+    drop(slot);
+    task.publish(event);
+    tokio::spawn(async move {
+        tokio::time::sleep(KEEP_FINISHED).await;
+        generations.tasks().remove(&task.message_id);
+    });
+}
+
+/// Publishes the tokens as they come and flushes the text regularly.
+async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> Outcome {
+    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unflushed = 0usize;
+    loop {
+        tokio::select! {
+            event = generation.next() => match event {
+                Some(Event::Token { text, .. }) => {
+                    if !text.is_empty() {
+                        task.publish(StreamEvent::Token(text));
+                        unflushed += 1;
+                    }
+                    if unflushed >= FLUSH_TOKENS {
+                        save(pool, task).await;
+                        unflushed = 0;
+                    }
+                }
+                Some(Event::Done { finish, usage }) => return Outcome::Done(finish, usage),
+                Some(Event::Error(e)) => return Outcome::Failed(e),
+                None => return Outcome::Failed("The model stopped without finishing the reply.".into()),
+            },
+            _ = flush.tick() => {
+                if unflushed > 0 {
+                    save(pool, task).await;
+                    unflushed = 0;
+                }
+            }
+        }
+    }
+}
+
+async fn save(pool: &SqlitePool, task: &Task) {
+    let (text, _) = task.snapshot();
+    if let Err(e) = store::save_partial(pool, &task.message_id, &text).await {
+        // Not fatal: the next flush or the final save writes the whole text again.
+        tracing::warn!(message = %task.message_id, error = %e, "could not flush a reply");
+    }
+}
+
+/// The stored ending and the final event of an outcome.
+fn ending(outcome: Outcome, shutting_down: bool) -> (Finish, StreamEvent) {
+    match outcome {
+        Outcome::Done(reason, usage) => {
+            let (state, finish_reason) = match reason {
+                FinishReason::Eos => ("done", Some("eos")),
+                FinishReason::Stop => ("done", Some("stop")),
+                FinishReason::Length => ("done", Some("length")),
+                FinishReason::Cancelled if shutting_down => ("interrupted", None),
+                FinishReason::Cancelled => ("done", Some("stopped")),
+            };
+            let finish = Finish {
+                state,
+                finish_reason,
+                error: None,
+                prompt_tokens: Some(usage.prompt_tokens as i64),
+                completion_tokens: Some(usage.completion_tokens as i64),
+            };
+            let event = StreamEvent::End {
+                finish_reason: finish_reason.unwrap_or("interrupted").to_owned(),
+                prompt_tokens: usage.prompt_tokens as u64,
+                completion_tokens: usage.completion_tokens as u64,
+            };
+            (finish, event)
+        }
+        Outcome::Failed(message) => (
+            Finish {
+                state: "error",
+                finish_reason: Some("error"),
+                error: Some(message.clone()),
+                prompt_tokens: None,
+                completion_tokens: None,
+            },
+            StreamEvent::Failed(message),
+        ),
+    }
+}

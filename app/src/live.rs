@@ -1,0 +1,95 @@
+//! The browser side of a streaming reply: an `EventSource` on the reply's
+//! stream, feeding the message's signals. The browser reconnects by itself
+//! after a dropped connection, sending `Last-Event-ID`, so nothing is missed
+//! or repeated.
+
+use leptos::prelude::*;
+use send_wrapper::SendWrapper;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{EventSource, MessageEvent};
+
+use crate::components::message_list::{FollowBottom, LiveReply, ReplyState};
+use crate::data::stream;
+use crate::ConversationsChanged;
+
+fn parse<T: serde::de::DeserializeOwned>(event: &MessageEvent) -> Option<T> {
+    serde_json::from_str(&event.data().as_string()?).ok()
+}
+
+/// Follows reply `message_id` from the event after `after` until it ends.
+pub fn follow(
+    message_id: &str,
+    after: u64,
+    live: LiveReply,
+    reply_state: Option<ReplyState>,
+    follow: FollowBottom,
+) {
+    let url = format!("{}?after={after}", stream::url(message_id));
+    let Ok(source) = EventSource::new(&url) else {
+        return;
+    };
+    let changed = use_context::<ConversationsChanged>();
+    let finished = move || {
+        if let Some(r) = reply_state {
+            r.generating.set(None);
+        }
+        if let Some(ConversationsChanged(c)) = changed {
+            c.update(|n| *n += 1);
+        }
+    };
+
+    let on_token = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        if let Some(t) = parse::<stream::Token>(&e) {
+            live.text.update(|s| s.push_str(&t.text));
+            follow.nudge();
+        }
+    });
+    let src = source.clone();
+    let on_end = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        src.close();
+        if let Some(end) = parse::<stream::End>(&e) {
+            let interrupted = end.finish_reason == "interrupted";
+            live.finish_reason
+                .set((!interrupted).then_some(end.finish_reason));
+            live.state
+                .set(if interrupted { "interrupted" } else { "done" }.to_owned());
+        }
+        finished();
+    });
+    let src = source.clone();
+    let on_failed = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        src.close();
+        live.error
+            .set(parse::<stream::Failed>(&e).map(|f| f.message));
+        live.state.set("error".to_owned());
+        live.finish_reason.set(Some("error".to_owned()));
+        finished();
+    });
+    // A dropped connection is retried by the browser; a refused one (the reply
+    // is no longer live, e.g. the server restarted) closes the source: then the
+    // stored message tells how it ended.
+    let src = source.clone();
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        if src.ready_state() == EventSource::CLOSED {
+            if let Some(r) = reply_state {
+                r.generating.set(None);
+                r.reload.update(|n| *n += 1);
+            }
+        }
+    });
+    let listen = |name: &str, f: &web_sys::js_sys::Function| {
+        let _ = source.add_event_listener_with_callback(name, f);
+    };
+    listen("token", on_token.as_ref().unchecked_ref());
+    listen("end", on_end.as_ref().unchecked_ref());
+    listen("failed", on_failed.as_ref().unchecked_ref());
+    listen("error", on_error.as_ref().unchecked_ref());
+
+    // Leaving the page (or re-rendering the list) closes the stream.
+    let held = SendWrapper::new((source, on_token, on_end, on_failed, on_error));
+    on_cleanup(move || {
+        let (source, ..) = held.take();
+        source.close();
+    });
+}
