@@ -10,6 +10,22 @@ function conversations(page: Page) {
   return page.getByRole("navigation", { name: "Conversations" });
 }
 
+const STORY = "Write a long story about a lighthouse keeper who finds a message in a bottle.";
+
+/** Starts a conversation from the start page and returns the reply's article. */
+async function ask(page: Page, text: string) {
+  await openHydrated(page);
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill(text);
+  await box.press("Enter");
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  return page.getByRole("article", { name: "Assistant" }).last();
+}
+
+async function replyText(reply: ReturnType<Page["locator"]>) {
+  return (await reply.locator(".content").innerText()).trim();
+}
+
 test("the start page loads, titled Wick, with a sidebar and a composer", async ({ page }) => {
   await openHydrated(page);
   await expect(page).toHaveTitle(/Wick/);
@@ -20,6 +36,7 @@ test("the start page loads, titled Wick, with a sidebar and a composer", async (
 });
 
 test("send a message; after a reload it is still in the sidebar and the chat", async ({ page }) => {
+  test.setTimeout(90_000);
   await openHydrated(page);
   const text = `Where do rivers begin? ${Date.now()}`;
   const box = page.getByRole("textbox", { name: "Message" });
@@ -34,7 +51,9 @@ test("send a message; after a reload it is still in the sidebar and the chat", a
   await expect(box).toHaveValue("");
   await expect(page).toHaveTitle(new RegExp(`Wick`));
 
-  // A second message in the same conversation lands below the first.
+  // A second message in the same conversation, once the reply is written, lands below the first.
+  await expect(page.getByRole("article", { name: "Assistant" })).toHaveCount(1);
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
   await box.fill("And where do they end?");
   await page.getByRole("button", { name: "Send" }).click();
   await expect(page.getByRole("article", { name: "You" })).toHaveCount(2);
@@ -132,4 +151,93 @@ test("another visitor sees none of the first visitor's conversations", async ({ 
   } finally {
     await other.close();
   }
+});
+
+// Replies from earlier tests may still hold the model (it serves one reply at a
+// time, in order), so the streaming tests allow for a queue.
+test("the reply streams in: it grows through several lengths, then Send returns", async ({ page }) => {
+  test.setTimeout(120_000);
+  const reply = await ask(page, STORY);
+  const stop = page.getByRole("button", { name: "Stop" });
+  await expect(stop).toBeVisible();
+  await expect(page.getByRole("button", { name: "Send" })).toHaveCount(0);
+  await expect(reply).toHaveAttribute("aria-busy", "true");
+
+  const lengths: number[] = [];
+  const deadline = Date.now() + 100_000;
+  while ((await stop.isVisible()) && Date.now() < deadline) {
+    const n = (await replyText(reply)).length;
+    if (n > 0 && n !== lengths[lengths.length - 1]) lengths.push(n);
+    await page.waitForTimeout(50);
+  }
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await expect(reply).toHaveAttribute("aria-busy", "false");
+  // Seen at several lengths on the way, each longer than the one before.
+  expect(lengths.length).toBeGreaterThanOrEqual(4);
+  for (let i = 1; i < lengths.length; i++) expect(lengths[i]).toBeGreaterThan(lengths[i - 1]);
+
+  // What was streamed is what was stored.
+  const streamed = await replyText(reply);
+  await page.reload();
+  await expect(page.getByRole("article", { name: "Assistant" })).toHaveCount(1);
+  expect(await replyText(page.getByRole("article", { name: "Assistant" }))).toBe(streamed);
+});
+
+test("reloading mid-reply shows the text so far and keeps streaming", async ({ page }) => {
+  test.setTimeout(120_000);
+  const reply = await ask(page, STORY);
+  await expect.poll(async () => (await replyText(reply)).length, { timeout: 60_000 }).toBeGreaterThan(40);
+  const before = await replyText(reply);
+
+  await page.reload();
+  await expect(page.locator("body[data-hydrated]")).toBeAttached();
+  const again = page.getByRole("article", { name: "Assistant" });
+  // The reply so far is there at once, and it goes on growing.
+  expect((await replyText(again)).startsWith(before)).toBe(true);
+  await expect(page.getByRole("button", { name: "Stop" })).toBeVisible();
+  const atReload = (await replyText(again)).length;
+  await expect.poll(async () => (await replyText(again)).length).toBeGreaterThan(atReload);
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+  expect((await replyText(again)).startsWith(before)).toBe(true);
+});
+
+test("Stop ends the reply at once and keeps its text", async ({ page }) => {
+  test.setTimeout(120_000);
+  const reply = await ask(page, STORY);
+  await expect.poll(async () => (await replyText(reply)).length, { timeout: 60_000 }).toBeGreaterThan(20);
+  await page.getByRole("button", { name: "Stop" }).click();
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 3_000 });
+  await expect(reply.getByText("Stopped.")).toBeVisible();
+  const kept = await replyText(reply);
+  await page.waitForTimeout(1_000);
+  expect(await replyText(reply)).toBe(kept);
+
+  await page.reload();
+  const stored = page.getByRole("article", { name: "Assistant" });
+  expect(await replyText(stored)).toBe(kept);
+  await expect(stored.getByText("Stopped.")).toBeVisible();
+  await expect(stored.getByRole("button", { name: "Retry" })).toBeVisible();
+});
+
+test("markup in a message is shown as text and runs nothing", async ({ page }) => {
+  test.setTimeout(120_000);
+  let dialogs = 0;
+  page.on("dialog", async (d) => {
+    dialogs++;
+    await d.dismiss();
+  });
+  const attack = `<img src=x onerror="window.__pwned=1;alert(1)"> <script>window.__pwned=2;alert(2)</script> **bold?**`;
+  const reply = await ask(page, attack);
+  const mine = page.getByRole("article", { name: "You" });
+  await expect(mine).toContainText(attack);
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 100_000 });
+  // Nothing in either message became an element, and nothing ran.
+  await expect(page.locator(".messages img, .messages script")).toHaveCount(0);
+  expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  expect(dialogs).toBe(0);
+  await expect(reply).toBeVisible();
+  await page.reload();
+  await expect(page.getByRole("article", { name: "You" })).toContainText(attack);
+  await expect(page.locator(".messages img, .messages script")).toHaveCount(0);
+  expect(dialogs).toBe(0);
 });
