@@ -44,3 +44,37 @@ impl From<crate::store::StoreError> for AppError {
         }
     }
 }
+
+#[cfg(feature = "ssr")]
+impl AppError {
+    /// The HTTP status that says what kind of error this is.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            AppError::Invalid(_) | AppError::Request(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Gives a server function's error its HTTP status, for scripts and the app's
+/// own JavaScript. A plain form post (which accepts HTML) keeps the redirect
+/// back to its page that carries the message instead.
+#[cfg(feature = "ssr")]
+pub fn answer<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    use leptos::prelude::use_context;
+    if let Err(e) = &result {
+        let from_a_form = use_context::<http::request::Parts>()
+            .and_then(|p| p.headers.get(http::header::ACCEPT).cloned())
+            .and_then(|v| v.to_str().ok().map(|v| v.contains("text/html")))
+            .unwrap_or(false);
+        if let (false, Some(response)) =
+            (from_a_form, use_context::<leptos_axum::ResponseOptions>())
+        {
+            response.set_status(e.status());
+        }
+    }
+    result
+}

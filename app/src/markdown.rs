@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn only_web_and_mail_links_keep_their_address() {
         let out = to_html(
-            "[a](https://example.com) [b](javascript:alert(1)) [c](java\tscript:alert(1)) \
+            "[a](https://example.com) [b](javascript:alert(1)) [c](<java\tscript:alert(1)>) \
              [d](mailto:x@example.com) [e](/c/1) [f](data:text/html,<b>x</b>)",
         );
         assert!(

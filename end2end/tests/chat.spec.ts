@@ -183,7 +183,10 @@ test("the reply streams in: it grows through several lengths, then Send returns"
   expect(await replyText(page.getByRole("article", { name: "Assistant" }))).toBe(streamed);
 });
 
-test("reloading mid-reply shows the text so far and keeps streaming", async ({ page }) => {
+test("reloading mid-reply, or opening a second tab, shows the text so far and keeps streaming", async ({
+  page,
+  context,
+}) => {
   test.setTimeout(120_000);
   const reply = await ask(page, STORY);
   await expect.poll(async () => (await replyText(reply)).length, { timeout: 60_000 }).toBeGreaterThan(40);
@@ -197,8 +200,19 @@ test("reloading mid-reply shows the text so far and keeps streaming", async ({ p
   await expect(page.getByRole("button", { name: "Stop" })).toBeVisible();
   const atReload = (await replyText(again)).length;
   await expect.poll(async () => (await replyText(again)).length).toBeGreaterThan(atReload);
+
+  // The same conversation in a second tab follows the same reply.
+  const second = await context.newPage();
+  await second.goto(page.url());
+  await expect(second.locator("body[data-hydrated]")).toBeAttached();
+  const there = second.getByRole("article", { name: "Assistant" });
+  expect((await replyText(there)).startsWith(before)).toBe(true);
+
   await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
-  expect((await replyText(again)).startsWith(before)).toBe(true);
+  await expect(second.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 10_000 });
+  const final = await replyText(again);
+  expect(final.startsWith(before)).toBe(true);
+  expect(await replyText(there)).toBe(final);
 });
 
 test("Stop ends the reply at once and keeps its text", async ({ page }) => {

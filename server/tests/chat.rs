@@ -257,7 +257,7 @@ async fn past_the_queue_depth_a_send_is_refused_with_429_and_stores_nothing() {
         ],
     )
     .await;
-    assert!(!r.status().is_success());
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("still being written"));
     assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 2);
 
@@ -285,7 +285,7 @@ async fn someone_elses_reply_cannot_be_read_or_stopped() {
     let r = open_stream(&reqwest::Client::new(), &s, &sent.message_id, None).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = call::<StopReply>(&bob, &s, &[("message_id", &sent.message_id)]).await;
-    assert!(!r.status().is_success());
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = call::<RetryReply>(
         &bob,
         &s,
@@ -295,7 +295,7 @@ async fn someone_elses_reply_cannot_be_read_or_stopped() {
         ],
     )
     .await;
-    assert!(!r.status().is_success());
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Alice's reply carries on to its end, untouched.
     let events = read(
