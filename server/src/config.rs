@@ -109,14 +109,15 @@ pub struct Config {
     #[arg(long, env = "WICK_THREADS", default_value_t = 0, global = true)]
     pub threads: usize,
 
+    // The chat's own settings below are not `global`: `wick generate` has flags
+    // of the same names for its one reply.
     /// Replies generating or waiting for the model at once; one more is refused
     /// with "server busy" (HTTP 429) before anything is stored.
     #[arg(
         long,
         env = "WICK_QUEUE_DEPTH",
         default_value_t = 8,
-        value_parser = clap::value_parser!(u16).range(1..),
-        global = true
+        value_parser = clap::value_parser!(u16).range(1..)
     )]
     pub queue_depth: u16,
 
@@ -125,18 +126,17 @@ pub struct Config {
         long,
         env = "WICK_MAX_NEW_TOKENS",
         default_value_t = 1024,
-        value_parser = clap::value_parser!(u32).range(1..=8192),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..=8192)
     )]
     pub max_new_tokens: u32,
 
     /// Sampling temperature of chat replies (0 = greedy).
-    #[arg(long, env = "WICK_TEMPERATURE", default_value_t = 0.6, global = true)]
+    #[arg(long, env = "WICK_TEMPERATURE", default_value_t = 0.6)]
     pub temperature: f64,
 
     /// A fixed sampling seed makes replies reproducible; by default every reply
     /// draws its own, so "Retry" gives a new answer.
-    #[arg(long, env = "WICK_SEED", global = true)]
+    #[arg(long, env = "WICK_SEED")]
     pub seed: Option<u64>,
 }
 

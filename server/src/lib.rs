@@ -58,8 +58,6 @@ impl FromRef<ServerState> for LeptosOptions {
 /// Opens the database (applying migrations), marks replies a previous run left
 /// unfinished as interrupted, and loads the model onto its worker thread.
 pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
-    // Named by its file: GGUF `general.name`s are often long and unhelpful.
-    let model_name = inference::LocalModel::open(&config.model)?.name;
     let params = inference::Params {
         temperature: config.temperature,
         top_p: Some(0.9),
@@ -71,6 +69,8 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
     params
         .validate()
         .map_err(|e| ServerError::Cli(format!("invalid generation setting: {e}")))?;
+    // Named by its file: GGUF `general.name`s are often long and unhelpful.
+    let model_name = inference::LocalModel::open(&config.model)?.name;
     let database = |source| ServerError::Database {
         url: config.database_url.clone(),
         source,
