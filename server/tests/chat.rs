@@ -68,6 +68,13 @@ async fn read(events: &mut (impl futures::Stream<Item = Sse> + Unpin), limit: us
     out
 }
 
+/// The whole stream of a reply, from its first event to its end.
+async fn read_all(c: &reqwest::Client, s: &TestServer, message_id: &str) -> Vec<Sse> {
+    let r = open_stream(c, s, message_id, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    read(&mut sse_events(r), usize::MAX).await
+}
+
 fn text_of(events: &[Sse]) -> String {
     events
         .iter()
@@ -120,11 +127,7 @@ async fn a_streamed_reply_is_stored_exactly_as_streamed() {
     let view: ConversationView = r.json().await.unwrap();
     assert_eq!(view.messages.len(), 2);
     assert_eq!(view.messages[1].content, text);
-    let again = read(
-        &mut sse_events(open_stream(&me, &s, &sent.message_id, None).await),
-        usize::MAX,
-    )
-    .await;
+    let again = read_all(&me, &s, &sent.message_id).await;
     assert_eq!(text_of(&again), text);
 }
 
@@ -263,11 +266,7 @@ async fn past_the_queue_depth_a_send_is_refused_with_429_and_stores_nothing() {
 
     // Once the reply ends, the place is free again.
     call::<StopReply>(&me, &s, &[("message_id", &first.message_id)]).await;
-    read(
-        &mut sse_events(open_stream(&me, &s, &first.message_id, None).await),
-        usize::MAX,
-    )
-    .await;
+    read_all(&me, &s, &first.message_id).await;
     let r = call::<SendMessage>(&me, &s, &[("content", "Another question")]).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
@@ -298,11 +297,7 @@ async fn someone_elses_reply_cannot_be_read_or_stopped() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Alice's reply carries on to its end, untouched.
-    let events = read(
-        &mut sse_events(open_stream(&alice, &s, &sent.message_id, None).await),
-        usize::MAX,
-    )
-    .await;
+    let events = read_all(&alice, &s, &sent.message_id).await;
     assert_eq!(events.last().unwrap().event, "end");
     assert_ne!(events.last().unwrap().data["finish_reason"], "stopped");
 }
@@ -343,11 +338,7 @@ async fn retry_writes_a_new_reply_in_place_of_the_old() {
     let s = chat_server(&["--max-new-tokens", "24"]).await;
     let me = client();
     let sent = send_new(&me, &s, "Say something about the sea.").await;
-    read(
-        &mut sse_events(open_stream(&me, &s, &sent.message_id, None).await),
-        usize::MAX,
-    )
-    .await;
+    read_all(&me, &s, &sent.message_id).await;
 
     let r = call::<RetryReply>(
         &me,
@@ -361,11 +352,7 @@ async fn retry_writes_a_new_reply_in_place_of_the_old() {
     assert_eq!(r.status(), StatusCode::OK);
     let again: Sent = r.json().await.unwrap();
     assert_ne!(again.message_id, sent.message_id);
-    let events = read(
-        &mut sse_events(open_stream(&me, &s, &again.message_id, None).await),
-        usize::MAX,
-    )
-    .await;
+    let events = read_all(&me, &s, &again.message_id).await;
     assert_eq!(events.last().unwrap().event, "end");
 
     let r = call::<GetConversation>(&me, &s, &[("id", &sent.conversation_id)]).await;
