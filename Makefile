@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model bench bench-chat tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model clients bench bench-chat tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -22,7 +22,7 @@ run: build model
 	exec $(WICK)
 
 ## test: the Rust tests and the browser tests, on one release build
-test: build model chromium
+test: build model chromium clients
 	$(MAKE) --no-print-directory rust-tests e2e
 
 build: tools
@@ -33,6 +33,14 @@ rust-tests:
 
 e2e:
 	npx playwright test --config end2end/playwright.config.ts
+
+## clients: the OpenAI and Hugging Face client libraries the API tests use, in .venv-clients
+CLIENTS_VENV := .venv-clients
+clients: $(CLIENTS_VENV)/.installed
+$(CLIENTS_VENV)/.installed: end2end/clients/requirements.txt
+	python3 -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install -q --disable-pip-version-check -r end2end/clients/requirements.txt
+	touch $@
 
 ## model: fetch and verify the default model (SmolLM2-135M-Instruct, Q4_1 GGUF)
 model:

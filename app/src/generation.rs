@@ -211,6 +211,21 @@ impl Generations {
             .map_err(|_| Busy(depth))
     }
 
+    /// The model, for callers that stream it themselves (the inference APIs);
+    /// they take a [`Slot`] first, so the queue's limit holds for everyone.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.0.backend.clone()
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.0.settings.queue_depth
+    }
+
+    /// The reply length used when a request does not say.
+    pub fn default_max_new_tokens(&self) -> usize {
+        self.0.settings.params.max_new_tokens
+    }
+
     /// The task generating (or lately finished) message `message_id`.
     pub fn get(&self, message_id: &str) -> Option<Arc<Task>> {
         self.tasks().get(message_id).cloned()
@@ -278,7 +293,8 @@ fn chat_messages(reply: &NewReply) -> Vec<ChatMessage> {
     system.chain(turns).collect()
 }
 
-fn random_seed() -> u64 {
+/// A fresh random sampling seed.
+pub fn random_seed() -> u64 {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     u64::from_le_bytes(bytes)

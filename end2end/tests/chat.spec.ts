@@ -10,6 +10,16 @@ function conversations(page: Page) {
   return page.getByRole("navigation", { name: "Conversations" });
 }
 
+// The model writes one reply at a time: a test that leaves its reply running
+// would hold up the next one, so whatever is still being written is stopped.
+test.afterEach(async ({ page }) => {
+  const stop = page.getByRole("button", { name: "Stop" });
+  if (await stop.isVisible()) {
+    await stop.click();
+    await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 15_000 });
+  }
+});
+
 const STORY = "Write a long story about a lighthouse keeper who finds a message in a bottle.";
 
 /** Starts a conversation from the start page and returns the reply's article. */

@@ -108,6 +108,25 @@ pub enum ValidationError {
     LongStop { index: usize, chars: usize },
 }
 
+impl ValidationError {
+    /// The request field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ValidationError::NoMessages | ValidationError::BadRole { .. } => "messages",
+            ValidationError::EmptyPrompt => "prompt",
+            ValidationError::Temperature(_) => "temperature",
+            ValidationError::TopP(_) => "top_p",
+            ValidationError::TopK => "top_k",
+            ValidationError::RepetitionPenalty(_) => "repetition_penalty",
+            ValidationError::RepeatLastN(_) => "repeat_last_n",
+            ValidationError::MaxNewTokens(_) => "max_new_tokens",
+            ValidationError::TooManyStops(_)
+            | ValidationError::EmptyStop(_)
+            | ValidationError::LongStop { .. } => "stop",
+        }
+    }
+}
+
 impl GenerationRequest {
     /// Checks every field against its bounds before any model work starts.
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -25,6 +25,26 @@ pub enum Command {
     Serve,
     /// Generate a reply with the local model and stream it to stdout; speeds go to stderr.
     Generate(GenerateArgs),
+    /// Manage access tokens for the inference APIs.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is shown only this once).
+    Create {
+        /// A label to recognise the token by, e.g. where it is used.
+        #[arg(long)]
+        name: String,
+        /// The user the token acts for; by default a new user named after the token.
+        #[arg(long)]
+        user: Option<i64>,
+    },
+    /// List the tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id (from `wick token list`).
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -138,6 +158,20 @@ pub struct Config {
     /// draws its own, so "Retry" gives a new answer.
     #[arg(long, env = "WICK_SEED")]
     pub seed: Option<u64>,
+
+    /// Static API keys for the inference APIs (comma-separated), besides the
+    /// tokens made with `wick token create`.
+    #[arg(
+        long = "api-key",
+        env = "WICK_API_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
+    /// Serve the inference APIs without a token (only for a private network).
+    #[arg(long, env = "WICK_API_ALLOW_ANONYMOUS", default_value_t = false)]
+    pub api_allow_anonymous: bool,
 }
 
 impl Config {

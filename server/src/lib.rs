@@ -1,8 +1,10 @@
 //! The `wick` server: configuration, wiring and the routes that are not Leptos pages.
 
+pub mod api;
 pub mod config;
 pub mod health;
 pub mod stream;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use app::generation::{ChatSettings, Generations};
 use app::state::AppState;
 use app::{shell, App};
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -47,6 +49,12 @@ pub enum ServerError {
 pub struct ServerState {
     pub leptos: LeptosOptions,
     pub app: AppState,
+    /// Who may use the inference APIs.
+    pub api: api::auth::ApiAccess,
+    /// The local model's context window, in tokens.
+    pub context_length: usize,
+    /// When this server started (Unix seconds), as OpenAI's model listing shows.
+    pub started_at: i64,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -95,6 +103,7 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))
             .await
             .map_err(|e| ServerError::Cli(format!("loading the model failed: {e}")))??;
+    let context_length = engine.info().context_length;
     let generations = Generations::new(
         Arc::new(engine),
         pool.clone(),
@@ -118,6 +127,9 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
             secure_cookies: config.secure_cookies,
             generations,
         },
+        api: api::auth::ApiAccess::new(&config.api_keys, config.api_allow_anonymous),
+        context_length,
+        started_at: app::store::now_ms() / 1000,
     })
 }
 
@@ -131,6 +143,13 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/api/messages/{id}/stream", get(stream::reply_stream))
+        .route("/v1/models", get(api::openai::models))
+        .route("/v1/chat/completions", post(api::openai::chat_completions))
+        .route("/models/{*model_id}", post(api::tgi::model))
+        .route("/generate", post(api::tgi::generate))
+        .route("/generate_stream", post(api::tgi::generate_stream))
+        .route("/info", get(api::tgi::info))
+        .route("/openapi.json", get(api::openapi::document))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -103,6 +103,21 @@ impl TestServer {
     }
 }
 
+/// Runs `wick ARGS` (e.g. `token create`) on the server's database; its stdout.
+pub fn wick_cli(s: &TestServer, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(args)
+        .args(["--database-url", &s.db_url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "wick {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The server with short replies: the tests here are about pages, not streams.
 pub async fn start() -> TestServer {
     start_with(&["--max-new-tokens", "8"]).await

@@ -1,0 +1,122 @@
+//! The inference APIs Wick serves for its own model, so that the clients people
+//! already use work against it: OpenAI-compatible (`/v1/models`,
+//! `/v1/chat/completions`) and the Hugging Face Inference API / TGI
+//! (`/models/{id}`, `/generate`, `/generate_stream`, `/info`). Requests share
+//! the chat's queue and its limits.
+
+pub mod auth;
+pub mod openai;
+pub mod openapi;
+pub mod tgi;
+
+use std::convert::Infallible;
+
+use app::generation::Slot;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use inference::{Event, FinishReason, Generation, GenerationRequest, Usage, ValidationError};
+
+use crate::ServerState;
+
+/// Why a generation did not start.
+pub enum StartError {
+    /// A parameter is out of bounds; the message names it.
+    Invalid(ValidationError),
+    /// The queue is full.
+    Busy(String),
+    /// The model worker is gone.
+    Failed(String),
+}
+
+/// A generation holding its place in the queue until it ends.
+pub struct Running {
+    generation: Generation,
+    _slot: Slot,
+}
+
+/// A generation that ran to its end.
+pub struct Finished {
+    pub text: String,
+    /// Each token's id (None for text flushed at the end) and text.
+    pub tokens: Vec<(Option<u32>, String)>,
+    pub finish: FinishReason,
+    pub usage: Usage,
+}
+
+/// Validates `request` and starts it in the shared queue.
+pub fn start(state: &ServerState, request: GenerationRequest) -> Result<Running, StartError> {
+    request.validate().map_err(StartError::Invalid)?;
+    let generations = &state.app.generations;
+    let slot = generations
+        .reserve()
+        .map_err(|busy| StartError::Busy(busy.to_string()))?;
+    let generation = generations
+        .backend()
+        .generate(request)
+        .map_err(|e| match e {
+            inference::InferenceError::Invalid(v) => StartError::Invalid(v),
+            other => StartError::Failed(other.to_string()),
+        })?;
+    Ok(Running {
+        generation,
+        _slot: slot,
+    })
+}
+
+/// Whether a failure was caused by the request (a prompt longer than the
+/// context window) rather than by the server.
+pub fn is_context_overflow(message: &str) -> bool {
+    message.contains("context window")
+}
+
+impl Running {
+    /// Waits for the whole reply.
+    pub async fn finish(mut self) -> Result<Finished, String> {
+        let mut tokens = Vec::new();
+        while let Some(event) = self.generation.next().await {
+            match event {
+                Event::Token { id, text } => tokens.push((id, text)),
+                Event::Done { finish, usage } => {
+                    let text = tokens.iter().map(|(_, t)| t.as_str()).collect();
+                    return Ok(Finished {
+                        text,
+                        tokens,
+                        finish,
+                        usage,
+                    });
+                }
+                Event::Error(e) => return Err(e),
+            }
+        }
+        Err("The model stopped without finishing the reply.".into())
+    }
+
+    /// Streams the reply as Server-Sent Events, each model event turned into
+    /// zero or more SSE events by `map`. A task of its own drives the model;
+    /// when the client goes away, the generation is cancelled.
+    pub fn into_sse(
+        mut self,
+        mut map: impl FnMut(Event) -> Vec<SseEvent> + Send + 'static,
+    ) -> Response {
+        let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
+        tokio::spawn(async move {
+            while let Some(event) = self.generation.next().await {
+                let last = !matches!(event, Event::Token { .. });
+                for sse in map(event) {
+                    if tx.send(sse).await.is_err() {
+                        return; // the client left: dropping `self` cancels
+                    }
+                }
+                if last {
+                    return;
+                }
+            }
+        });
+        let events = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+        });
+        Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response()
+    }
+}
