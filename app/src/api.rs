@@ -166,6 +166,11 @@ pub async fn stop_reply(message_id: String) -> Result<(), AppError> {
             match state.generations.get(&message_id) {
                 Some(task) if task.user == user => {
                     task.stop();
+                    // Answer once the reply is saved (it takes about one token), so the
+                    // page a no-JavaScript browser is sent back to shows it stopped.
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), task.finished())
+                            .await;
                     Ok(())
                 }
                 _ => Err(AppError::NotFound),

@@ -150,6 +150,16 @@ impl Task {
         self.cancel.cancel();
     }
 
+    /// Resolves once the final event is published (and so the row is final).
+    pub async fn finished(&self) {
+        let mut watcher = self.published.subscribe();
+        while !self.is_finished() {
+            if watcher.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// The events after sequence number `after` (0 = all), then the live tail,
     /// ending with the final event.
     pub fn events_after(
