@@ -223,30 +223,17 @@ pub async fn model(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = authorize(&state, &headers).await {
-        return TgiError::from(e).into_response();
-    }
-    if model_id != state.app.model_name {
-        return TgiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!(
-                "Model {model_id} does not exist on this server; it serves {}.",
-                state.app.model_name
-            ),
-            kind: "not_found",
-        }
-        .into_response();
-    }
-    run(state, headers, body, Shape::InferenceApi)
+    run(state, headers, body, Shape::InferenceApi(model_id))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, PartialEq)]
 enum Shape {
     Generate,
     Stream,
-    InferenceApi,
+    /// The Inference API, for the model in the path.
+    InferenceApi(String),
 }
 
 async fn run(
@@ -256,10 +243,24 @@ async fn run(
     shape: Shape,
 ) -> Result<Response, TgiError> {
     authorize(&state, &headers).await?;
+    let inference_api = match &shape {
+        Shape::InferenceApi(model_id) if *model_id != state.app.model_name => {
+            return Err(TgiError {
+                status: StatusCode::NOT_FOUND,
+                message: format!(
+                    "Model {model_id} does not exist on this server; it serves {}.",
+                    state.app.model_name
+                ),
+                kind: "not_found",
+            })
+        }
+        Shape::InferenceApi(_) => true,
+        _ => false,
+    };
     let body = parse(&body)?;
-    let stream = shape == Shape::Stream || (shape == Shape::InferenceApi && body.stream);
+    let stream = shape == Shape::Stream || (inference_api && body.stream);
     // The Inference API returns the prompt with the text unless told not to; TGI does not.
-    let prepared = prepare(body, shape == Shape::InferenceApi)?;
+    let prepared = prepare(body, inference_api)?;
     let running = start(&state, prepared.request)?;
     if !stream {
         let done = running.finish().await.map_err(failure)?;
@@ -272,9 +273,10 @@ async fn run(
         if prepared.details {
             out["details"] = details(&done, prepared.seed);
         }
-        return Ok(match shape {
-            Shape::InferenceApi => Json(json!([out])).into_response(),
-            _ => Json(out).into_response(),
+        return Ok(if inference_api {
+            Json(json!([out])).into_response()
+        } else {
+            Json(out).into_response()
         });
     }
 
