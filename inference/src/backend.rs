@@ -1,10 +1,8 @@
 //! The interface every model backend offers: a validated request in, a
 //! cancellable stream of events out.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
 
 use crate::request::GenerationRequest;
 use crate::InferenceError;
@@ -52,20 +50,85 @@ pub enum Event {
     /// The last event of a successful generation.
     Done { finish: FinishReason, usage: Usage },
     /// The last event when generation failed part-way.
-    Error(String),
+    Error(Failure),
 }
 
-/// Cancels a generation from anywhere; the decode loop ends within one token.
+/// What kind of failure ended a generation, so that callers can answer with
+/// the right status (a too-long prompt is the caller's doing, a refused API key
+/// the operator's, a cut connection nobody's) without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The prompt does not fit the model's context window.
+    ContextOverflow,
+    /// The model server rejected the request as malformed (HTTP 400/422).
+    BadRequest,
+    /// The model server refused the API key (HTTP 401/403).
+    Unauthorized,
+    /// The model server does not know the model (HTTP 404).
+    NotFound,
+    /// The model server asks to slow down (HTTP 429).
+    RateLimited,
+    /// The model server is down or still loading the model (HTTP 503, refused connection).
+    Unavailable,
+    /// The model server took too long to connect or to send the next token.
+    Timeout,
+    /// Anything else that went wrong on the way or in the model.
+    Internal,
+}
+
+/// Why a generation failed, in words for the person who asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    /// For `RateLimited`: seconds the server asked to wait (`Retry-After`).
+    pub retry_after: Option<u64>,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<&crate::InferenceError> for Failure {
+    fn from(e: &crate::InferenceError) -> Self {
+        let kind = match e {
+            crate::InferenceError::ContextOverflow { .. } => FailureKind::ContextOverflow,
+            crate::InferenceError::Invalid(_) => FailureKind::BadRequest,
+            _ => FailureKind::Internal,
+        };
+        Failure::new(kind, e.to_string())
+    }
+}
+
+/// Cancels a generation from anywhere; the decode loop ends within one token,
+/// and a remote request is dropped at once (async code can await `cancelled`).
 #[derive(Debug, Clone, Default)]
-pub struct CancelHandle(Arc<AtomicBool>);
+pub struct CancelHandle(CancellationToken);
 
 impl CancelHandle {
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.cancel();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.is_cancelled()
+    }
+
+    /// Resolves once `cancel` has been called.
+    pub async fn cancelled(&self) {
+        self.0.cancelled().await
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::backend::{Backend, CancelHandle, Event, FinishReason, Generation, Usage};
+use crate::backend::{Backend, CancelHandle, Event, Failure, FinishReason, Generation, Usage};
 use crate::gguf::{self, Architecture, Metadata, Weights};
 use crate::request::{ChatMessage, GenerationRequest, Prompt};
 use crate::sampler::Sampler;
@@ -132,7 +132,7 @@ impl Model {
     fn run(&mut self, job: Job) {
         let events = job.events.clone();
         if let Err(e) = self.generate(job) {
-            let _ = events.send(Event::Error(e.to_string()));
+            let _ = events.send(Event::Error(Failure::from(&e)));
         }
     }
 
@@ -264,7 +264,7 @@ impl Model {
 /// front goes too, since chat templates expect a user turn first. When even
 /// that is too long, the result is still returned and the caller reports the
 /// overflow.
-fn drop_old_turns(
+pub(crate) fn drop_old_turns(
     messages: &[ChatMessage],
     budget: usize,
     mut count: impl FnMut(&[ChatMessage]) -> Result<usize, InferenceError>,

@@ -6,13 +6,16 @@
 pub mod backend;
 pub mod engine;
 pub mod gguf;
+pub mod remote;
 pub mod request;
 pub mod sampler;
 pub mod stop;
 pub mod template;
 pub mod tokenizer;
 
-pub use backend::{Backend, CancelHandle, Event, FinishReason, Generation, Usage};
+pub use backend::{
+    Backend, CancelHandle, Event, Failure, FailureKind, FinishReason, Generation, Usage,
+};
 pub use engine::{EngineConfig, LocalEngine, ModelInfo};
 pub use request::{ChatMessage, GenerationRequest, Params, Prompt, ValidationError};
 
@@ -53,6 +56,10 @@ pub enum InferenceError {
     Candle(#[from] candle_core::Error),
     #[error("model worker: {0}")]
     Worker(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("remote model {model}: {detail}")]
+    RemoteConfig { model: String, detail: String },
 }
 
 /// Opens a model file, telling a missing file (with a hint) from an unreadable one.

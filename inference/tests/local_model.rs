@@ -240,7 +240,8 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
         .unwrap();
     match generation.blocking_next() {
         Some(Event::Error(e)) => {
-            assert!(e.contains("context window is 4096 tokens"), "{e}");
+            assert_eq!(e.kind, inference::FailureKind::ContextOverflow);
+            assert!(e.message.contains("context window is 4096 tokens"), "{e}");
         }
         other => panic!("expected an error, got {other:?}"),
     }
