@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::data::{ConversationView, Sent, SidebarGroup};
+use crate::data::{ConversationView, ModelOption, Sent, SidebarGroup};
 use crate::error::AppError;
 
 /// The caller's conversations, grouped for the sidebar. A visitor without a
@@ -36,28 +36,39 @@ pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> 
             };
             let state = expect_context::<AppState>();
             let mut conversation = store::get_conversation(&state.pool, user, &id).await?;
-            for m in conversation
-                .messages
-                .iter_mut()
-                .filter(|m| m.state == "generating")
-            {
-                if let Some(task) = state.generations.get(&m.id) {
-                    (m.content, m.seq) = task.snapshot();
+            let models = state.generations.models();
+            for m in conversation.messages.iter_mut() {
+                m.model = m.model.as_deref().map(|id| models.name_of(id));
+                if m.state == "generating" {
+                    if let Some(task) = state.generations.get(&m.id) {
+                        (m.content, m.seq) = task.snapshot();
+                    }
                 }
             }
+            conversation.model = models.get_or_default(&conversation.model).id.clone();
+            conversation.models = models.options();
             Ok(conversation)
         }
         .await,
     )
 }
 
+/// The models to choose from; the first is the default for new conversations.
+#[server]
+pub async fn list_models() -> Result<Vec<ModelOption>, AppError> {
+    use crate::state::AppState;
+    Ok(expect_context::<AppState>().generations.models().options())
+}
+
 /// Stores the user's message (starting a conversation when `conversation_id`
 /// is empty), starts the reply and redirects to the conversation. Works as a
-/// plain form post too. When the queue is full, nothing is stored (HTTP 429).
+/// plain form post too. `model` (optional) switches the conversation to that
+/// model first. When the model's queue is full, nothing is stored (HTTP 429).
 #[server]
 pub async fn send_message(
     conversation_id: Option<String>,
     content: String,
+    model: Option<String>,
 ) -> Result<Sent, AppError> {
     crate::error::answer(
         async move {
@@ -66,6 +77,10 @@ pub async fn send_message(
             message::check_message(&content).map_err(|p| AppError::Invalid(p.to_string()))?;
             let conversation_id = conversation_id.filter(|id| !id.is_empty());
             let state = expect_context::<AppState>();
+            let chosen = model
+                .filter(|m| !m.is_empty())
+                .map(|id| find_model(&state, &id))
+                .transpose()?;
             let (user, conversation, parent, slot) = match conversation_id {
                 Some(id) => {
                     let Some(user) = session::current_user().await? else {
@@ -80,28 +95,33 @@ pub async fn send_message(
                         ));
                         }
                     }
-                    let slot = reserve(&state)?;
+                    let current = store::get_conversation(&state.pool, user, &id).await?.model;
+                    let model = match chosen {
+                        Some(model) => model,
+                        None => state.generations.models().get_or_default(&current).clone(),
+                    };
+                    let slot = reserve(&state, &model)?;
+                    if model.id != current {
+                        store::set_conversation_model(&state.pool, user, &id, &model.id).await?;
+                    }
                     let message =
                         store::append_user_message(&state.pool, user, &id, &content).await?;
                     (user, id, message, slot)
                 }
                 None => {
-                    let slot = reserve(&state)?;
+                    let model = chosen
+                        .unwrap_or_else(|| state.generations.models().default_model().clone());
+                    let slot = reserve(&state, &model)?;
                     let user = session::current_or_new_user().await?;
                     let title = message::title_from(&content);
-                    let (conversation, message) = store::create_conversation(
-                        &state.pool,
-                        user,
-                        &title,
-                        &state.model_name,
-                        &content,
-                    )
-                    .await?;
+                    let (conversation, message) =
+                        store::create_conversation(&state.pool, user, &title, &model.id, &content)
+                            .await?;
                     (user, conversation, message, slot)
                 }
             };
             let reply =
-                store::begin_reply(&state.pool, user, &conversation, &parent, &state.model_name)
+                store::begin_reply(&state.pool, user, &conversation, &parent, &slot.model().id)
                     .await?;
             let task = state.generations.start(slot, user, reply);
             leptos_axum::redirect(&format!("/c/{conversation}"));
@@ -133,15 +153,13 @@ pub async fn retry_reply(conversation_id: String, message_id: String) -> Result<
                         .into(),
                 ));
             }
-            let slot = reserve(&state)?;
-            let reply = store::begin_reply(
-                &state.pool,
-                user,
-                &conversation_id,
-                &parent,
-                &state.model_name,
-            )
-            .await?;
+            let current = store::get_conversation(&state.pool, user, &conversation_id)
+                .await?
+                .model;
+            let model = state.generations.models().get_or_default(&current).clone();
+            let slot = reserve(&state, &model)?;
+            let reply =
+                store::begin_reply(&state.pool, user, &conversation_id, &parent, &model.id).await?;
             let task = state.generations.start(slot, user, reply);
             Ok(Sent {
                 conversation_id,
@@ -180,11 +198,48 @@ pub async fn stop_reply(message_id: String) -> Result<(), AppError> {
     )
 }
 
-/// A place in the generation queue, or "busy" (HTTP 429).
+/// Switches the caller's conversation to another model for the replies to come.
+#[server]
+pub async fn set_conversation_model(
+    conversation_id: String,
+    model: String,
+) -> Result<(), AppError> {
+    crate::error::answer(
+        async move {
+            use crate::{session, state::AppState, store};
+            let Some(user) = session::current_user().await? else {
+                return Err(AppError::NotFound);
+            };
+            let state = expect_context::<AppState>();
+            let model = find_model(&state, &model)?;
+            store::set_conversation_model(&state.pool, user, &conversation_id, &model.id).await?;
+            Ok(())
+        }
+        .await,
+    )
+}
+
+/// A configured model, or a message naming the unknown one.
 #[cfg(feature = "ssr")]
-fn reserve(state: &crate::state::AppState) -> Result<crate::generation::Slot, AppError> {
+fn find_model(
+    state: &crate::state::AppState,
+    id: &str,
+) -> Result<std::sync::Arc<crate::models::Model>, AppError> {
+    state.generations.models().get(id).cloned().ok_or_else(|| {
+        AppError::Invalid(format!(
+            "There is no model {id:?} on this server; choose one from the list."
+        ))
+    })
+}
+
+/// A place in the model's generation queue, or "busy" (HTTP 429).
+#[cfg(feature = "ssr")]
+fn reserve(
+    state: &crate::state::AppState,
+    model: &std::sync::Arc<crate::models::Model>,
+) -> Result<crate::generation::Slot, AppError> {
     state
         .generations
-        .reserve()
+        .reserve(model)
         .map_err(|busy| AppError::Busy(busy.to_string()))
 }

@@ -51,6 +51,16 @@ pub struct MessageView {
     /// For a reply still generating: the sequence number of the last streamed
     /// event already in `content`, so the browser can follow from there.
     pub seq: u64,
+    /// For replies: the model that wrote it, by display name (its id when the
+    /// model is no longer configured).
+    pub model: Option<String>,
+}
+
+/// A model people can chat with, for the model picker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelOption {
+    pub id: String,
+    pub name: String,
 }
 
 /// What a successful send answers.
@@ -94,7 +104,10 @@ pub mod stream {
 pub struct ConversationView {
     pub id: String,
     pub title: String,
+    /// The id of the model new replies come from.
     pub model: String,
+    /// Every model the conversation can switch to.
+    pub models: Vec<ModelOption>,
     /// The messages of the branch being shown, oldest first.
     pub messages: Vec<MessageView>,
 }

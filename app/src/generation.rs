@@ -10,18 +10,19 @@
 //! is published, so whoever sees the end can read the finished row.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::Stream;
 use inference::{
-    Backend, CancelHandle, ChatMessage, Event, FinishReason, Generation, GenerationRequest,
-    InferenceError, Params, Prompt, Usage,
+    CancelHandle, ChatMessage, Event, Failure, FinishReason, Generation, GenerationRequest,
+    InferenceError, Prompt, Usage,
 };
 use sqlx::SqlitePool;
 use tokio::sync::watch;
 
+use crate::models::{Model, Models};
 use crate::store::{self, Finish, NewReply, UserId};
 
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -30,14 +31,9 @@ pub const FLUSH_TOKENS: usize = 32;
 /// tab that reconnects after the end still gets a clean finish).
 const KEEP_FINISHED: Duration = Duration::from_secs(120);
 
-/// How replies are generated.
+/// How replies are generated, for every model.
 #[derive(Debug, Clone)]
 pub struct ChatSettings {
-    /// Replies generating or waiting for the model at once; one more is refused
-    /// as "busy" before anything is stored.
-    pub queue_depth: usize,
-    /// Sampling parameters for every reply (the seed is replaced, see `seed`).
-    pub params: Params,
     /// A fixed seed makes replies reproducible (tests, demos); `None` draws a
     /// fresh one per reply, so that "Retry" gives a different answer.
     pub seed: Option<u64>,
@@ -55,7 +51,7 @@ pub enum StreamEvent {
     Failed(String),
 }
 
-/// The queue is full.
+/// The model's queue is full.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("The server is busy: {0} replies are already being written. Please try again in a moment.")]
 pub struct Busy(pub usize);
@@ -65,12 +61,10 @@ pub struct Busy(pub usize);
 pub struct Generations(Arc<Inner>);
 
 struct Inner {
-    backend: Arc<dyn Backend>,
+    models: Models,
     pool: SqlitePool,
     settings: ChatSettings,
     tasks: Mutex<HashMap<String, Arc<Task>>>,
-    /// Generations not yet finished, queued or running.
-    unfinished: AtomicUsize,
     shutting_down: AtomicBool,
 }
 
@@ -78,14 +72,20 @@ impl std::fmt::Debug for Generations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Generations")
             .field("settings", &self.0.settings)
-            .field("unfinished", &self.0.unfinished.load(Ordering::Relaxed))
+            .field("models", &self.0.models)
             .finish()
     }
 }
 
-/// A place in the queue, taken before anything is stored; given back when the
-/// generation ends or when it was never started.
-pub struct Slot(Arc<Inner>);
+/// A place in a model's queue, taken before anything is stored; given back
+/// when the generation ends or when it was never started.
+pub struct Slot(Arc<Model>);
+
+impl Slot {
+    pub fn model(&self) -> &Arc<Model> {
+        &self.0
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -194,13 +194,12 @@ impl Task {
 }
 
 impl Generations {
-    pub fn new(backend: Arc<dyn Backend>, pool: SqlitePool, settings: ChatSettings) -> Self {
+    pub fn new(models: Models, pool: SqlitePool, settings: ChatSettings) -> Self {
         Self(Arc::new(Inner {
-            backend,
+            models,
             pool,
             settings,
             tasks: Mutex::new(HashMap::new()),
-            unfinished: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
         }))
     }
@@ -209,31 +208,22 @@ impl Generations {
         self.0.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes a place in the queue, or says the server is busy.
-    pub fn reserve(&self) -> Result<Slot, Busy> {
-        let depth = self.0.settings.queue_depth;
-        self.0
+    /// Takes a place in `model`'s queue, or says the server is busy. Callers
+    /// that stream a model themselves (the inference APIs) take one too, so
+    /// the queue's limit holds for everyone.
+    pub fn reserve(&self, model: &Arc<Model>) -> Result<Slot, Busy> {
+        let depth = model.queue_depth;
+        model
             .unfinished
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < depth).then_some(n + 1)
             })
-            .map(|_| Slot(self.0.clone()))
+            .map(|_| Slot(model.clone()))
             .map_err(|_| Busy(depth))
     }
 
-    /// The model, for callers that stream it themselves (the inference APIs);
-    /// they take a [`Slot`] first, so the queue's limit holds for everyone.
-    pub fn backend(&self) -> Arc<dyn Backend> {
-        self.0.backend.clone()
-    }
-
-    pub fn queue_depth(&self) -> usize {
-        self.0.settings.queue_depth
-    }
-
-    /// The reply length used when a request does not say.
-    pub fn default_max_new_tokens(&self) -> usize {
-        self.0.settings.params.max_new_tokens
+    pub fn models(&self) -> &Models {
+        &self.0.models
     }
 
     /// The task generating (or lately finished) message `message_id`.
@@ -249,17 +239,18 @@ impl Generations {
             .cloned()
     }
 
-    /// Starts generating `reply` (whose row exists in state `generating`).
+    /// Starts generating `reply` (whose row exists in state `generating`)
+    /// with the model of `slot`.
     pub fn start(&self, slot: Slot, user: UserId, reply: NewReply) -> Arc<Task> {
+        let model = slot.model();
+        let mut params = model.params.clone();
+        params.seed = self.0.settings.seed.unwrap_or_else(random_seed);
         let request = GenerationRequest {
             prompt: Prompt::Chat(chat_messages(&reply)),
-            params: Params {
-                seed: self.0.settings.seed.unwrap_or_else(random_seed),
-                ..self.0.settings.params.clone()
-            },
+            params,
             drop_old_turns: true,
         };
-        let started = self.0.backend.generate(request);
+        let started = model.backend.generate(request);
         let cancel = match &started {
             Ok(generation) => generation.cancel.clone(),
             Err(_) => CancelHandle::default(),
@@ -312,7 +303,7 @@ pub fn random_seed() -> u64 {
 
 enum Outcome {
     Done(FinishReason, Usage),
-    Failed(String),
+    Failed(Failure),
 }
 
 /// Drives one generation to its end, then stores and publishes how it ended.
@@ -325,7 +316,7 @@ async fn run(
     let pool = &generations.0.pool;
     let outcome = match started {
         Ok(generation) => follow(pool, &task, generation).await,
-        Err(e) => Outcome::Failed(e.to_string()),
+        Err(e) => Outcome::Failed(Failure::from(&e)),
     };
     let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
     let (finish, event) = ending(outcome, shutting_down);
@@ -364,7 +355,10 @@ async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> O
                 }
                 Some(Event::Done { finish, usage }) => return Outcome::Done(finish, usage),
                 Some(Event::Error(e)) => return Outcome::Failed(e),
-                None => return Outcome::Failed("The model stopped without finishing the reply.".into()),
+                None => return Outcome::Failed(Failure::new(
+                    inference::FailureKind::Internal,
+                    "The model stopped without finishing the reply.",
+                )),
             },
             _ = flush.tick() => {
                 if unflushed > 0 {
@@ -409,7 +403,7 @@ fn ending(outcome: Outcome, shutting_down: bool) -> (Finish, StreamEvent) {
             };
             (finish, event)
         }
-        Outcome::Failed(message) => (
+        Outcome::Failed(Failure { message, .. }) => (
             Finish {
                 state: "error",
                 finish_reason: Some("error"),

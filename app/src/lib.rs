@@ -14,6 +14,8 @@ pub mod generation;
 #[cfg(feature = "hydrate")]
 mod live;
 #[cfg(feature = "ssr")]
+pub mod models;
+#[cfg(feature = "ssr")]
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod state;

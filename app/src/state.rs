@@ -5,8 +5,6 @@ use sqlx::SqlitePool;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub pool: SqlitePool,
-    /// The display name of the default model, stored on new conversations.
-    pub model_name: String,
     /// Mark the session cookie `Secure` (set when Wick is served over HTTPS).
     pub secure_cookies: bool,
     /// The replies being generated.

@@ -172,8 +172,28 @@ pub async fn get_conversation(
         id: row.try_get("id")?,
         title: row.try_get("title")?,
         model: row.try_get("model")?,
+        models: Vec::new(),
         messages,
     })
+}
+
+/// Makes `model` the conversation's model for the replies to come.
+pub async fn set_conversation_model(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+    model: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE conversations SET model = ? WHERE id = ? AND user_id = ?")
+        .bind(model)
+        .bind(id)
+        .bind(user)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 /// The messages from the conversation's root down to `leaf`, oldest first.
@@ -191,7 +211,7 @@ async fn branch(
              SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
              WHERE m.parent_id IS NOT NULL
          )
-         SELECT m.id, m.role, m.content, m.state, m.finish_reason, m.error
+         SELECT m.id, m.role, m.content, m.state, m.finish_reason, m.error, m.model
          FROM branch b JOIN messages m ON m.id = b.id
          WHERE m.conversation_id = ?
          ORDER BY b.depth DESC",
@@ -212,6 +232,7 @@ async fn branch(
                 finish_reason: r.try_get("finish_reason")?,
                 error: r.try_get("error")?,
                 seq: 0,
+                model: r.try_get("model")?,
             })
         })
         .collect()

@@ -154,3 +154,15 @@ pub fn load(path: &Path) -> Result<LoadedGguf, InferenceError> {
         metadata,
     })
 }
+
+/// The chat template a GGUF carries (`tokenizer.chat_template`), reading only
+/// its metadata: for remote servers that run the same model and need the
+/// prompt rendered here.
+pub fn chat_template(path: &Path) -> Result<Option<String>, InferenceError> {
+    let mut file = crate::open_model_file(path)?;
+    let content = Content::read(&mut file).map_err(|e| InferenceError::NotGguf {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok(Metadata(&content.metadata).string("tokenizer.chat_template"))
+}

@@ -103,6 +103,11 @@ pub struct Config {
     )]
     pub model: PathBuf,
 
+    /// A TOML file listing the models to chat with (local GGUF files, OpenAI-compatible
+    /// servers, TGI / the Hugging Face Inference API); without it, only --model is offered.
+    #[arg(long = "models", env = "WICK_MODELS")]
+    pub models_file: Option<PathBuf>,
+
     /// Log filter, in `tracing`'s env-filter syntax (e.g. `info`, `wick=debug`).
     #[arg(long, env = "WICK_LOG", default_value = "info", global = true)]
     pub log: String,

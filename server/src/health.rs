@@ -28,7 +28,7 @@ pub async fn health(State(state): State<ServerState>) -> (StatusCode, Json<Healt
             status: if db_ok { "ok" } else { "degraded" },
             version: env!("CARGO_PKG_VERSION"),
             database: if db_ok { "ok" } else { "unavailable" },
-            model: state.app.model_name.clone(),
+            model: state.app.generations.models().default_model().id.clone(),
         }),
     )
 }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod models_file;
 pub mod stream;
 pub mod tokens;
 
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use app::generation::{ChatSettings, Generations};
+use app::models::{Model, Models};
 use app::state::AppState;
 use app::{shell, App};
 use axum::extract::FromRef;
@@ -28,6 +30,8 @@ pub use config::Config;
 pub enum ServerError {
     #[error(transparent)]
     Model(#[from] inference::InferenceError),
+    #[error(transparent)]
+    ModelsFile(#[from] models_file::ModelsFileError),
     #[error("database {url}: {source}")]
     Database {
         url: String,
@@ -51,8 +55,6 @@ pub struct ServerState {
     pub app: AppState,
     /// Who may use the inference APIs.
     pub api: api::auth::ApiAccess,
-    /// The local model's context window, in tokens.
-    pub context_length: usize,
     /// When this server started (Unix seconds), as OpenAI's model listing shows.
     pub started_at: i64,
 }
@@ -64,21 +66,23 @@ impl FromRef<ServerState> for LeptosOptions {
 }
 
 /// Opens the database (applying migrations), marks replies a previous run left
-/// unfinished as interrupted, and loads the model onto its worker thread.
+/// unfinished as interrupted, and loads the models (local ones onto their
+/// worker threads).
 pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
-    let params = inference::Params {
+    let defaults = inference::Params {
         temperature: config.temperature,
         top_p: Some(0.9),
-        // Small models loop without it.
-        repetition_penalty: 1.1,
         max_new_tokens: config.max_new_tokens as usize,
         ..inference::Params::default()
     };
-    params
+    defaults
         .validate()
         .map_err(|e| ServerError::Cli(format!("invalid generation setting: {e}")))?;
-    // Named by its file: GGUF `general.name`s are often long and unhelpful.
-    let model_name = inference::LocalModel::open(&config.model)?.name;
+    // Read the models file before the slow parts, so a typo fails at once.
+    let file = match &config.models_file {
+        Some(path) => Some((path.clone(), models_file::ModelsFile::load(path)?)),
+        None => None,
+    };
     let database = |source| ServerError::Database {
         url: config.database_url.clone(),
         source,
@@ -95,23 +99,18 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
             "replies left unfinished by the last run are marked interrupted"
         );
     }
-    let path = config.model.clone();
-    let engine_config = inference::EngineConfig {
-        threads: config.threads,
+    let models = match file {
+        Some((path, file)) => models_from_file(config, &defaults, &path, file).await?,
+        None => {
+            // Named by its file: GGUF `general.name`s are often long and unhelpful.
+            let name = inference::LocalModel::open(&config.model)?.name;
+            vec![local_model(config, &defaults, name.clone(), name, &config.model, None).await?]
+        }
     };
-    let engine =
-        tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))
-            .await
-            .map_err(|e| ServerError::Cli(format!("loading the model failed: {e}")))??;
-    let context_length = engine.info().context_length;
     let generations = Generations::new(
-        Arc::new(engine),
+        Models::new(models),
         pool.clone(),
-        ChatSettings {
-            queue_depth: config.queue_depth as usize,
-            params,
-            seed: config.seed,
-        },
+        ChatSettings { seed: config.seed },
     );
     let leptos = LeptosOptions::builder()
         .output_name("wick")
@@ -123,14 +122,112 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         leptos,
         app: AppState {
             pool,
-            model_name,
             secure_cookies: config.secure_cookies,
             generations,
         },
         api: api::auth::ApiAccess::new(&config.api_keys, config.api_allow_anonymous),
-        context_length,
         started_at: app::store::now_ms() / 1000,
     })
+}
+
+/// A local GGUF model, loaded onto its worker thread(s).
+async fn local_model(
+    config: &Config,
+    defaults: &inference::Params,
+    id: String,
+    name: String,
+    path: &std::path::Path,
+    queue_depth: Option<usize>,
+) -> Result<Model, ServerError> {
+    inference::LocalModel::open(path)?;
+    let path = path.to_owned();
+    let engine_config = inference::EngineConfig {
+        threads: config.threads,
+    };
+    let engine =
+        tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))
+            .await
+            .map_err(|e| ServerError::Cli(format!("loading the model failed: {e}")))??;
+    let context_length = engine.info().context_length;
+    let params = inference::Params {
+        // Small models loop without it.
+        repetition_penalty: 1.1,
+        ..defaults.clone()
+    };
+    Ok(Model::new(
+        id,
+        name,
+        "local",
+        Arc::new(engine),
+        params,
+        queue_depth.unwrap_or(config.queue_depth as usize),
+        Some(context_length),
+    ))
+}
+
+/// Every model of the models file, in its order.
+async fn models_from_file(
+    config: &Config,
+    defaults: &inference::Params,
+    path: &std::path::Path,
+    file: models_file::ModelsFile,
+) -> Result<Vec<Model>, ServerError> {
+    use models_file::{BackendKind, ModelsFileError};
+    let mut models = Vec::new();
+    for (index, entry) in file.models.into_iter().enumerate() {
+        let fail = |detail: String| ModelsFileError::Entry {
+            path: path.to_owned(),
+            entry: entry.label(index),
+            detail,
+        };
+        let model = match entry.backend {
+            BackendKind::Local => {
+                let gguf = entry.path.clone().unwrap_or_default();
+                let mut model = local_model(
+                    config,
+                    defaults,
+                    entry.id.clone(),
+                    entry.display_name(),
+                    &gguf,
+                    entry.queue_depth,
+                )
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+                model.params = entry.params(&model.params).map_err(fail)?;
+                model
+            }
+            BackendKind::Openai | BackendKind::Tgi => {
+                let params = entry.params(defaults).map_err(fail)?;
+                let remote = entry
+                    .remote_config(|var| std::env::var(var).ok())
+                    .map_err(fail)?;
+                let backend = if entry.backend == BackendKind::Openai {
+                    inference::remote::RemoteBackend::openai(remote)
+                } else {
+                    let template = inference::template::ChatTemplate::new(
+                        entry.chat_template.clone(),
+                        entry.bos_token.clone().unwrap_or_default(),
+                        entry.eos_token.clone().unwrap_or_default(),
+                    )
+                    .map_err(|e| fail(format!("field `chat_template`: {e}")))?;
+                    inference::remote::RemoteBackend::tgi(remote, template)
+                }
+                .map_err(|e| fail(e.to_string()))?;
+                Model::new(
+                    entry.id.clone(),
+                    entry.display_name(),
+                    entry.backend.as_str(),
+                    Arc::new(backend),
+                    params,
+                    entry.queue_depth.unwrap_or(config.queue_depth as usize),
+                    entry.context_length,
+                )
+            }
+        };
+        tracing::info!(id = %model.id, backend = model.kind, "model ready");
+        models.push(model);
+    }
+    Ok(models)
 }
 
 /// All of Wick's routes: the Leptos pages and server functions, `/health`, and

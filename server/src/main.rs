@@ -107,7 +107,7 @@ fn generate(model: &std::path::Path, threads: usize, args: GenerateArgs) -> Resu
                 );
                 return Ok(());
             }
-            Event::Error(e) => return Err(e),
+            Event::Error(e) => return Err(e.message),
         }
     }
     Err("the model worker stopped without finishing".into())

@@ -2,8 +2,9 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-use crate::api::{SendMessage, StopReply};
+use crate::api::{SendMessage, SetConversationModel, StopReply};
 use crate::components::message_list::ReplyState;
+use crate::data::ModelOption;
 use crate::message::check_message;
 use crate::ConversationsChanged;
 
@@ -11,12 +12,21 @@ use crate::ConversationsChanged;
 /// is being written the button is "Stop" and sending waits. Without JavaScript
 /// it is a plain form post to the same server functions, which redirect back
 /// (with the error in the address when there is one).
+///
+/// The model picker sits beside the box: in a conversation, choosing another
+/// model switches it at once (so Retry uses it too); without JavaScript the
+/// choice travels with the next message.
 #[component]
 pub fn Composer(
     action: ServerAction<SendMessage>,
     conversation_id: Option<String>,
+    models: Vec<ModelOption>,
+    /// The id of the model selected at first.
+    model: String,
 ) -> impl IntoView {
     let draft = RwSignal::new(String::new());
+    let chosen = RwSignal::new(model);
+    let switch = ServerAction::<SetConversationModel>::new();
     // A problem found before sending (empty, too long); the server's answer otherwise.
     let local_problem = RwSignal::new(None::<String>);
     let form_ref = NodeRef::<html::Form>::new();
@@ -58,7 +68,39 @@ pub fn Composer(
         action.dispatch(SendMessage {
             conversation_id: conversation_id_for_submit.clone(),
             content,
+            model: Some(chosen.get_untracked()),
         });
+    };
+
+    let conversation_for_switch = conversation_id.clone();
+    let on_model_change = move |ev: leptos::ev::Event| {
+        let id = event_target_value(&ev);
+        chosen.set(id.clone());
+        if let Some(conversation_id) = conversation_for_switch.clone() {
+            switch.dispatch(SetConversationModel {
+                conversation_id,
+                model: id,
+            });
+        }
+    };
+    let switch_problem = move || match switch.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    let picker = view! {
+        <div class="model-picker">
+            <label for="model-select">"Model"</label>
+            <select id="model-select" name="model" on:change=on_model_change>
+                {models
+                    .into_iter()
+                    .map(|m| {
+                        let selected = m.id == chosen.get_untracked();
+                        view! { <option value=m.id selected=selected>{m.name}</option> }
+                    })
+                    .collect_view()}
+            </select>
+            <span class="problem" role="alert">{switch_problem}</span>
+        </div>
     };
 
     let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
@@ -80,6 +122,7 @@ pub fn Composer(
             on:submit=on_submit
         >
             {conversation_id.map(|id| view! { <input type="hidden" name="conversation_id" value=id /> })}
+            {picker}
             <div class="composer-box">
                 <label for="composer-input" class="visually-hidden">"Message"</label>
                 <textarea

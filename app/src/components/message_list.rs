@@ -109,6 +109,7 @@ fn MessageItem(
         finish_reason,
         error,
         seq,
+        model,
     } = message;
     let live = LiveReply {
         text: RwSignal::new(content),
@@ -189,6 +190,7 @@ fn MessageItem(
         >
             <header class="author" id=author_id>
                 {role.author()}
+                {model.map(|m| view! { <span class="model-tag">{m}</span> })}
             </header>
             {body}
             {status}

@@ -45,7 +45,7 @@ pub fn ConversationPage() -> impl IntoView {
                         view! {
                             <Title text=c.title.clone() />
                             <MessageList messages=c.messages conversation_id=id.clone() retry />
-                            <Composer action=send conversation_id=Some(id) />
+                            <Composer action=send conversation_id=Some(id) models=c.models model=c.model />
                         }
                             .into_any()
                     }

@@ -183,8 +183,9 @@ pub(super) fn status_failure(
 ) -> Failure {
     let server = &config.base_url;
     let code = status.as_u16();
+    // The server's own sentence, without its full stop: ours follows.
     let said = error_message(body)
-        .map(|m| format!(": {m}"))
+        .map(|m| format!(": {}", m.trim_end().trim_end_matches('.')))
         .unwrap_or_default();
     let model = config.model.as_deref().unwrap_or("the model");
     let (kind, message) = match code {

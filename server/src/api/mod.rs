@@ -11,10 +11,16 @@ pub mod tgi;
 
 use std::convert::Infallible;
 
+use std::sync::Arc;
+
 use app::generation::Slot;
+use app::models::Model;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use inference::{Event, FinishReason, Generation, GenerationRequest, Usage, ValidationError};
+use inference::{
+    Event, Failure, FailureKind, FinishReason, Generation, GenerationRequest, Usage,
+    ValidationError,
+};
 
 use crate::ServerState;
 
@@ -24,8 +30,8 @@ pub enum StartError {
     Invalid(ValidationError),
     /// The queue is full.
     Busy(String),
-    /// The model worker is gone.
-    Failed(String),
+    /// The model worker is gone, or the backend refused the request.
+    Failed(Failure),
 }
 
 /// A generation holding its place in the queue until it ends.
@@ -43,20 +49,45 @@ pub struct Finished {
     pub usage: Usage,
 }
 
-/// Validates `request` and starts it in the shared queue.
-pub fn start(state: &ServerState, request: GenerationRequest) -> Result<Running, StartError> {
+/// The local model with id `id` (the APIs serve local models only: proxying
+/// remote ones would hand out the team's API keys to every token holder).
+pub fn local_model(state: &ServerState, id: &str) -> Option<Arc<Model>> {
+    state
+        .app
+        .generations
+        .models()
+        .local()
+        .find(|m| m.id == id)
+        .cloned()
+}
+
+/// The ids of the local models, for "does not exist" messages and listings.
+pub fn local_ids(state: &ServerState) -> Vec<String> {
+    let models = state.app.generations.models();
+    models.local().map(|m| m.id.clone()).collect()
+}
+
+/// The first local model, for the routes that name none (`/generate`).
+pub fn first_local(state: &ServerState) -> Option<Arc<Model>> {
+    state.app.generations.models().local().next().cloned()
+}
+
+/// Validates `request` and starts it in `model`'s queue, shared with the chat.
+pub fn start(
+    state: &ServerState,
+    model: &Arc<Model>,
+    request: GenerationRequest,
+) -> Result<Running, StartError> {
     request.validate().map_err(StartError::Invalid)?;
-    let generations = &state.app.generations;
-    let slot = generations
-        .reserve()
+    let slot = state
+        .app
+        .generations
+        .reserve(model)
         .map_err(|busy| StartError::Busy(busy.to_string()))?;
-    let generation = generations
-        .backend()
-        .generate(request)
-        .map_err(|e| match e {
-            inference::InferenceError::Invalid(v) => StartError::Invalid(v),
-            other => StartError::Failed(other.to_string()),
-        })?;
+    let generation = model.backend.generate(request).map_err(|e| match e {
+        inference::InferenceError::Invalid(v) => StartError::Invalid(v),
+        other => StartError::Failed(Failure::from(&other)),
+    })?;
     Ok(Running {
         generation,
         _slot: slot,
@@ -65,13 +96,13 @@ pub fn start(state: &ServerState, request: GenerationRequest) -> Result<Running,
 
 /// Whether a failure was caused by the request (a prompt longer than the
 /// context window) rather than by the server.
-pub fn is_context_overflow(message: &str) -> bool {
-    message.contains("context window")
+pub fn is_context_overflow(failure: &Failure) -> bool {
+    failure.kind == FailureKind::ContextOverflow
 }
 
 impl Running {
     /// Waits for the whole reply.
-    pub async fn finish(mut self) -> Result<Finished, String> {
+    pub async fn finish(mut self) -> Result<Finished, Failure> {
         let mut tokens = Vec::new();
         while let Some(event) = self.generation.next().await {
             match event {
@@ -88,7 +119,10 @@ impl Running {
                 Event::Error(e) => return Err(e),
             }
         }
-        Err("The model stopped without finishing the reply.".into())
+        Err(Failure::new(
+            FailureKind::Internal,
+            "The model stopped without finishing the reply.",
+        ))
     }
 
     /// Streams the reply as Server-Sent Events, each model event turned into

@@ -6,12 +6,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use inference::{ChatMessage, Event, FinishReason, GenerationRequest, Params, Prompt};
+use inference::{ChatMessage, Event, Failure, FinishReason, GenerationRequest, Params, Prompt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{authorize, AuthError};
-use super::{is_context_overflow, start, StartError};
+use super::{is_context_overflow, local_ids, local_model, start, StartError};
 use crate::ServerState;
 
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
@@ -82,8 +82,9 @@ impl From<StartError> for ApiError {
     }
 }
 
-fn failure(message: String) -> ApiError {
-    if is_context_overflow(&message) {
+fn failure(failure: Failure) -> ApiError {
+    let message = failure.message.clone();
+    if is_context_overflow(&failure) {
         ApiError {
             code: Some("context_length_exceeded"),
             ..ApiError::invalid(message, Some("messages"))
@@ -111,16 +112,18 @@ pub async fn models(State(state): State<ServerState>, headers: HeaderMap) -> Res
     if let Err(e) = authorize(&state, &headers).await {
         return ApiError::from(e).into_response();
     }
-    Json(json!({
-        "object": "list",
-        "data": [{
-            "id": state.app.model_name,
-            "object": "model",
-            "created": state.started_at,
-            "owned_by": "wick",
-        }],
-    }))
-    .into_response()
+    let data: Vec<Value> = local_ids(&state)
+        .into_iter()
+        .map(|id| {
+            json!({
+                "id": id,
+                "object": "model",
+                "created": state.started_at,
+                "owned_by": "wick",
+            })
+        })
+        .collect();
+    Json(json!({ "object": "list", "data": data })).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,19 +238,20 @@ async fn completions(
     authorize(&state, &headers).await?;
     let req: ChatCompletionRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("The request body is not valid: {e}"), None))?;
-    if req.model != state.app.model_name {
+    let Some(model) = local_model(&state, &req.model) else {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
             code: Some("model_not_found"),
             ..ApiError::invalid(
                 format!(
                     "The model {:?} does not exist; this server has {:?}.",
-                    req.model, state.app.model_name
+                    req.model,
+                    local_ids(&state)
                 ),
                 Some("model"),
             )
         });
-    }
+    };
     if req.n.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid("n must be 1", Some("n")));
     }
@@ -257,7 +261,7 @@ async fn completions(
         top_p: req.top_p,
         max_new_tokens: max_tokens
             .map(|n| n as usize)
-            .unwrap_or_else(|| state.app.generations.default_max_new_tokens()),
+            .unwrap_or(model.params.max_new_tokens),
         stop: match req.stop {
             None => Vec::new(),
             Some(Stop::One(s)) => vec![s],
@@ -272,10 +276,10 @@ async fn completions(
         params,
         drop_old_turns: false,
     };
-    let running = start(&state, request)?;
+    let running = start(&state, &model, request)?;
     let id = format!("chatcmpl-{}", app::store::new_id());
     let created = app::store::now_ms() / 1000;
-    let model = state.app.model_name.clone();
+    let model = model.id.clone();
 
     if !req.stream {
         let done = running.finish().await.map_err(failure)?;

@@ -40,7 +40,7 @@ pub async fn document(State(state): State<ServerState>) -> Json<Value> {
     };
     let ok_json = |schema: Value| json!({ "description": "OK", "content": { "application/json": { "schema": schema } } });
     let chat_request = json!({ "type": "object", "required": ["model", "messages"], "properties": {
-        "model": { "type": "string", "enum": [state.app.model_name] },
+        "model": { "type": "string", "enum": super::local_ids(&state) },
         "messages": { "type": "array", "items": { "type": "object", "required": ["role", "content"], "properties": {
             "role": { "type": "string", "enum": ["system", "developer", "user", "assistant"] },
             "content": { "oneOf": [ { "type": "string" }, { "type": "array", "items": { "type": "object" } } ] } } } },

@@ -9,12 +9,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use inference::{Event, FinishReason, GenerationRequest, Params, Prompt};
+use inference::{Event, Failure, FinishReason, GenerationRequest, Params, Prompt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{authorize, AuthError};
-use super::{is_context_overflow, start, Finished, StartError};
+use super::{
+    first_local, is_context_overflow, local_ids, local_model, start, Finished, StartError,
+};
 use crate::ServerState;
 
 /// TGI's default reply length when `max_new_tokens` is not given.
@@ -72,8 +74,9 @@ impl From<StartError> for TgiError {
     }
 }
 
-fn failure(message: String) -> TgiError {
-    if is_context_overflow(&message) {
+fn failure(failure: Failure) -> TgiError {
+    let message = failure.message.clone();
+    if is_context_overflow(&failure) {
         validation(message)
     } else {
         TgiError {
@@ -243,25 +246,29 @@ async fn run(
     shape: Shape,
 ) -> Result<Response, TgiError> {
     authorize(&state, &headers).await?;
-    let inference_api = match &shape {
-        Shape::InferenceApi(model_id) if *model_id != state.app.model_name => {
-            return Err(TgiError {
-                status: StatusCode::NOT_FOUND,
-                message: format!(
-                    "Model {model_id} does not exist on this server; it serves {}.",
-                    state.app.model_name
-                ),
-                kind: "not_found",
-            })
-        }
-        Shape::InferenceApi(_) => true,
-        _ => false,
+    let model = match &shape {
+        Shape::InferenceApi(model_id) => local_model(&state, model_id),
+        _ => first_local(&state),
     };
+    let Some(model) = model else {
+        let asked = match &shape {
+            Shape::InferenceApi(model_id) => {
+                format!("Model {model_id} does not exist on this server")
+            }
+            _ => "This server has no local model".to_owned(),
+        };
+        return Err(TgiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("{asked}; it serves {:?}.", local_ids(&state)),
+            kind: "not_found",
+        });
+    };
+    let inference_api = matches!(shape, Shape::InferenceApi(_));
     let body = parse(&body)?;
     let stream = shape == Shape::Stream || (inference_api && body.stream);
     // The Inference API returns the prompt with the text unless told not to; TGI does not.
     let prepared = prepare(body, inference_api)?;
-    let running = start(&state, prepared.request)?;
+    let running = start(&state, &model, prepared.request)?;
     if !stream {
         let done = running.finish().await.map_err(failure)?;
         let generated_text = if prepared.full_text {
@@ -337,17 +344,26 @@ pub async fn info(State(state): State<ServerState>, headers: HeaderMap) -> Respo
     if let Err(e) = authorize(&state, &headers).await {
         return TgiError::from(e).into_response();
     }
+    let Some(model) = first_local(&state) else {
+        return TgiError {
+            status: StatusCode::NOT_FOUND,
+            message: "This server has no local model.".into(),
+            kind: "not_found",
+        }
+        .into_response();
+    };
+    let context_length = model.context_length.unwrap_or_default();
     Json(json!({
-        "model_id": state.app.model_name,
+        "model_id": model.id,
         "model_sha": null,
         "model_dtype": "gguf",
         "model_device_type": "cpu",
         "model_pipeline_tag": "text-generation",
-        "max_concurrent_requests": state.app.generations.queue_depth(),
+        "max_concurrent_requests": model.queue_depth,
         "max_best_of": 1,
         "max_stop_sequences": inference::request::MAX_STOP_SEQUENCES,
-        "max_input_tokens": state.context_length.saturating_sub(1),
-        "max_total_tokens": state.context_length,
+        "max_input_tokens": context_length.saturating_sub(1),
+        "max_total_tokens": context_length,
         "validation_workers": 1,
         "version": env!("CARGO_PKG_VERSION"),
         "router": "wick",

@@ -19,6 +19,7 @@ pub struct TestServer {
     pub base: String,
     pub db_url: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -30,7 +31,7 @@ impl Drop for TestServer {
     }
 }
 
-fn model_path() -> PathBuf {
+pub fn model_path() -> PathBuf {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
@@ -43,6 +44,11 @@ fn model_path() -> PathBuf {
 
 /// Starts `wick` with `extra` flags; returns once it answers.
 pub async fn start_with(extra: &[&str]) -> TestServer {
+    start_with_env(extra, &[]).await
+}
+
+/// Starts `wick` with `extra` flags and environment variables.
+pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}/wick.db", dir.path().display());
     let mut args: Vec<String> = vec![
@@ -56,19 +62,25 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
         model_path().display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let (child, base) = spawn(&args).await;
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (child, base) = spawn(&args, &env).await;
     TestServer {
         base,
         db_url,
         args,
+        env,
         child,
         _dir: dir,
     }
 }
 
-async fn spawn(args: &[String]) -> (Child, String) {
+async fn spawn(args: &[String], env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wick"))
         .args(args)
+        .envs(env.iter().cloned())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start wick");
@@ -97,7 +109,7 @@ impl TestServer {
     pub async fn kill_and_restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let (child, base) = spawn(&self.args).await;
+        let (child, base) = spawn(&self.args, &self.env).await;
         self.child = child;
         self.base = base;
     }

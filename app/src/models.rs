@@ -1,0 +1,116 @@
+//! The models people can chat with: the local one and any remote ones from
+//! the models file, each with its backend, its default parameters and its own
+//! queue limit (a remote server takes many requests at once; the local model
+//! writes one reply at a time).
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use inference::{Backend, Params};
+
+use crate::data::ModelOption;
+
+pub struct Model {
+    /// Stored on conversations and replies; stable across restarts.
+    pub id: String,
+    /// What people see in the picker and on each reply.
+    pub name: String,
+    /// `local`, `openai` or `tgi`.
+    pub kind: &'static str,
+    pub backend: Arc<dyn Backend>,
+    /// Parameters of chat replies (the seed is drawn per reply unless fixed).
+    pub params: Params,
+    /// Replies generating or waiting at once; one more is refused as busy.
+    pub queue_depth: usize,
+    /// The context window in tokens, when known.
+    pub context_length: Option<usize>,
+    /// Replies not yet finished, queued or running.
+    pub(crate) unfinished: AtomicUsize,
+}
+
+impl Model {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        kind: &'static str,
+        backend: Arc<dyn Backend>,
+        params: Params,
+        queue_depth: usize,
+        context_length: Option<usize>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            kind,
+            backend,
+            params,
+            queue_depth,
+            context_length,
+            unfinished: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.kind == "local"
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("queue_depth", &self.queue_depth)
+            .finish()
+    }
+}
+
+/// All configured models; the first is the default for new conversations.
+#[derive(Clone, Debug)]
+pub struct Models(Arc<Vec<Arc<Model>>>);
+
+impl Models {
+    /// `models` must not be empty; the first one is the default.
+    pub fn new(models: Vec<Model>) -> Self {
+        assert!(!models.is_empty(), "at least one model is configured");
+        Self(Arc::new(models.into_iter().map(Arc::new).collect()))
+    }
+
+    pub fn default_model(&self) -> &Arc<Model> {
+        &self.0[0]
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Model>> {
+        self.0.iter().find(|m| m.id == id)
+    }
+
+    /// The conversation's model, or the default when it is no longer configured.
+    pub fn get_or_default(&self, id: &str) -> &Arc<Model> {
+        self.get(id).unwrap_or_else(|| self.default_model())
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.0.iter()
+    }
+
+    /// The models served by the inference APIs: the local ones.
+    pub fn local(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.0.iter().filter(|m| m.is_local())
+    }
+
+    /// The display name of a model id (the id itself when no longer configured).
+    pub fn name_of(&self, id: &str) -> String {
+        self.get(id)
+            .map_or_else(|| id.to_owned(), |m| m.name.clone())
+    }
+
+    pub fn options(&self) -> Vec<ModelOption> {
+        self.0
+            .iter()
+            .map(|m| ModelOption {
+                id: m.id.clone(),
+                name: m.name.clone(),
+            })
+            .collect()
+    }
+}
