@@ -38,7 +38,10 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `rm -rf end2end/.data && exec ${process.env.WICK_BIN ?? "target/release/wick"}`,
+    command:
+      `rm -rf end2end/.data && mkdir -p end2end/.data && ` +
+      `sed "s/PORT/${port}/" end2end/models.toml > end2end/.data/models.toml && ` +
+      `exec ${process.env.WICK_BIN ?? "target/release/wick"}`,
     cwd: root,
     url: `${baseURL}/health`,
     reuseExistingServer: false,
@@ -53,6 +56,10 @@ export default defineConfig({
       // Seeded, and short enough that one test's reply never holds up the next for long.
       WICK_SEED: "7",
       WICK_MAX_NEW_TOKENS: "200",
+      // A second model: this server's own OpenAI-compatible API, reached over HTTP.
+      WICK_MODELS: "end2end/.data/models.toml",
+      WICK_API_KEY: "e2e-key",
+      WICK_E2E_KEY: "e2e-key",
     },
   },
 });

@@ -277,3 +277,38 @@ test("markup in a message is shown as text and runs nothing", async ({ page }) =
   await expect(page.locator(".messages img, .messages script")).toHaveCount(0);
   expect(dialogs).toBe(0);
 });
+
+test("switch a conversation to a remote model: its reply streams and names the model", async ({ page }) => {
+  test.setTimeout(180_000);
+  const first = await ask(page, "Name three colors.");
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 120_000 });
+  await expect(first.locator(".model-tag")).toHaveText("SmolLM2 135M (local)");
+  const picker = page.getByLabel("Model");
+  await expect(picker).toHaveValue("smollm2");
+
+  // Choosing another model switches the conversation at once: a reload shows it chosen.
+  await picker.selectOption("self-openai");
+  await expect(async () => {
+    await page.reload();
+    await expect(page.locator("body[data-hydrated]")).toBeAttached();
+    await expect(page.getByLabel("Model")).toHaveValue("self-openai", { timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
+
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill("And three animals?");
+  await box.press("Enter");
+  const second = page.getByRole("article", { name: "Assistant" }).nth(1);
+  await expect(second.locator(".model-tag")).toHaveText("SmolLM2 via OpenAI API");
+  await expect(page.getByRole("button", { name: "Stop" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 120_000 });
+  const written = await replyText(second);
+  expect(written.length).toBeGreaterThan(0);
+  await expect(second.locator(".status.failed")).toHaveCount(0);
+
+  // After a reload both replies keep their model's name and the text.
+  await page.reload();
+  const replies = page.getByRole("article", { name: "Assistant" });
+  await expect(replies.nth(0).locator(".model-tag")).toHaveText("SmolLM2 135M (local)");
+  await expect(replies.nth(1).locator(".model-tag")).toHaveText("SmolLM2 via OpenAI API");
+  expect(await replyText(replies.nth(1))).toBe(written);
+});

@@ -99,7 +99,7 @@ pub fn Composer(
                     })
                     .collect_view()}
             </select>
-            <span class="problem" role="alert">{switch_problem}</span>
+            {move || switch_problem().map(|p| view! { <span class="problem" role="alert">{p}</span> })}
         </div>
     };
 
