@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model clients bench bench-chat tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model clients bench bench-chat test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -75,6 +75,12 @@ chromium:
 bench: model
 	cargo build --release -p server --bin wick
 	python3 scripts/bench.py --llama-bin "$$(./scripts/build-llama-cpp.sh)"
+	$(MAKE) --no-print-directory test-llama-server
+
+## test-llama-server: chat through llama.cpp's own server as a remote (OpenAI-compatible) backend
+test-llama-server: model
+	WICK_LLAMA_SERVER="$$(./scripts/build-llama-cpp.sh)/llama-server" \
+	  cargo test --release -p server --test remote llama_cpp -- --nocapture
 
 ## bench-chat: time to first token and tokens/s seen by an SSE client against `wick generate`
 bench-chat: build model

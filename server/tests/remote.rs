@@ -510,6 +510,16 @@ fn invalid_models_files_stop_start_up_naming_the_entry_and_field() {
     assert!(err.contains("models file"), "{err}");
 }
 
+/// A child process that is killed (and reaped) however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// llama.cpp's own server, when `scripts/build-llama-cpp.sh` has built it
 /// (`make bench` does); otherwise this says so and checks nothing else.
 #[tokio::test]
@@ -520,6 +530,12 @@ async fn llama_cpp_server_as_an_openai_backend() {
             PathBuf::from(std::env::var("HOME").unwrap_or_default())
                 .join(".cache/wick/llama.cpp-0.3.36/src/vendor/llama.cpp/BUILD/bin/llama-server")
         });
+    let required = std::env::var_os("WICK_LLAMA_SERVER").is_some();
+    assert!(
+        bin.exists() || !required,
+        "WICK_LLAMA_SERVER names {}, which does not exist",
+        bin.display()
+    );
     if !bin.exists() {
         eprintln!(
             "llama.cpp's server is not built ({} is missing): run scripts/build-llama-cpp.sh to include it",
@@ -532,23 +548,25 @@ async fn llama_cpp_server_as_an_openai_backend() {
         .local_addr()
         .unwrap()
         .port();
-    let mut llama = std::process::Command::new(&bin)
-        .args([
-            "-m",
-            &model_path().display().to_string(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "-t",
-            "2",
-            "-c",
-            "2048",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _llama = KillOnDrop(
+        std::process::Command::new(&bin)
+            .args([
+                "-m",
+                &model_path().display().to_string(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "-t",
+                "2",
+                "-c",
+                "2048",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let mut ready = false;
     for _ in 0..300 {
@@ -565,7 +583,6 @@ async fn llama_cpp_server_as_an_openai_backend() {
     let me = client();
     let sent = send(&me, &s, "llama", QUESTION).await;
     let events = stream_of(&me, &s, &sent.message_id).await;
-    let _ = llama.kill();
     assert_eq!(events.last().unwrap().event, "end", "{events:?}");
     assert!(
         events.len() > 3 && !text_of(&events).trim().is_empty(),

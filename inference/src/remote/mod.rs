@@ -67,7 +67,7 @@ enum Protocol {
     OpenAi,
     /// `POST {base}/generate_stream`, or `POST {base}/models/{model}` with
     /// `"stream": true` when a model is named; the prompt is rendered here.
-    Tgi(ChatTemplate),
+    Tgi(Box<ChatTemplate>),
 }
 
 /// A model on another server.
@@ -94,7 +94,7 @@ impl RemoteBackend {
     /// A TGI server or the Hugging Face Inference API, with the chat template
     /// that turns a conversation into the model's prompt.
     pub fn tgi(config: RemoteConfig, template: ChatTemplate) -> Result<Self, InferenceError> {
-        Self::new(config, Protocol::Tgi(template))
+        Self::new(config, Protocol::Tgi(Box::new(template)))
     }
 
     fn new(config: RemoteConfig, protocol: Protocol) -> Result<Self, InferenceError> {
