@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use app::api::{GetConversation, RetryReply, SendMessage, StopReply};
 use app::data::{ConversationView, Sent};
-use common::{call, count, page, sse_events, start_with, stored, Sse, TestServer};
+use common::{call, count, page, sse_events, start_with, stored, text_of, Sse, TestServer};
 use futures::StreamExt;
 use reqwest::StatusCode;
 
@@ -73,14 +73,6 @@ async fn read_all(c: &reqwest::Client, s: &TestServer, message_id: &str) -> Vec<
     let r = open_stream(c, s, message_id, None).await;
     assert_eq!(r.status(), StatusCode::OK);
     read(&mut sse_events(r), usize::MAX).await
-}
-
-fn text_of(events: &[Sse]) -> String {
-    events
-        .iter()
-        .filter(|e| e.event == "token")
-        .map(|e| e.data["text"].as_str().unwrap())
-        .collect()
 }
 
 fn assert_numbered_from(events: &[Sse], first: u64) {

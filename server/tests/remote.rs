@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use app::api::{GetConversation, RetryReply, SendMessage, SetConversationModel, StopReply};
 use app::data::{ConversationView, Sent};
-use common::{call, model_path, page, sse_events, start_with, start_with_env, Sse, TestServer};
+use common::{
+    call, model_path, page, sse_events, start_with, start_with_env, text_of, Sse, TestServer,
+};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use stand_in::{End, Reply, StandIn};
@@ -96,14 +98,6 @@ async fn stream_of(c: &reqwest::Client, s: &TestServer, message_id: &str) -> Vec
     .await
     .expect("the stream went quiet for two minutes");
     out
-}
-
-fn text_of(events: &[Sse]) -> String {
-    events
-        .iter()
-        .filter(|e| e.event == "token")
-        .map(|e| e.data["text"].as_str().unwrap())
-        .collect()
 }
 
 /// A stored message: (content, state, finish_reason, error, model).

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::{wire, Chunk};
-use crate::backend::{Failure, FailureKind};
+use crate::backend::Failure;
 use crate::request::{ChatMessage, Params};
 use crate::FinishReason;
 
@@ -61,16 +61,7 @@ pub(super) fn parse_chunk(data: &str, server: &str) -> Result<Chunk, Failure> {
             ..Chunk::default()
         });
     }
-    let value: Value = serde_json::from_str(data).map_err(|_| {
-        Failure::new(
-            FailureKind::Internal,
-            format!(
-                "The model server at {server} sent an event that is not JSON: {}",
-                wire::excerpt(data)
-            ),
-        )
-    })?;
-    wire::check_error_object(&value, server)?;
+    let value = wire::event_json(data, server)?;
     let mut chunk = Chunk {
         usage: usage(&value),
         ..Chunk::default()

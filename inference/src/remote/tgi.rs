@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{wire, Chunk};
-use crate::backend::{Failure, FailureKind};
+use crate::backend::Failure;
 use crate::request::Params;
 use crate::FinishReason;
 
@@ -61,16 +61,7 @@ fn generated_tokens(details: Option<&Value>) -> Option<usize> {
 /// One `data:` payload. Special tokens (the end-of-turn token, say) are not
 /// text; the event that carries `generated_text` is the last.
 pub(super) fn parse_event(data: &str, server: &str) -> Result<Chunk, Failure> {
-    let value: Value = serde_json::from_str(data).map_err(|_| {
-        Failure::new(
-            FailureKind::Internal,
-            format!(
-                "The model server at {server} sent an event that is not JSON: {}",
-                wire::excerpt(data)
-            ),
-        )
-    })?;
-    wire::check_error_object(&value, server)?;
+    let value = wire::event_json(data, server)?;
     let token = value.get("token");
     let special = token
         .and_then(|t| t.get("special"))

@@ -115,6 +115,21 @@ pub(super) fn check_error_object(value: &Value, server: &str) -> Result<(), Fail
     ))
 }
 
+/// One event's JSON, or a failure when it is not JSON or reports an error.
+pub(super) fn event_json(data: &str, server: &str) -> Result<Value, Failure> {
+    let value: Value = serde_json::from_str(data).map_err(|_| {
+        Failure::new(
+            FailureKind::Internal,
+            format!(
+                "The model server at {server} sent an event that is not JSON: {}",
+                excerpt(data)
+            ),
+        )
+    })?;
+    check_error_object(&value, server)?;
+    Ok(value)
+}
+
 /// An `event: error` in the stream, whatever its data.
 pub(super) fn stream_error(data: &str, server: &str) -> Failure {
     let message = error_message(data).unwrap_or_else(|| "no details given".into());

@@ -252,3 +252,12 @@ pub fn sse_events(response: reqwest::Response) -> impl futures::Stream<Item = Ss
         }
     }))
 }
+
+/// The text of a reply's `token` events.
+pub fn text_of(events: &[Sse]) -> String {
+    events
+        .iter()
+        .filter(|e| e.event == "token")
+        .map(|e| e.data["text"].as_str().unwrap())
+        .collect()
+}
