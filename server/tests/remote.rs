@@ -584,4 +584,8 @@ async fn llama_cpp_server_as_an_openai_backend() {
     );
     let (content, state, ..) = stored(&s, &sent.message_id).await;
     assert_eq!((content, state.as_str()), (text_of(&events), "done"));
+    eprintln!(
+        "llama-server's reply, streamed through wick: {:?}",
+        text_of(&events)
+    );
 }
