@@ -23,6 +23,7 @@ run: build model
 
 ## test: the Rust tests and the browser tests, on one release build
 test: build model chromium clients
+	@$(LLAMA_SERVER_NOTE)
 	$(MAKE) --no-print-directory rust-tests e2e
 
 build: tools
@@ -76,6 +77,12 @@ bench: model
 	cargo build --release -p server --bin wick
 	python3 scripts/bench.py --llama-bin "$$(./scripts/build-llama-cpp.sh)"
 	$(MAKE) --no-print-directory test-llama-server
+
+# server/tests/remote.rs chats through llama.cpp's server only where it has been built; say so up front
+# (the test's own message is captured by cargo test).
+LLAMA_SERVER_BIN := $(HOME)/.cache/wick/llama.cpp-0.3.36/src/vendor/llama.cpp/BUILD/bin/llama-server
+LLAMA_SERVER_NOTE := if [ -x "$(LLAMA_SERVER_BIN)" ]; then echo "llama.cpp's server is built: the remote tests chat through it too"; \
+  else echo "note: llama.cpp's server is not built, so the remote tests skip it (make test-llama-server builds and runs it)"; fi
 
 ## test-llama-server: chat through llama.cpp's own server as a remote (OpenAI-compatible) backend
 test-llama-server: model
