@@ -95,7 +95,7 @@ pub async fn send_message(
                         ));
                         }
                     }
-                    let current = store::get_conversation(&state.pool, user, &id).await?.model;
+                    let current = store::conversation_model(&state.pool, user, &id).await?;
                     let model = match chosen {
                         Some(model) => model,
                         None => state.generations.models().get_or_default(&current).clone(),
@@ -153,9 +153,7 @@ pub async fn retry_reply(conversation_id: String, message_id: String) -> Result<
                         .into(),
                 ));
             }
-            let current = store::get_conversation(&state.pool, user, &conversation_id)
-                .await?
-                .model;
+            let current = store::conversation_model(&state.pool, user, &conversation_id).await?;
             let model = state.generations.models().get_or_default(&current).clone();
             let slot = reserve(&state, &model)?;
             let reply =

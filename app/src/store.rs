@@ -177,6 +177,20 @@ pub async fn get_conversation(
     })
 }
 
+/// The id of the model of one of the user's conversations.
+pub async fn conversation_model(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+) -> Result<String, StoreError> {
+    sqlx::query_scalar("SELECT model FROM conversations WHERE id = ? AND user_id = ?")
+        .bind(id)
+        .bind(user)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
 /// Makes `model` the conversation's model for the replies to come.
 pub async fn set_conversation_model(
     pool: &SqlitePool,
