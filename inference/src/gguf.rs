@@ -8,6 +8,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama;
 
+use crate::llama::{self, Llama};
 use crate::InferenceError;
 
 /// Architectures Wick can run, by `general.architecture`.
@@ -22,14 +23,6 @@ impl Architecture {
         match name {
             "llama" => Ok(Self::Llama),
             other => Err(InferenceError::UnsupportedArchitecture(other.to_owned())),
-        }
-    }
-
-    /// The most positions the implementation handles, whatever the file declares:
-    /// candle's quantized llama precomputes rotary tables for 4096 positions.
-    fn implementation_limit(self) -> usize {
-        match self {
-            Self::Llama => quantized_llama::MAX_SEQ_LEN,
         }
     }
 }
@@ -92,16 +85,26 @@ impl Metadata<'_> {
 
 /// The network itself, behind one forward function.
 pub enum Weights {
-    Llama(quantized_llama::ModelWeights),
+    /// Wick's own engine: llama-family files with Q4_1 / Q8_0 matrices.
+    Native(Box<Llama>),
+    /// Candle's quantized llama, for the other tensor types.
+    Llama(Box<quantized_llama::ModelWeights>),
 }
 
 impl Weights {
     /// Logits for the last position of `tokens`, placed at `position` in the sequence.
     /// Position 0 starts a new sequence (the cache is replaced).
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, InferenceError> {
-        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
         let logits = match self {
-            Weights::Llama(m) => m.forward(&input, position)?,
+            Weights::Native(m) => {
+                let logits = m.forward(tokens, position)?;
+                let n = logits.len();
+                return Ok(Tensor::from_vec(logits, n, &Device::Cpu)?);
+            }
+            Weights::Llama(m) => {
+                let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+                m.forward(&input, position)?
+            }
         };
         Ok(logits.squeeze(0)?)
     }
@@ -132,19 +135,31 @@ pub fn load(path: &Path) -> Result<LoadedGguf, InferenceError> {
     let declared = md
         .usize(&format!("{arch_name}.context_length"))
         .unwrap_or(2048);
-    let context_length = declared.min(architecture.implementation_limit());
+
     let name = md.string("general.name").unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
     let metadata = content.metadata.clone();
-    let weights = match architecture {
-        Architecture::Llama => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
-            content,
-            &mut file,
-            &Device::Cpu,
-        )?),
+    let (weights, context_length) = match architecture {
+        Architecture::Llama => match llama::unsupported(&content) {
+            None => {
+                let model = Llama::load(&content, &file)?;
+                let n = model.context_length();
+                (Weights::Native(Box::new(model)), n)
+            }
+            Some(why) => {
+                tracing::info!("running {} on candle: {why}", path.display());
+                let model =
+                    quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
+                // Candle's quantized llama precomputes rotary tables for 4096 positions.
+                (
+                    Weights::Llama(Box::new(model)),
+                    declared.min(quantized_llama::MAX_SEQ_LEN),
+                )
+            }
+        },
     };
     Ok(LoadedGguf {
         architecture,

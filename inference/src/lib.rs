@@ -6,6 +6,8 @@
 pub mod backend;
 pub mod engine;
 pub mod gguf;
+pub mod kernels;
+mod llama;
 pub mod remote;
 pub mod request;
 pub mod sampler;

@@ -230,7 +230,10 @@ fn cancelling_ends_the_generation_early() {
 
 #[test]
 fn a_prompt_longer_than_the_context_is_a_clear_error() {
-    let long = "word ".repeat(5000);
+    // One token per repeated word; the window is the file's declared 8192.
+    let window = engine().info().context_length;
+    assert_eq!(window, 8192);
+    let long = "word ".repeat(window + 100);
     let mut generation = engine()
         .generate(GenerationRequest {
             prompt: Prompt::Raw(long),
@@ -241,7 +244,7 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
     match generation.blocking_next() {
         Some(Event::Error(e)) => {
             assert_eq!(e.kind, inference::FailureKind::ContextOverflow);
-            assert!(e.message.contains("context window is 4096 tokens"), "{e}");
+            assert!(e.message.contains("context window is 8192 tokens"), "{e}");
         }
         other => panic!("expected an error, got {other:?}"),
     }
@@ -327,19 +330,13 @@ fn chat_template_renders_like_llama_cpp() {
     }
 }
 
-/// The issue's goal is full agreement (32 tokens or to the end of the reply) on
-/// every reference prompt. Today Wick reaches it on 3 of the 6 prompts; on the
-/// others Candle's Q4_1 arithmetic, which rounds differently from llama.cpp's,
-/// flips a near-tie after 3 to 15 tokens (see the closing note of the issue).
-/// These floors record that state so that it cannot get worse unnoticed.
-const FULL_AGREEMENT_AT_LEAST: usize = 3;
-const PREFIX_AGREEMENT_AT_LEAST: usize = 3;
-
+/// Full agreement (32 tokens, or to the end of the reply) on every reference
+/// prompt: Wick's engine does ggml's arithmetic in ggml's order (see
+/// `inference::kernels`), so near-ties fall the same way as in llama.cpp.
 #[test]
 fn greedy_tokens_equal_llama_cpp_on_the_reference_prompts() {
     let entries = data("llama_cpp_greedy.json");
     let mut report = Vec::new();
-    let mut full = 0;
     for entry in entries.as_array().unwrap() {
         let mut expected = ids_of(&entry["ids"]);
         // llama.cpp lists the end-of-turn token it stopped on; Wick reports it as the finish reason.
@@ -360,19 +357,11 @@ fn greedy_tokens_equal_llama_cpp_on_the_reference_prompts() {
             .take_while(|(a, b)| a == b)
             .count();
         report.push(format!("{same}/{} {user:?}", expected.len()));
-        assert!(
-            same >= PREFIX_AGREEMENT_AT_LEAST,
-            "{user:?}: only {same} tokens agree\n wick: {:?}\n llama.cpp: {expected:?}",
-            out.ids
+        assert_eq!(
+            out.ids, expected,
+            "{user:?}: only the first {same} tokens agree with llama.cpp"
         );
-        if out.ids == expected {
-            full += 1;
-            assert_eq!(out.finish == FinishReason::Eos, ended, "{user:?}");
-        }
+        assert_eq!(out.finish == FinishReason::Eos, ended, "{user:?}");
     }
     eprintln!("greedy agreement with llama.cpp: {}", report.join(", "));
-    assert!(
-        full >= FULL_AGREEMENT_AT_LEAST,
-        "full agreement on {full} prompts: {report:?}"
-    );
 }

@@ -1,0 +1,376 @@
+//! The CPU kernels of Wick's own llama engine: GGUF's quantized block formats,
+//! their dot products, and the element-wise math of a transformer layer.
+//!
+//! Every kernel computes what ggml's CPU backend computes on an AVX2 machine,
+//! operation for operation and in the same order (the same lanes, the same
+//! fused multiply-adds, the same horizontal sums): that is what makes Wick's
+//! greedy tokens equal llama.cpp's, not just close. The AVX2 versions are
+//! chosen at run time; the portable versions compute bit-identical results
+//! lane by lane, only slower.
+
+mod avx2;
+mod portable;
+
+use half::f16;
+
+/// Values per quantized block (`QK4_1`, `QK8_0`, `QK8_1` in ggml).
+pub const QK: usize = 32;
+
+/// The formats a weight matrix may be stored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightType {
+    /// 4-bit with a scale and a minimum per block: `{d: f16, m: f16, qs: [u8; 16]}`.
+    Q4_1,
+    /// 8-bit with a scale per block: `{d: f16, qs: [i8; 32]}`.
+    Q8_0,
+}
+
+impl WeightType {
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4_1 => 20,
+            Self::Q8_0 => 34,
+        }
+    }
+
+    /// The format activations are quantized to before a dot product with this
+    /// weight type (ggml's `vec_dot_type`).
+    pub fn activation_type(self) -> ActivationType {
+        match self {
+            Self::Q4_1 => ActivationType::Q8_1,
+            Self::Q8_0 => ActivationType::Q8_0,
+        }
+    }
+}
+
+/// Quantized activations: `Q8_1` is `{d: f16, s: f16 (= d * sum of qs), qs: [i8; 32]}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivationType {
+    Q8_0,
+    Q8_1,
+}
+
+impl ActivationType {
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Self::Q8_0 => 34,
+            Self::Q8_1 => 36,
+        }
+    }
+}
+
+pub(crate) fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
+}
+
+fn f16_bytes(v: f32) -> [u8; 2] {
+    f16::from_f32(v).to_bits().to_le_bytes()
+}
+
+/// Whether this CPU runs the AVX2 kernels (checked once).
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static AVX2: OnceLock<bool> = OnceLock::new();
+        *AVX2.get_or_init(|| {
+            is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && std::env::var_os("WICK_NO_AVX2").is_none()
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Quantizes `x` (a whole number of blocks) into `out`, as ggml's
+/// `quantize_row_q8_0` / `quantize_row_q8_1` do: scale = max|x| / 127, values
+/// rounded to nearest even, the scale (and Q8_1's sum) stored as f16.
+pub fn quantize_row(ty: ActivationType, x: &[f32], out: &mut [u8]) {
+    let bb = ty.block_bytes();
+    debug_assert_eq!(x.len() % QK, 0);
+    debug_assert_eq!(out.len(), x.len() / QK * bb);
+    for (block, o) in x.chunks_exact(QK).zip(out.chunks_exact_mut(bb)) {
+        let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = max / 127.0;
+        let id = if max != 0.0 { 127.0 / max } else { 0.0 };
+        o[0..2].copy_from_slice(&f16_bytes(d));
+        let qs_at = bb - QK;
+        let mut sum = 0i32;
+        for (q, v) in o[qs_at..].iter_mut().zip(block) {
+            let r = (v * id).round_ties_even() as i32;
+            sum += r;
+            *q = r as i8 as u8;
+        }
+        if ty == ActivationType::Q8_1 {
+            o[2..4].copy_from_slice(&f16_bytes(d * sum as f32));
+        }
+    }
+}
+
+/// One row of a weight matrix expanded to f32 (for the token embedding).
+pub fn dequantize_row(ty: WeightType, row: &[u8], out: &mut [f32]) {
+    let bb = ty.block_bytes();
+    for (b, o) in row.chunks_exact(bb).zip(out.chunks_exact_mut(QK)) {
+        let d = f16_at(b, 0);
+        match ty {
+            WeightType::Q8_0 => {
+                for (o, q) in o.iter_mut().zip(&b[2..]) {
+                    *o = (*q as i8) as f32 * d;
+                }
+            }
+            WeightType::Q4_1 => {
+                let m = f16_at(b, 2);
+                for (j, q) in b[4..].iter().enumerate() {
+                    o[j] = (q & 0x0f) as f32 * d + m;
+                    o[j + 16] = (q >> 4) as f32 * d + m;
+                }
+            }
+        }
+    }
+}
+
+/// `out[t * out_stride + r] = dot(weight row r, activation row t)` for the
+/// rows `rows` of `w` (each `row_bytes` long) and every activation row of `x`
+/// (each `x_row_bytes` long).
+///
+/// # Safety
+/// `out` must be valid for writes at every `t * out_stride + r`, and no one
+/// else may access those values meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_rows(
+    ty: WeightType,
+    w: &[u8],
+    row_bytes: usize,
+    rows: std::ops::Range<usize>,
+    x: &[u8],
+    x_row_bytes: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above); `out` is the caller's promise.
+        unsafe { avx2::matmul_rows(ty, w, row_bytes, rows, x, x_row_bytes, out, out_stride) };
+        return;
+    }
+    portable::matmul_rows(ty, w, row_bytes, rows, x, x_row_bytes, out, out_stride);
+}
+
+/// ggml's `hsum_float_8`: the horizontal sum of eight lanes, in its order.
+pub(crate) fn hsum8(a: [f32; 8]) -> f32 {
+    let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
+    (r[0] + r[2]) + (r[1] + r[3])
+}
+
+/// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16` computes
+/// it on AVX2 (four 8-lane accumulators over 32-value steps).
+pub fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+    let n = x.len();
+    let np = n & !31;
+    let mut sum = [[0f32; 8]; 4];
+    let h = |v: u16| f16::from_bits(v).to_f32();
+    let mut i = 0;
+    while i < np {
+        for (j, s) in sum.iter_mut().enumerate() {
+            for (l, lane) in s.iter_mut().enumerate() {
+                let k = i + j * 8 + l;
+                *lane = h(x[k]).mul_add(h(y[k]), *lane);
+            }
+        }
+        i += 32;
+    }
+    let mut r = [0f32; 8];
+    for l in 0..8 {
+        let a = sum[0][l] + sum[2][l];
+        let b = sum[1][l] + sum[3][l];
+        r[l] = a + b;
+    }
+    let t0 = [r[0] + r[4], r[1] + r[5], r[2] + r[6], r[3] + r[7]];
+    let mut total = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
+    for k in np..n {
+        total += (h(x[k]) * h(y[k])) as f64;
+    }
+    total as f32
+}
+
+/// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`).
+pub fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+    for (y, x) in y.iter_mut().zip(x) {
+        let r = f16::from_bits(*x)
+            .to_f32()
+            .mul_add(v, f16::from_bits(*y).to_f32());
+        *y = f16::from_f32(r).to_bits();
+    }
+}
+
+/// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
+pub fn scale_f16(y: &mut [u16], v: f32) {
+    for y in y.iter_mut() {
+        *y = f16::from_f32(f16::from_bits(*y).to_f32() * v).to_bits();
+    }
+}
+
+pub fn to_f16(x: &[f32], out: &mut [u16]) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = f16::from_f32(*v).to_bits();
+    }
+}
+
+/// ggml's vectorised `expf` (`ggml_v_expf`, after ARM's optimized routines),
+/// lane by lane: within 1.5 ulp of `expf`, and exactly what llama.cpp's SiLU uses.
+pub fn v_expf(x: f32) -> f32 {
+    let f = f32::from_bits;
+    let r = f(0x4b40_0000);
+    let z = x.mul_add(f(0x3fb8_aa3b), r);
+    let n = z - r;
+    let b = (-n).mul_add(f(0x35bf_be8e), (-n).mul_add(f(0x3f31_7200), x));
+    let e = z.to_bits() << 23;
+    let k = f(e.wrapping_add(1f32.to_bits()));
+    let u = b * b;
+    let j = f(0x3c07_2010)
+        .mul_add(b, f(0x3d2b_9f17))
+        .mul_add(u, f(0x3e2a_af33).mul_add(b, f(0x3eff_fedb)))
+        .mul_add(u, f(0x3f7f_fff6) * b);
+    if n.abs() <= 126.0 {
+        return j.mul_add(k, k);
+    }
+    let g: u32 = if n <= 0.0 { 0x8200_0000 } else { 0 };
+    let s1 = f(g.wrapping_add(0x7f00_0000));
+    let s2 = f(e.wrapping_sub(g));
+    if n.abs() > 192.0 {
+        s1 * s1
+    } else {
+        s2.mul_add(j, s2) * s1
+    }
+}
+
+/// `silu(gate) * up`, as ggml's `ggml_vec_swiglu_f32` on AVX2.
+pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+        let silu = g / (1.0 + v_expf(0.0 - g));
+        *o = silu * u;
+    }
+}
+
+/// RMS norm times the norm's weight, as ggml computes it: the sum of squares
+/// in f64, then `x * (1 / sqrt(mean + eps))`, then `* w`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let sum: f64 = x.iter().map(|v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(w) {
+        *o = (v * scale) * w;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
+            })
+            .collect()
+    }
+
+    /// Quantizes weights with a simple Q4_1 / Q8_0 writer, good enough to make
+    /// blocks for comparing kernels.
+    fn weights(ty: WeightType, x: &[f32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for b in x.chunks_exact(QK) {
+            match ty {
+                WeightType::Q8_0 => {
+                    let mut blk = vec![0u8; 34];
+                    quantize_row(ActivationType::Q8_0, b, &mut blk);
+                    out.extend(blk);
+                }
+                WeightType::Q4_1 => {
+                    let min = b.iter().cloned().fold(f32::MAX, f32::min);
+                    let max = b.iter().cloned().fold(f32::MIN, f32::max);
+                    let d = (max - min) / 15.0;
+                    out.extend(f16_bytes(d));
+                    out.extend(f16_bytes(min));
+                    for j in 0..16 {
+                        let q = |v: f32| ((v - min) / d).round().clamp(0.0, 15.0) as u8;
+                        out.push(q(b[j]) | (q(b[j + 16]) << 4));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn avx2_and_portable_kernels_agree_bit_for_bit() {
+        if !has_avx2() {
+            return;
+        }
+        for ty in [WeightType::Q4_1, WeightType::Q8_0] {
+            let (rows, cols, tokens) = (7, 576, 3);
+            let w = weights(ty, &pseudo_random(rows * cols, 1));
+            let at = ty.activation_type();
+            let xr = cols / QK * at.block_bytes();
+            let mut x = vec![0u8; tokens * xr];
+            for t in 0..tokens {
+                quantize_row(
+                    at,
+                    &pseudo_random(cols, 10 + t as u32),
+                    &mut x[t * xr..(t + 1) * xr],
+                );
+            }
+            let rb = cols / QK * ty.block_bytes();
+            let mut fast = vec![0f32; tokens * rows];
+            let mut slow = vec![1f32; tokens * rows];
+            // SAFETY: both outputs hold tokens × rows values.
+            unsafe {
+                matmul_rows(ty, &w, rb, 0..rows, &x, xr, fast.as_mut_ptr(), rows);
+                portable::matmul_rows(ty, &w, rb, 0..rows, &x, xr, slow.as_mut_ptr(), rows);
+            }
+            assert_eq!(fast, slow, "{ty:?}");
+            // And both are the dot product of what the blocks hold.
+            let mut wf = vec![0f32; cols];
+            dequantize_row(ty, &w[..rb], &mut wf);
+            let xs = pseudo_random(cols, 10);
+            let exact: f32 = wf.iter().zip(&xs).map(|(a, b)| a * b).sum();
+            assert!(
+                (fast[0] - exact).abs() < 0.05 * exact.abs().max(1.0),
+                "{ty:?}: {} vs {exact}",
+                fast[0]
+            );
+        }
+    }
+
+    #[test]
+    fn v_expf_is_within_two_ulp_of_expf() {
+        for i in -2000..2000 {
+            let x = i as f32 * 0.0437;
+            let (a, b) = (v_expf(x), x.exp());
+            let ulp = (a.to_bits() as i64 - b.to_bits() as i64).abs();
+            assert!(ulp <= 2, "{x}: {a} vs {b}");
+        }
+        assert_eq!(v_expf(-200.0), 0.0);
+        assert_eq!(v_expf(100.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn q8_1_stores_the_scaled_sum() {
+        let x = pseudo_random(64, 3);
+        let mut q = vec![0u8; 72];
+        quantize_row(ActivationType::Q8_1, &x, &mut q);
+        let max = x[..32].iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = max / 127.0;
+        assert_eq!(f16_at(&q, 0), f16::from_f32(d).to_f32());
+        let sum: i32 = q[4..36].iter().map(|b| *b as i8 as i32).sum();
+        assert_eq!(f16_at(&q, 2), f16::from_f32(d * sum as f32).to_f32());
+        // The largest value becomes ±127 and every value is within half a step.
+        assert!(q[4..36].iter().any(|b| (*b as i8).unsigned_abs() == 127));
+        for (v, b) in x[..32].iter().zip(&q[4..36]) {
+            assert!((*b as i8 as f32 * d - v).abs() <= d * 0.5 + 1e-6);
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Wick's own engine for llama-family GGUF models (SmolLM2, TinyLlama,
+//! Mistral, …) whose matrices are Q4_1 or Q8_0.
+//!
+//! Why not candle's `quantized_llama` for these: candle 0.11 has no SIMD path
+//! for Q4_1, grows its KV cache by concatenation every token, keeps the
+//! embedding table twice and stops at 4096 positions. Here the weights stay in
+//! the memory-mapped file, the KV cache is allocated once (in f16, like
+//! llama.cpp's), each matrix product runs on all threads with the kernels of
+//! [`crate::kernels`], and the arithmetic follows ggml's so that greedy
+//! decoding picks llama.cpp's tokens. Files with other tensor types still run
+//! on candle (see [`crate::gguf`]).
+
+use std::fs::File;
+use std::ops::Range;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::GgmlDType;
+use memmap2::Mmap;
+use rayon::prelude::*;
+
+use crate::gguf::Metadata;
+use crate::kernels::{self, WeightType, QK};
+use crate::InferenceError;
+
+/// A matrix of `rows` quantized rows of `cols` values, inside the mapped file.
+struct Matrix {
+    ty: WeightType,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl Matrix {
+    fn row_bytes(&self) -> usize {
+        self.cols / QK * self.ty.block_bytes()
+    }
+
+    fn bytes<'a>(&self, map: &'a [u8]) -> &'a [u8] {
+        &map[self.offset..self.offset + self.rows * self.row_bytes()]
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Matrix,
+    k: Matrix,
+    v: Matrix,
+    o: Matrix,
+    ffn_norm: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+    /// Keys and values of every position so far, `[position][kv_dim]`, as f16 bits.
+    k_cache: Vec<u16>,
+    v_cache: Vec<u16>,
+}
+
+struct Config {
+    dim: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    ffn: usize,
+    vocab: usize,
+    rope_dims: usize,
+    rope_base: f32,
+    eps: f32,
+    context: usize,
+}
+
+pub struct Llama {
+    map: Mmap,
+    config: Config,
+    embedding: Matrix,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    output: Matrix,
+}
+
+fn weight_type(dtype: GgmlDType) -> Option<WeightType> {
+    match dtype {
+        GgmlDType::Q4_1 => Some(WeightType::Q4_1),
+        GgmlDType::Q8_0 => Some(WeightType::Q8_0),
+        _ => None,
+    }
+}
+
+/// Why a llama-family file cannot run on this engine (then candle runs it), if it cannot.
+pub fn unsupported(content: &Content) -> Option<String> {
+    for (name, info) in &content.tensor_infos {
+        let ok = match info.shape.dims().len() {
+            1 => info.ggml_dtype == GgmlDType::F32,
+            _ => weight_type(info.ggml_dtype).is_some(),
+        };
+        if !ok {
+            return Some(format!("{name} is {:?}", info.ggml_dtype));
+        }
+        if name.ends_with(".bias") || name == "rope_freqs.weight" {
+            return Some(format!("{name} is not used by this engine"));
+        }
+    }
+    None
+}
+
+impl Llama {
+    /// Maps `file` and reads the model that `content` (its header) describes.
+    pub fn load(content: &Content, file: &File) -> Result<Self, InferenceError> {
+        // SAFETY: the model file is opened read-only and not modified while it
+        // is in use, the same contract as llama.cpp's memory-mapped loading.
+        let map = unsafe { Mmap::map(file) }
+            .map_err(|e| InferenceError::Worker(format!("mapping the model file: {e}")))?;
+        let md = Metadata(&content.metadata);
+        let need = |key: &str| {
+            md.usize(&format!("llama.{key}"))
+                .ok_or_else(|| InferenceError::MissingMetadata(format!("llama.{key}")))
+        };
+        let float = |key: &str| {
+            md.get(&format!("llama.{key}"))
+                .and_then(|v| v.to_f32().ok())
+        };
+        let dim = need("embedding_length")?;
+        let heads = need("attention.head_count")?;
+        let kv_heads = md.usize("llama.attention.head_count_kv").unwrap_or(heads);
+        let head_dim = dim / heads;
+        let config = Config {
+            dim,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn: need("feed_forward_length")?,
+            vocab: 0,
+            rope_dims: md.usize("llama.rope.dimension_count").unwrap_or(head_dim),
+            rope_base: float("rope.freq_base").unwrap_or(10_000.0),
+            eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            context: md.usize("llama.context_length").unwrap_or(2048),
+        };
+        let base = content.tensor_data_offset as usize;
+        let matrix = |name: &str| -> Result<Matrix, InferenceError> {
+            let info = content
+                .tensor_infos
+                .get(name)
+                .ok_or_else(|| InferenceError::MissingMetadata(format!("tensor {name}")))?;
+            let dims = info.shape.dims();
+            let ty = weight_type(info.ggml_dtype).ok_or_else(|| {
+                InferenceError::Unsupported(format!("{name} is {:?}", info.ggml_dtype))
+            })?;
+            let m = Matrix {
+                ty,
+                offset: base + info.offset as usize,
+                rows: dims[0],
+                cols: dims[1],
+            };
+            if !m.cols.is_multiple_of(QK) || m.offset + m.rows * m.row_bytes() > map.len() {
+                return Err(InferenceError::BadMetadata(
+                    format!("tensor {name}"),
+                    "its size does not fit the file".into(),
+                ));
+            }
+            Ok(m)
+        };
+        let vector = |name: &str| -> Result<Vec<f32>, InferenceError> {
+            let info = content
+                .tensor_infos
+                .get(name)
+                .ok_or_else(|| InferenceError::MissingMetadata(format!("tensor {name}")))?;
+            let start = base + info.offset as usize;
+            let n = info.shape.elem_count();
+            let bytes = map.get(start..start + 4 * n).ok_or_else(|| {
+                InferenceError::BadMetadata(
+                    format!("tensor {name}"),
+                    "past the end of the file".into(),
+                )
+            })?;
+            Ok(bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect())
+        };
+        let blocks = need("block_count")?;
+        let kv_dim = kv_heads * head_dim;
+        let mut layers = Vec::with_capacity(blocks);
+        for i in 0..blocks {
+            let p = format!("blk.{i}");
+            layers.push(Layer {
+                attn_norm: vector(&format!("{p}.attn_norm.weight"))?,
+                q: matrix(&format!("{p}.attn_q.weight"))?,
+                k: matrix(&format!("{p}.attn_k.weight"))?,
+                v: matrix(&format!("{p}.attn_v.weight"))?,
+                o: matrix(&format!("{p}.attn_output.weight"))?,
+                ffn_norm: vector(&format!("{p}.ffn_norm.weight"))?,
+                gate: matrix(&format!("{p}.ffn_gate.weight"))?,
+                up: matrix(&format!("{p}.ffn_up.weight"))?,
+                down: matrix(&format!("{p}.ffn_down.weight"))?,
+                // Zeroed allocations are not backed by memory until written,
+                // so the whole window costs only what a conversation uses.
+                k_cache: vec![0; config.context * kv_dim],
+                v_cache: vec![0; config.context * kv_dim],
+            });
+        }
+        let embedding = matrix("token_embd.weight")?;
+        // Files with tied embeddings have no output matrix: the embedding is the output.
+        let output = if content.tensor_infos.contains_key("output.weight") {
+            matrix("output.weight")?
+        } else {
+            matrix("token_embd.weight")?
+        };
+        let config = Config {
+            vocab: output.rows,
+            ..config
+        };
+        Ok(Self {
+            output_norm: vector("output_norm.weight")?,
+            map,
+            config,
+            embedding,
+            layers,
+            output,
+        })
+    }
+
+    /// The most positions this model handles: the file's declared context.
+    pub fn context_length(&self) -> usize {
+        self.config.context
+    }
+
+    /// Runs `tokens` placed from `position` on and returns the logits of the last.
+    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError> {
+        let c = &self.config;
+        let n = tokens.len();
+        if n == 0 || position + n > c.context {
+            return Err(InferenceError::Worker(format!(
+                "{n} tokens at position {position} do not fit the {} positions of the model",
+                c.context
+            )));
+        }
+        let map: &[u8] = &self.map;
+        let (dim, kv_dim) = (c.dim, c.kv_heads * c.head_dim);
+
+        let mut x = vec![0f32; n * dim];
+        let emb = &self.embedding;
+        for (t, &token) in tokens.iter().enumerate() {
+            let id = token as usize;
+            if id >= emb.rows {
+                return Err(InferenceError::Worker(format!(
+                    "token id {id} is outside the vocabulary"
+                )));
+            }
+            let row = &emb.bytes(map)[id * emb.row_bytes()..(id + 1) * emb.row_bytes()];
+            kernels::dequantize_row(emb.ty, row, &mut x[t * dim..(t + 1) * dim]);
+        }
+        let rope = Rope::new(c, position, n);
+        let mut normed = vec![0f32; n * dim];
+        let layer_count = self.layers.len();
+        for (li, layer) in self.layers.iter_mut().enumerate() {
+            // Attention.
+            for t in 0..n {
+                let r = t * dim..(t + 1) * dim;
+                kernels::rms_norm(&x[r.clone()], &layer.attn_norm, c.eps, &mut normed[r]);
+            }
+            let mut q = vec![0f32; n * dim];
+            let mut k = vec![0f32; n * kv_dim];
+            let mut v = vec![0f32; n * kv_dim];
+            {
+                let a = Activations::new(layer.q.ty, &normed, n, dim);
+                let ak = a.or_new(layer.k.ty, &normed, n, dim);
+                let av = a.or_new(layer.v.ty, &normed, n, dim);
+                matmuls(
+                    map,
+                    &mut [
+                        Job::new(&layer.q, &a, &mut q),
+                        Job::new(&layer.k, ak.as_ref().unwrap_or(&a), &mut k),
+                        Job::new(&layer.v, av.as_ref().unwrap_or(&a), &mut v),
+                    ],
+                );
+            }
+            for t in 0..n {
+                rope.apply(t, &mut q[t * dim..(t + 1) * dim], c.heads, c.head_dim);
+                rope.apply(
+                    t,
+                    &mut k[t * kv_dim..(t + 1) * kv_dim],
+                    c.kv_heads,
+                    c.head_dim,
+                );
+            }
+            let cache = position * kv_dim..(position + n) * kv_dim;
+            kernels::to_f16(&k, &mut layer.k_cache[cache.clone()]);
+            kernels::to_f16(&v, &mut layer.v_cache[cache]);
+
+            // In the last layer only the last token goes on: it alone gives logits.
+            let first = if li + 1 == layer_count { n - 1 } else { 0 };
+            let rows = n - first;
+            let attn = attention(c, layer, &q[first * dim..], position + first, rows);
+            let mut o = vec![0f32; rows * dim];
+            let a = Activations::new(layer.o.ty, &attn, rows, dim);
+            matmuls(map, &mut [Job::new(&layer.o, &a, &mut o)]);
+            if first > 0 {
+                x.drain(..first * dim);
+                normed.truncate(rows * dim);
+            }
+            for (x, o) in x.iter_mut().zip(&o) {
+                *x += o;
+            }
+
+            // Feed-forward.
+            for t in 0..rows {
+                let r = t * dim..(t + 1) * dim;
+                kernels::rms_norm(&x[r.clone()], &layer.ffn_norm, c.eps, &mut normed[r]);
+            }
+            let mut gate = vec![0f32; rows * c.ffn];
+            let mut up = vec![0f32; rows * c.ffn];
+            {
+                let a = Activations::new(layer.gate.ty, &normed, rows, dim);
+                let au = a.or_new(layer.up.ty, &normed, rows, dim);
+                matmuls(
+                    map,
+                    &mut [
+                        Job::new(&layer.gate, &a, &mut gate),
+                        Job::new(&layer.up, au.as_ref().unwrap_or(&a), &mut up),
+                    ],
+                );
+            }
+            let mut h = vec![0f32; rows * c.ffn];
+            kernels::swiglu(&gate, &up, &mut h);
+            let mut down = vec![0f32; rows * dim];
+            let a = Activations::new(layer.down.ty, &h, rows, c.ffn);
+            matmuls(map, &mut [Job::new(&layer.down, &a, &mut down)]);
+            for (x, d) in x.iter_mut().zip(&down) {
+                *x += d;
+            }
+        }
+        let last = &x[x.len() - dim..];
+        let mut normed = vec![0f32; dim];
+        kernels::rms_norm(last, &self.output_norm, c.eps, &mut normed);
+        let mut logits = vec![0f32; c.vocab];
+        let a = Activations::new(self.output.ty, &normed, 1, dim);
+        matmuls(map, &mut [Job::new(&self.output, &a, &mut logits)]);
+        Ok(logits)
+    }
+}
+
+/// Rotary position embedding for a run of positions (ggml's "normal" mode:
+/// adjacent pairs), with angles made as ggml makes them: the position times
+/// `base^(-2/dims)` raised step by step, then `cosf`/`sinf`.
+struct Rope {
+    /// `[token][pair] -> (cos, sin)`
+    table: Vec<(f32, f32)>,
+    pairs: usize,
+}
+
+impl Rope {
+    fn new(c: &Config, position: usize, n: usize) -> Self {
+        let pairs = c.rope_dims / 2;
+        let theta_scale = c.rope_base.powf(-2.0 / c.rope_dims as f32);
+        let mut table = Vec::with_capacity(n * pairs);
+        for t in 0..n {
+            let mut theta = (position + t) as f32;
+            for _ in 0..pairs {
+                table.push((theta.cos(), theta.sin()));
+                theta *= theta_scale;
+            }
+        }
+        Self { table, pairs }
+    }
+
+    fn apply(&self, t: usize, x: &mut [f32], heads: usize, head_dim: usize) {
+        let angles = &self.table[t * self.pairs..(t + 1) * self.pairs];
+        for h in 0..heads {
+            let head = &mut x[h * head_dim..(h + 1) * head_dim];
+            for (i, (cos, sin)) in angles.iter().enumerate() {
+                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = x0.mul_add(*cos, -(x1 * sin));
+                head[2 * i + 1] = x0.mul_add(*sin, x1 * cos);
+            }
+        }
+    }
+}
+
+/// Attention of `rows` query tokens (the first at `position`) over the cache,
+/// each head on its own, in ggml's flash-attention order for short batches:
+/// f16 query and keys, a running softmax, the weighted values summed in f16.
+fn attention(c: &Config, layer: &Layer, q: &[f32], position: usize, rows: usize) -> Vec<f32> {
+    let (hd, dim) = (c.head_dim, c.dim);
+    let kv_dim = c.kv_heads * hd;
+    let group = c.heads / c.kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; rows * dim];
+    out.par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
+        let (t, h) = (i / c.heads, i % c.heads);
+        let mut qh = vec![0u16; hd];
+        kernels::to_f16(&q[t * dim + h * hd..t * dim + (h + 1) * hd], &mut qh);
+        let kvh = (h / group) * hd;
+        let mut acc = vec![0u16; hd];
+        let (mut sum, mut max) = (0f32, f32::NEG_INFINITY);
+        for p in 0..=position + t {
+            let at = p * kv_dim + kvh;
+            let s = kernels::dot_f16(&layer.k_cache[at..at + hd], &qh) * scale;
+            let (mut ms, mut vs) = (1f32, 1f32);
+            if s > max {
+                let old = max;
+                max = s;
+                ms = (old - max).exp();
+                kernels::scale_f16(&mut acc, ms);
+            } else {
+                vs = (s - max).exp();
+            }
+            kernels::mad_f16(&mut acc, &layer.v_cache[at..at + hd], vs);
+            sum = sum.mul_add(ms, vs);
+        }
+        let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+        for (o, a) in out.iter_mut().zip(&acc) {
+            *o = half::f16::from_bits(*a).to_f32() * inv;
+        }
+    });
+    out
+}
+
+/// Activations quantized for one weight type, `[token][blocks]`.
+struct Activations {
+    ty: kernels::ActivationType,
+    data: Vec<u8>,
+    row_bytes: usize,
+}
+
+impl Activations {
+    fn new(for_weights: WeightType, x: &[f32], rows: usize, cols: usize) -> Self {
+        let ty = for_weights.activation_type();
+        let row_bytes = cols / QK * ty.block_bytes();
+        let mut data = vec![0u8; rows * row_bytes];
+        for (x, out) in x
+            .chunks_exact(cols)
+            .zip(data.chunks_exact_mut(row_bytes))
+            .take(rows)
+        {
+            kernels::quantize_row(ty, x, out);
+        }
+        Self {
+            ty,
+            data,
+            row_bytes,
+        }
+    }
+
+    /// A second quantization only when another weight type needs another format.
+    fn or_new(&self, for_weights: WeightType, x: &[f32], rows: usize, cols: usize) -> Option<Self> {
+        (for_weights.activation_type() != self.ty).then(|| Self::new(for_weights, x, rows, cols))
+    }
+}
+
+/// One matrix product: `out[token][row] = weights[row] · activations[token]`.
+struct Job<'a> {
+    w: &'a Matrix,
+    x: &'a Activations,
+    out: OutPtr,
+}
+
+impl<'a> Job<'a> {
+    fn new(w: &'a Matrix, x: &'a Activations, out: &'a mut [f32]) -> Self {
+        assert_eq!(out.len(), x.data.len() / x.row_bytes * w.rows);
+        assert_eq!(x.row_bytes, w.cols / QK * x.ty.block_bytes());
+        Self {
+            w,
+            x,
+            out: OutPtr(out.as_mut_ptr()),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the pointer is only written through at disjoint indices, one chunk
+// of rows per task, while the slice it came from is borrowed by the `Job`.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Runs the products together, split into chunks of rows over the thread pool
+/// (q, k and v, or gate and up, in one parallel step).
+fn matmuls(map: &[u8], jobs: &mut [Job]) {
+    let tokens = jobs[0].x.data.len() / jobs[0].x.row_bytes;
+    let chunk = if tokens == 1 { 32 } else { 8 };
+    let tasks: Vec<(usize, Range<usize>)> = jobs
+        .iter()
+        .enumerate()
+        .flat_map(|(j, job)| {
+            (0..job.w.rows)
+                .step_by(chunk)
+                .map(move |r| (j, r..(r + chunk).min(job.w.rows)))
+        })
+        .collect();
+    let jobs = &*jobs;
+    tasks.into_par_iter().for_each(|(j, rows)| {
+        let job = &jobs[j];
+        // SAFETY: `Job::new` checked that `out` holds tokens × rows values, and
+        // each task writes only the rows of its own chunk.
+        unsafe {
+            kernels::matmul_rows(
+                job.w.ty,
+                job.w.bytes(map),
+                job.w.row_bytes(),
+                rows,
+                &job.x.data,
+                job.x.row_bytes,
+                job.out.0,
+                job.w.rows,
+            )
+        };
+    });
+}
