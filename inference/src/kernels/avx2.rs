@@ -125,3 +125,76 @@ pub(super) unsafe fn matmul_rows(
         }
     }
 }
+
+/// See [`super::dot_f16`]; `n` a multiple of 32 is all vector work.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `x` and `y` have the same length.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+    let n = x.len();
+    let np = n & !31;
+    let load = |p: &[u16], at: usize| {
+        _mm256_cvtph_ps(_mm_loadu_si128(p.as_ptr().add(at) as *const __m128i))
+    };
+    let mut sum = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i < np {
+        for (j, s) in sum.iter_mut().enumerate() {
+            *s = _mm256_fmadd_ps(load(x, i + j * 8), load(y, i + j * 8), *s);
+        }
+        i += 32;
+    }
+    let a = _mm256_add_ps(sum[0], sum[2]);
+    let b = _mm256_add_ps(sum[1], sum[3]);
+    let r = _mm256_add_ps(a, b);
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut total = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    for k in np..n {
+        total += (super::h2f(x[k]) * super::h2f(y[k])) as f64;
+    }
+    total as f32
+}
+
+/// See [`super::mad_f16`].
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `x` is at least as long as `y`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+    let n = y.len();
+    let np = n & !31;
+    let vv = _mm256_set1_ps(v);
+    let mut i = 0;
+    while i < np {
+        for j in 0..4 {
+            let at = i + j * 8;
+            let py = y.as_mut_ptr().add(at) as *mut __m128i;
+            let ax = _mm256_cvtph_ps(_mm_loadu_si128(x.as_ptr().add(at) as *const __m128i));
+            let ay = _mm256_fmadd_ps(ax, vv, _mm256_cvtph_ps(_mm_loadu_si128(py)));
+            _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
+        }
+        i += 32;
+    }
+    super::mad_f16_scalar(&mut y[np..], &x[np..n], v);
+}
+
+/// See [`super::scale_f16`].
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn scale_f16(y: &mut [u16], v: f32) {
+    let n = y.len();
+    let np = n & !7;
+    let vv = _mm256_set1_ps(v);
+    let mut i = 0;
+    while i < np {
+        let py = y.as_mut_ptr().add(i) as *mut __m128i;
+        let ay = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(py)), vv);
+        _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
+        i += 8;
+    }
+    super::scale_f16_scalar(&mut y[np..], v);
+}

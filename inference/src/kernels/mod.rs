@@ -163,51 +163,85 @@ pub(crate) fn hsum8(a: [f32; 8]) -> f32 {
     (r[0] + r[2]) + (r[1] + r[3])
 }
 
+pub(crate) fn h2f(v: u16) -> f32 {
+    f16::from_bits(v).to_f32()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_f16c() -> bool {
+    use std::sync::OnceLock;
+    static F16C: OnceLock<bool> = OnceLock::new();
+    *F16C.get_or_init(|| has_avx2() && is_x86_feature_detected!("f16c"))
+}
+
 /// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16` computes
 /// it on AVX2 (four 8-lane accumulators over 32-value steps).
 pub fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+    assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_f16c() {
+        // SAFETY: the CPU has the features (checked above); the lengths match.
+        return unsafe { avx2::dot_f16(x, y) };
+    }
+    dot_f16_scalar(x, y)
+}
+
+fn dot_f16_scalar(x: &[u16], y: &[u16]) -> f32 {
     let n = x.len();
     let np = n & !31;
     let mut sum = [[0f32; 8]; 4];
-    let h = |v: u16| f16::from_bits(v).to_f32();
     let mut i = 0;
     while i < np {
         for (j, s) in sum.iter_mut().enumerate() {
             for (l, lane) in s.iter_mut().enumerate() {
                 let k = i + j * 8 + l;
-                *lane = h(x[k]).mul_add(h(y[k]), *lane);
+                *lane = h2f(x[k]).mul_add(h2f(y[k]), *lane);
             }
         }
         i += 32;
     }
     let mut r = [0f32; 8];
-    for l in 0..8 {
-        let a = sum[0][l] + sum[2][l];
-        let b = sum[1][l] + sum[3][l];
-        r[l] = a + b;
+    for (l, r) in r.iter_mut().enumerate() {
+        *r = (sum[0][l] + sum[2][l]) + (sum[1][l] + sum[3][l]);
     }
     let t0 = [r[0] + r[4], r[1] + r[5], r[2] + r[6], r[3] + r[7]];
     let mut total = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
     for k in np..n {
-        total += (h(x[k]) * h(y[k])) as f64;
+        total += (h2f(x[k]) * h2f(y[k])) as f64;
     }
     total as f32
 }
 
 /// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`).
 pub fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+    assert!(x.len() >= y.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_f16c() {
+        // SAFETY: the CPU has the features (checked above); `x` is long enough.
+        return unsafe { avx2::mad_f16(y, x, v) };
+    }
+    mad_f16_scalar(y, x, v)
+}
+
+fn mad_f16_scalar(y: &mut [u16], x: &[u16], v: f32) {
     for (y, x) in y.iter_mut().zip(x) {
-        let r = f16::from_bits(*x)
-            .to_f32()
-            .mul_add(v, f16::from_bits(*y).to_f32());
-        *y = f16::from_f32(r).to_bits();
+        *y = f16::from_f32(h2f(*x).mul_add(v, h2f(*y))).to_bits();
     }
 }
 
 /// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
 pub fn scale_f16(y: &mut [u16], v: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_f16c() {
+        // SAFETY: the CPU has the features (checked above).
+        return unsafe { avx2::scale_f16(y, v) };
+    }
+    scale_f16_scalar(y, v)
+}
+
+fn scale_f16_scalar(y: &mut [u16], v: f32) {
     for y in y.iter_mut() {
-        *y = f16::from_f32(f16::from_bits(*y).to_f32() * v).to_bits();
+        *y = f16::from_f32(h2f(*y) * v).to_bits();
     }
 }
 
@@ -343,6 +377,26 @@ mod tests {
                 fast[0]
             );
         }
+    }
+
+    #[test]
+    fn f16_kernels_agree_bit_for_bit_with_their_portable_versions() {
+        let mut x = vec![0u16; 70];
+        let mut y = vec![0u16; 70];
+        to_f16(&pseudo_random(70, 5), &mut x);
+        to_f16(&pseudo_random(70, 6), &mut y);
+        for n in [64, 70] {
+            assert_eq!(dot_f16(&x[..n], &y[..n]), dot_f16_scalar(&x[..n], &y[..n]));
+            let (mut a, mut b) = (y[..n].to_vec(), y[..n].to_vec());
+            mad_f16(&mut a, &x, 0.37);
+            mad_f16_scalar(&mut b, &x, 0.37);
+            assert_eq!(a, b);
+            scale_f16(&mut a, 0.61);
+            scale_f16_scalar(&mut b, 0.61);
+            assert_eq!(a, b);
+        }
+        let exact: f32 = x.iter().zip(&y).map(|(a, b)| h2f(*a) * h2f(*b)).sum();
+        assert!((dot_f16(&x, &y) - exact).abs() < 1e-3 * exact.abs().max(1.0));
     }
 
     #[test]
