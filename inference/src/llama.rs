@@ -19,7 +19,7 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 
 use crate::gguf::Metadata;
-use crate::kernels::{self, WeightType, QK};
+use crate::kernels::{self, Activations, WeightType, QK};
 use crate::InferenceError;
 
 /// A matrix of `rows` quantized rows of `cols` values, inside the mapped file.
@@ -261,15 +261,13 @@ impl Llama {
             let mut k = vec![0f32; n * kv_dim];
             let mut v = vec![0f32; n * kv_dim];
             {
-                let a = Activations::new(layer.q.ty, &normed, n, dim);
-                let ak = a.or_new(layer.k.ty, &normed, n, dim);
-                let av = a.or_new(layer.v.ty, &normed, n, dim);
+                let a = quantized_for(layer.q.ty, &[layer.k.ty, layer.v.ty], &normed, n, dim);
                 matmuls(
                     map,
                     &mut [
-                        Job::new(&layer.q, &a, &mut q),
-                        Job::new(&layer.k, ak.as_ref().unwrap_or(&a), &mut k),
-                        Job::new(&layer.v, av.as_ref().unwrap_or(&a), &mut v),
+                        Job::new(&layer.q, find(&a, &layer.q), &mut q),
+                        Job::new(&layer.k, find(&a, &layer.k), &mut k),
+                        Job::new(&layer.v, find(&a, &layer.v), &mut v),
                     ],
                 );
             }
@@ -291,7 +289,7 @@ impl Llama {
             let rows = n - first;
             let attn = attention(c, layer, &q[first * dim..], position + first, rows);
             let mut o = vec![0f32; rows * dim];
-            let a = Activations::new(layer.o.ty, &attn, rows, dim);
+            let a = Activations::quantize(layer.o.ty.activation_type(), &attn, rows, dim);
             matmuls(map, &mut [Job::new(&layer.o, &a, &mut o)]);
             if first > 0 {
                 x.drain(..first * dim);
@@ -309,20 +307,19 @@ impl Llama {
             let mut gate = vec![0f32; rows * c.ffn];
             let mut up = vec![0f32; rows * c.ffn];
             {
-                let a = Activations::new(layer.gate.ty, &normed, rows, dim);
-                let au = a.or_new(layer.up.ty, &normed, rows, dim);
+                let a = quantized_for(layer.gate.ty, &[layer.up.ty], &normed, rows, dim);
                 matmuls(
                     map,
                     &mut [
-                        Job::new(&layer.gate, &a, &mut gate),
-                        Job::new(&layer.up, au.as_ref().unwrap_or(&a), &mut up),
+                        Job::new(&layer.gate, find(&a, &layer.gate), &mut gate),
+                        Job::new(&layer.up, find(&a, &layer.up), &mut up),
                     ],
                 );
             }
             let mut h = vec![0f32; rows * c.ffn];
             kernels::swiglu(&gate, &up, &mut h);
             let mut down = vec![0f32; rows * dim];
-            let a = Activations::new(layer.down.ty, &h, rows, c.ffn);
+            let a = Activations::quantize(layer.down.ty.activation_type(), &h, rows, c.ffn);
             matmuls(map, &mut [Job::new(&layer.down, &a, &mut down)]);
             for (x, d) in x.iter_mut().zip(&down) {
                 *x += d;
@@ -332,7 +329,7 @@ impl Llama {
         let mut normed = vec![0f32; dim];
         kernels::rms_norm(last, &self.output_norm, c.eps, &mut normed);
         let mut logits = vec![0f32; c.vocab];
-        let a = Activations::new(self.output.ty, &normed, 1, dim);
+        let a = Activations::quantize(self.output.ty.activation_type(), &normed, 1, dim);
         matmuls(map, &mut [Job::new(&self.output, &a, &mut logits)]);
         Ok(logits)
     }
@@ -414,36 +411,29 @@ fn attention(c: &Config, layer: &Layer, q: &[f32], position: usize, rows: usize)
     out
 }
 
-/// Activations quantized for one weight type, `[token][blocks]`.
-struct Activations {
-    ty: kernels::ActivationType,
-    data: Vec<u8>,
-    row_bytes: usize,
+/// Activations quantized for `w`, and for `other` too when it needs another format.
+fn quantized_for(
+    w: WeightType,
+    others: &[WeightType],
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Vec<Activations> {
+    let mut out: Vec<Activations> = Vec::new();
+    for ty in std::iter::once(w).chain(others.iter().copied()) {
+        let at = ty.activation_type();
+        if !out.iter().any(|a| a.ty == at) {
+            out.push(Activations::quantize(at, x, rows, cols));
+        }
+    }
+    out
 }
 
-impl Activations {
-    fn new(for_weights: WeightType, x: &[f32], rows: usize, cols: usize) -> Self {
-        let ty = for_weights.activation_type();
-        let row_bytes = cols / QK * ty.block_bytes();
-        let mut data = vec![0u8; rows * row_bytes];
-        for (x, out) in x
-            .chunks_exact(cols)
-            .zip(data.chunks_exact_mut(row_bytes))
-            .take(rows)
-        {
-            kernels::quantize_row(ty, x, out);
-        }
-        Self {
-            ty,
-            data,
-            row_bytes,
-        }
-    }
-
-    /// A second quantization only when another weight type needs another format.
-    fn or_new(&self, for_weights: WeightType, x: &[f32], rows: usize, cols: usize) -> Option<Self> {
-        (for_weights.activation_type() != self.ty).then(|| Self::new(for_weights, x, rows, cols))
-    }
+fn find<'a>(acts: &'a [Activations], w: &Matrix) -> &'a Activations {
+    let at = w.ty.activation_type();
+    acts.iter()
+        .find(|a| a.ty == at)
+        .expect("quantized for every weight type")
 }
 
 /// One matrix product: `out[token][row] = weights[row] · activations[token]`.
@@ -455,8 +445,7 @@ struct Job<'a> {
 
 impl<'a> Job<'a> {
     fn new(w: &'a Matrix, x: &'a Activations, out: &'a mut [f32]) -> Self {
-        assert_eq!(out.len(), x.data.len() / x.row_bytes * w.rows);
-        assert_eq!(x.row_bytes, w.cols / QK * x.ty.block_bytes());
+        assert_eq!(out.len(), x.rows * w.rows);
         Self {
             w,
             x,
@@ -475,7 +464,7 @@ unsafe impl Sync for OutPtr {}
 /// Runs the products together, split into chunks of rows over the thread pool
 /// (q, k and v, or gate and up, in one parallel step).
 fn matmuls(map: &[u8], jobs: &mut [Job]) {
-    let tokens = jobs[0].x.data.len() / jobs[0].x.row_bytes;
+    let tokens = jobs[0].x.rows;
     let chunk = if tokens == 1 { 32 } else { 8 };
     let tasks: Vec<(usize, Range<usize>)> = jobs
         .iter()
@@ -497,8 +486,7 @@ fn matmuls(map: &[u8], jobs: &mut [Job]) {
                 job.w.bytes(map),
                 job.w.row_bytes(),
                 rows,
-                &job.x.data,
-                job.x.row_bytes,
+                job.x,
                 job.out.0,
                 job.w.rows,
             )

@@ -67,7 +67,7 @@ fn f16_bytes(v: f32) -> [u8; 2] {
     f16::from_f32(v).to_bits().to_le_bytes()
 }
 
-/// Whether this CPU runs the AVX2 kernels (checked once).
+/// Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C; checked once).
 pub fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -76,6 +76,7 @@ pub fn has_avx2() -> bool {
         *AVX2.get_or_init(|| {
             is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
                 && std::env::var_os("WICK_NO_AVX2").is_none()
         })
     }
@@ -108,6 +109,48 @@ pub fn quantize_row(ty: ActivationType, x: &[f32], out: &mut [u8]) {
     }
 }
 
+/// Rows of activations quantized for one weight type, `[row][blocks]`, with
+/// each block's scale (and Q8_1's sum) also kept as f32 for the kernels.
+pub struct Activations {
+    pub ty: ActivationType,
+    pub data: Vec<u8>,
+    pub row_bytes: usize,
+    pub rows: usize,
+    /// `[row][block]`: the f16 scale, widened.
+    scales: Vec<f32>,
+    /// `[row][block]`: Q8_1's f16 `d * sum`, widened (empty for Q8_0).
+    sums: Vec<f32>,
+}
+
+impl Activations {
+    /// `x` holds `rows` rows of `cols` values.
+    pub fn quantize(ty: ActivationType, x: &[f32], rows: usize, cols: usize) -> Self {
+        let bb = ty.block_bytes();
+        let row_bytes = cols / QK * bb;
+        let mut data = vec![0u8; rows * row_bytes];
+        for (x, out) in x.chunks_exact(cols).zip(data.chunks_exact_mut(row_bytes)) {
+            quantize_row(ty, x, out);
+        }
+        let scales = data.chunks_exact(bb).map(|b| f16_at(b, 0)).collect();
+        let sums = match ty {
+            ActivationType::Q8_1 => data.chunks_exact(bb).map(|b| f16_at(b, 2)).collect(),
+            ActivationType::Q8_0 => Vec::new(),
+        };
+        Self {
+            ty,
+            data,
+            row_bytes,
+            rows,
+            scales,
+            sums,
+        }
+    }
+
+    fn row(&self, t: usize) -> &[u8] {
+        &self.data[t * self.row_bytes..(t + 1) * self.row_bytes]
+    }
+}
+
 /// One row of a weight matrix expanded to f32 (for the token embedding).
 pub fn dequantize_row(ty: WeightType, row: &[u8], out: &mut [f32]) {
     let bb = ty.block_bytes();
@@ -131,30 +174,34 @@ pub fn dequantize_row(ty: WeightType, row: &[u8], out: &mut [f32]) {
 }
 
 /// `out[t * out_stride + r] = dot(weight row r, activation row t)` for the
-/// rows `rows` of `w` (each `row_bytes` long) and every activation row of `x`
-/// (each `x_row_bytes` long).
+/// rows `rows` of `w` (each `row_bytes` long) and every row of `x`.
 ///
 /// # Safety
 /// `out` must be valid for writes at every `t * out_stride + r`, and no one
 /// else may access those values meanwhile.
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul_rows(
     ty: WeightType,
     w: &[u8],
     row_bytes: usize,
     rows: std::ops::Range<usize>,
-    x: &[u8],
-    x_row_bytes: usize,
+    x: &Activations,
     out: *mut f32,
     out_stride: usize,
 ) {
+    assert_eq!(ty.activation_type(), x.ty);
+    assert_eq!(
+        row_bytes / ty.block_bytes(),
+        x.row_bytes / x.ty.block_bytes()
+    );
+    assert!(rows.end * row_bytes <= w.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA (checked above); `out` is the caller's promise.
-        unsafe { avx2::matmul_rows(ty, w, row_bytes, rows, x, x_row_bytes, out, out_stride) };
+        // SAFETY: the CPU has AVX2 and FMA (checked above), the sizes were
+        // checked above, and `out` is the caller's promise.
+        unsafe { avx2::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) };
         return;
     }
-    portable::matmul_rows(ty, w, row_bytes, rows, x, x_row_bytes, out, out_stride);
+    portable::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride);
 }
 
 /// ggml's `hsum_float_8`: the horizontal sum of eight lanes, in its order.
@@ -167,19 +214,12 @@ pub(crate) fn h2f(v: u16) -> f32 {
     f16::from_bits(v).to_f32()
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_f16c() -> bool {
-    use std::sync::OnceLock;
-    static F16C: OnceLock<bool> = OnceLock::new();
-    *F16C.get_or_init(|| has_avx2() && is_x86_feature_detected!("f16c"))
-}
-
 /// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16` computes
 /// it on AVX2 (four 8-lane accumulators over 32-value steps).
 pub fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
     assert_eq!(x.len(), y.len());
     #[cfg(target_arch = "x86_64")]
-    if has_f16c() {
+    if has_avx2() {
         // SAFETY: the CPU has the features (checked above); the lengths match.
         return unsafe { avx2::dot_f16(x, y) };
     }
@@ -216,7 +256,7 @@ fn dot_f16_scalar(x: &[u16], y: &[u16]) -> f32 {
 pub fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
     assert!(x.len() >= y.len());
     #[cfg(target_arch = "x86_64")]
-    if has_f16c() {
+    if has_avx2() {
         // SAFETY: the CPU has the features (checked above); `x` is long enough.
         return unsafe { avx2::mad_f16(y, x, v) };
     }
@@ -232,7 +272,7 @@ fn mad_f16_scalar(y: &mut [u16], x: &[u16], v: f32) {
 /// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
 pub fn scale_f16(y: &mut [u16], v: f32) {
     #[cfg(target_arch = "x86_64")]
-    if has_f16c() {
+    if has_avx2() {
         // SAFETY: the CPU has the features (checked above).
         return unsafe { avx2::scale_f16(y, v) };
     }
@@ -345,37 +385,34 @@ mod tests {
             return;
         }
         for ty in [WeightType::Q4_1, WeightType::Q8_0] {
-            let (rows, cols, tokens) = (7, 576, 3);
-            let w = weights(ty, &pseudo_random(rows * cols, 1));
-            let at = ty.activation_type();
-            let xr = cols / QK * at.block_bytes();
-            let mut x = vec![0u8; tokens * xr];
-            for t in 0..tokens {
-                quantize_row(
-                    at,
-                    &pseudo_random(cols, 10 + t as u32),
-                    &mut x[t * xr..(t + 1) * xr],
+            for (rows, tokens) in [(7, 3), (9, 9), (5, 1)] {
+                let cols = 576;
+                let w = weights(ty, &pseudo_random(rows * cols, 1));
+                let at = ty.activation_type();
+                let xs: Vec<f32> = (0..tokens)
+                    .flat_map(|t| pseudo_random(cols, 10 + t as u32))
+                    .collect();
+                let x = Activations::quantize(at, &xs, tokens, cols);
+                let rb = cols / QK * ty.block_bytes();
+                let mut fast = vec![0f32; tokens * rows];
+                let mut slow = vec![1f32; tokens * rows];
+                // SAFETY: both outputs hold tokens × rows values.
+                unsafe {
+                    matmul_rows(ty, &w, rb, 0..rows, &x, fast.as_mut_ptr(), rows);
+                    portable::matmul_rows(ty, &w, rb, 0..rows, &x, slow.as_mut_ptr(), rows);
+                }
+                assert_eq!(fast, slow, "{ty:?} {rows}x{tokens}");
+                // And both are the dot product of what the blocks hold.
+                let mut wf = vec![0f32; cols];
+                dequantize_row(ty, &w[..rb], &mut wf);
+                let xs = pseudo_random(cols, 10);
+                let exact: f32 = wf.iter().zip(&xs).map(|(a, b)| a * b).sum();
+                assert!(
+                    (fast[0] - exact).abs() < 0.05 * exact.abs().max(1.0),
+                    "{ty:?}: {} vs {exact}",
+                    fast[0]
                 );
             }
-            let rb = cols / QK * ty.block_bytes();
-            let mut fast = vec![0f32; tokens * rows];
-            let mut slow = vec![1f32; tokens * rows];
-            // SAFETY: both outputs hold tokens × rows values.
-            unsafe {
-                matmul_rows(ty, &w, rb, 0..rows, &x, xr, fast.as_mut_ptr(), rows);
-                portable::matmul_rows(ty, &w, rb, 0..rows, &x, xr, slow.as_mut_ptr(), rows);
-            }
-            assert_eq!(fast, slow, "{ty:?}");
-            // And both are the dot product of what the blocks hold.
-            let mut wf = vec![0f32; cols];
-            dequantize_row(ty, &w[..rb], &mut wf);
-            let xs = pseudo_random(cols, 10);
-            let exact: f32 = wf.iter().zip(&xs).map(|(a, b)| a * b).sum();
-            assert!(
-                (fast[0] - exact).abs() < 0.05 * exact.abs().max(1.0),
-                "{ty:?}: {} vs {exact}",
-                fast[0]
-            );
         }
     }
 

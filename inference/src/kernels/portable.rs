@@ -1,7 +1,7 @@
 //! The kernels in plain Rust, lane by lane as the AVX2 versions compute them,
 //! so that a CPU without AVX2 gets the very same numbers.
 
-use super::{f16_at, hsum8, WeightType, QK};
+use super::{f16_at, hsum8, Activations, WeightType};
 
 /// Q4_1 weights · Q8_1 activations over `nb` blocks (ggml's `ggml_vec_dot_q4_1_q8_1`).
 fn dot_q4_1_q8_1(w: &[u8], x: &[u8], nb: usize) -> f32 {
@@ -46,27 +46,22 @@ fn dot_q8_0_q8_0(w: &[u8], x: &[u8], nb: usize) -> f32 {
 
 /// # Safety
 /// As [`super::matmul_rows`].
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn matmul_rows(
     ty: WeightType,
     w: &[u8],
     row_bytes: usize,
     rows: std::ops::Range<usize>,
-    x: &[u8],
-    x_row_bytes: usize,
+    x: &Activations,
     out: *mut f32,
     out_stride: usize,
 ) {
     let nb = row_bytes / ty.block_bytes();
-    debug_assert_eq!(nb * QK / QK, nb);
-    let tokens = x.len() / x_row_bytes;
     for r in rows {
         let wr = &w[r * row_bytes..(r + 1) * row_bytes];
-        for t in 0..tokens {
-            let xr = &x[t * x_row_bytes..(t + 1) * x_row_bytes];
+        for t in 0..x.rows {
             let v = match ty {
-                WeightType::Q4_1 => dot_q4_1_q8_1(wr, xr, nb),
-                WeightType::Q8_0 => dot_q8_0_q8_0(wr, xr, nb),
+                WeightType::Q4_1 => dot_q4_1_q8_1(wr, x.row(t), nb),
+                WeightType::Q8_0 => dot_q8_0_q8_0(wr, x.row(t), nb),
             };
             // SAFETY: the caller guarantees `out` covers every (t, r) written.
             unsafe { *out.add(t * out_stride + r) = v };
