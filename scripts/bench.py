@@ -42,13 +42,16 @@ def wick(args, prompt_text):
 
 
 def llama(args, prompt_tokens):
-    cmd = [os.path.join(args.llama_bin, "llama-bench"), "-m", args.model, "-t", str(args.threads),
-           "-p", str(prompt_tokens), "-n", str(args.n), "-r", "1", "-o", "json"]
-    out, _, rss = run_measured(cmd)
-    rows = json.loads(out)
-    pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0)
-    tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0)
-    return pp, tg, rss
+    """llama.cpp on the same work as Wick: the prompt from an empty context, then
+    decoding after that prompt (llama-bench's depth), so both attend over the same
+    positions. Returns (prompt tok/s, decode tok/s, peak RSS of the larger run)."""
+    bench = [os.path.join(args.llama_bin, "llama-bench"), "-m", args.model, "-t", str(args.threads),
+             "-r", "1", "-o", "json"]
+    out, _, rss_pp = run_measured(bench + ["-p", str(prompt_tokens), "-n", "0"])
+    pp = json.loads(out)[0]["avg_ts"]
+    out, _, rss_tg = run_measured(bench + ["-p", "0", "-n", str(args.n), "-d", str(prompt_tokens)])
+    tg = json.loads(out)[0]["avg_ts"]
+    return pp, tg, max(rss_pp, rss_tg)
 
 
 def main():
