@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model clients bench bench-chat test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model gemma3 clients bench bench-chat test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -22,7 +22,7 @@ run: build model
 	exec $(WICK)
 
 ## test: the Rust tests and the browser tests, on one release build
-test: build model chromium clients
+test: build model gemma3 chromium clients
 	@$(LLAMA_SERVER_NOTE)
 	$(MAKE) --no-print-directory rust-tests e2e
 
@@ -46,6 +46,10 @@ $(CLIENTS_VENV)/.installed: end2end/clients/requirements.txt
 ## model: fetch and verify the default model (SmolLM2-135M-Instruct, Q4_1 GGUF)
 model:
 	./scripts/fetch-model.sh $(MODEL)
+
+## gemma3: fetch and verify Gemma 3 270M (Q4_K_M GGUF, ~250 MB), the second architecture the tests run
+gemma3:
+	./scripts/fetch-gemma3.sh models/gemma-3-270m-q4_k_m.gguf
 
 tools: wasm-target cargo-leptos wasm-bindgen npm-deps
 

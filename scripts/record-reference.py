@@ -7,7 +7,13 @@
   llama.cpp's own chat-template code renders it (llama-server /apply-template with
   --jinja) and its first greedy tokens (llama-server /completion, temperature 0).
 
-Usage: scripts/record-reference.py [--bin DIR] [--model PATH] [--tokens N]
+With --gemma3 it records only gemma3_llama_cpp_tokens.json and gemma3_llama_cpp_greedy.json: llama.cpp's token ids
+with Gemma 3 270M (models/gemma-3-270m-q4_k_m.gguf, `make gemma3`) for the same
+corpus plus GEMMA3_EXTRA (Gemma's chat markup, user-defined tokens, byte fallback),
+without the bos token and with the prompt taken verbatim (--no-bos --no-escape);
+special tokens written in the text are parsed, as llama-tokenize does by default.
+
+Usage: scripts/record-reference.py [--bin DIR] [--model PATH] [--tokens N] [--gemma3]
 (DIR defaults to what scripts/build-llama-cpp.sh builds). `make test` does not
 need llama.cpp: the tests read these files.
 """
@@ -21,6 +27,22 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "inference", "tests", "data")
+GEMMA3_MODEL = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
+
+# Strings for Gemma 3 beyond tokenizer_corpus.json: its chat markup (control tokens),
+# user-defined tokens (newline, space and tab runs, HTML tags), characters outside the
+# vocabulary (byte fallback) and a literal backslash escape.
+GEMMA3_EXTRA = [
+    "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n",
+    "<bos><start_of_turn>user\nHi<end_of_turn>\n",
+    "a\n\n\n\n\nb\t\t\tc" + " " * 40 + "d",
+    "<table><tr><td>1</td></tr></table> <b>bold</b> <code>x</code>",
+    "\U0001F9EC\U0001FAE0 \u2603\ufe0f \u0F3A\u0F3B \U00010348 \u00A0nbsp",
+    "▁already escaped ▁▁ spaces",
+    "a literal \\n is not a newline",
+    " ",
+    "x",
+]
 
 
 def post(url, body):
@@ -29,38 +51,102 @@ def post(url, body):
         return json.load(r)
 
 
-def tokenize(bin_dir, model, text):
+def tokenize(bin_dir, model, text, extra=()):
     out = subprocess.run(
-        [os.path.join(bin_dir, "llama-tokenize"), "-m", model, "-p", text, "--ids", "--log-disable"],
+        [os.path.join(bin_dir, "llama-tokenize"), "-m", model, "-p", text, "--ids", "--log-disable", *extra],
         check=True, capture_output=True, text=True,
     ).stdout
     line = [l for l in out.splitlines() if l.startswith("[")][-1]
     return json.loads(line)
 
 
+# Plain-text prompts for Gemma 3's greedy reference.
+GEMMA3_PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, in a small village by the sea,",
+    "def fibonacci(n):",
+    "The three primary colors are",
+    "Water boils at 100 degrees Celsius because",
+    "Le petit déjeuner français typique comprend",
+]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin")
-    ap.add_argument("--model", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--model")
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--port", type=int, default=8771)
+    ap.add_argument("--gemma3", action="store_true", help="record gemma3_llama_cpp_tokens.json only")
     args = ap.parse_args()
     bin_dir = args.bin or subprocess.run(
         [os.path.join(ROOT, "scripts", "build-llama-cpp.sh")], check=True, capture_output=True, text=True
     ).stdout.strip().splitlines()[-1]
 
     corpus = json.load(open(os.path.join(DATA, "tokenizer_corpus.json")))
+    if args.gemma3:
+        model = args.model or GEMMA3_MODEL
+        tokens = [{"text": t, "ids": tokenize(bin_dir, model, t, ["--no-bos", "--no-escape"])}
+                  for t in corpus + GEMMA3_EXTRA]
+        with open(os.path.join(DATA, "gemma3_llama_cpp_tokens.json"), "w") as f:
+            json.dump(tokens, f, ensure_ascii=False, indent=1)
+        print(f"recorded Gemma 3 token ids for {len(tokens)} strings", file=sys.stderr)
+
+        def record(base):
+            # Gemma 3 270M is a base model: plain completions, bos added as the file asks.
+            greedy = []
+            for p in GEMMA3_PROMPTS:
+                out = post(base + "/completion", {
+                    "prompt": p, "n_predict": args.tokens, "temperature": 0, "top_k": 1,
+                    "return_tokens": True, "cache_prompt": False, "seed": 0,
+                })
+                greedy.append({"prompt": p, "ids": out["tokens"], "text": out["content"],
+                               "stop": out.get("stop_type")})
+            return greedy
+
+        greedy = with_server(bin_dir, model, args.port, record)
+        with open(os.path.join(DATA, "gemma3_llama_cpp_greedy.json"), "w") as f:
+            json.dump(greedy, f, ensure_ascii=False, indent=1)
+        print(f"recorded Gemma 3 greedy tokens for {len(greedy)} prompts", file=sys.stderr)
+        return
+    args.model = args.model or os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
     tokens = [{"text": t, "ids": tokenize(bin_dir, args.model, t)} for t in corpus]
     with open(os.path.join(DATA, "llama_cpp_tokens.json"), "w") as f:
         json.dump(tokens, f, ensure_ascii=False, indent=1)
     print(f"recorded token ids for {len(tokens)} strings", file=sys.stderr)
 
+    prompts = json.load(open(os.path.join(DATA, "reference_prompts.json")))
+
+    def complete(base, prompt):
+        return post(base + "/completion", {
+            "prompt": prompt, "n_predict": args.tokens, "temperature": 0, "top_k": 1,
+            "return_tokens": True, "cache_prompt": False, "seed": 0,
+        })
+
+    def record(base):
+        greedy = []
+        for p in prompts:
+            messages = [{"role": "user", "content": p}]
+            rendered = post(base + "/apply-template", {"messages": messages})["prompt"]
+            out = complete(base, rendered)
+            greedy.append({"user": p, "rendered": rendered, "ids": out["tokens"], "text": out["content"],
+                           "stop": out.get("stop_type")})
+        return greedy
+
+    greedy = with_server(bin_dir, args.model, args.port, record)
+    with open(os.path.join(DATA, "llama_cpp_greedy.json"), "w") as f:
+        json.dump(greedy, f, ensure_ascii=False, indent=1)
+    print(f"recorded greedy tokens for {len(greedy)} prompts", file=sys.stderr)
+
+
+def with_server(bin_dir, model, port, work):
+    """Runs work(base_url) against llama-server serving model (2 threads, greedy-ready)."""
     server = subprocess.Popen(
-        [os.path.join(bin_dir, "llama-server"), "-m", args.model, "--port", str(args.port), "--host", "127.0.0.1",
+        [os.path.join(bin_dir, "llama-server"), "-m", model, "--port", str(port), "--host", "127.0.0.1",
          "--jinja", "-t", "2", "-c", "2048", "-np", "1", "--log-disable"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{args.port}"
+    base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
             try:
@@ -69,20 +155,7 @@ def main():
                         break
             except Exception:
                 time.sleep(0.5)
-        prompts = json.load(open(os.path.join(DATA, "reference_prompts.json")))
-        greedy = []
-        for p in prompts:
-            messages = [{"role": "user", "content": p}]
-            rendered = post(base + "/apply-template", {"messages": messages})["prompt"]
-            out = post(base + "/completion", {
-                "prompt": rendered, "n_predict": args.tokens, "temperature": 0, "top_k": 1,
-                "return_tokens": True, "cache_prompt": False, "seed": 0,
-            })
-            greedy.append({"user": p, "rendered": rendered, "ids": out["tokens"], "text": out["content"],
-                           "stop": out.get("stop_type")})
-        with open(os.path.join(DATA, "llama_cpp_greedy.json"), "w") as f:
-            json.dump(greedy, f, ensure_ascii=False, indent=1)
-        print(f"recorded greedy tokens for {len(greedy)} prompts", file=sys.stderr)
+        return work(base)
     finally:
         server.terminate()
         server.wait()

@@ -59,11 +59,14 @@ impl LocalEngine {
         let tokenizer = ModelTokenizer::load(path, &md)?;
         let text_of =
             |t: &Option<(u32, String)>| t.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-        let template = ChatTemplate::new(
-            md.string("tokenizer.chat_template"),
-            text_of(&tokenizer.bos),
-            text_of(&tokenizer.eos),
-        )?;
+        // Without a template in the file: Gemma's format for Gemma's vocabulary, else ChatML.
+        let source = md.string("tokenizer.chat_template").or_else(|| {
+            tokenizer
+                .tokenizer
+                .token_to_id("<start_of_turn>")
+                .map(|_| crate::template::GEMMA_FALLBACK_TEMPLATE.to_owned())
+        });
+        let template = ChatTemplate::new(source, text_of(&tokenizer.bos), text_of(&tokenizer.eos))?;
         let threads = if config.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -8,6 +8,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama;
 
+use crate::gemma3::Gemma3;
 use crate::llama::{self, Llama};
 use crate::InferenceError;
 
@@ -16,12 +17,15 @@ use crate::InferenceError;
 pub enum Architecture {
     /// Llama and its family (SmolLM2, TinyLlama, Mistral).
     Llama,
+    /// Google's Gemma 3.
+    Gemma3,
 }
 
 impl Architecture {
     pub fn from_gguf_name(name: &str) -> Result<Self, InferenceError> {
         match name {
             "llama" => Ok(Self::Llama),
+            "gemma3" => Ok(Self::Gemma3),
             other => Err(InferenceError::UnsupportedArchitecture(other.to_owned())),
         }
     }
@@ -87,6 +91,7 @@ impl Metadata<'_> {
 pub enum Weights {
     /// Wick's own engine: llama-family files with Q4_1 / Q8_0 matrices.
     Native(Box<Llama>),
+    Gemma3(Box<Gemma3>),
     /// Candle's quantized llama, for the other tensor types.
     Llama(Box<quantized_llama::ModelWeights>),
 }
@@ -96,17 +101,15 @@ impl Weights {
     /// Position 0 starts a new sequence (the cache is replaced).
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, InferenceError> {
         let logits = match self {
-            Weights::Native(m) => {
-                let logits = m.forward(tokens, position)?;
-                let n = logits.len();
-                return Ok(Tensor::from_vec(logits, n, &Device::Cpu)?);
-            }
+            Weights::Native(m) => m.forward(tokens, position)?,
+            Weights::Gemma3(m) => m.forward(tokens, position)?,
             Weights::Llama(m) => {
                 let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-                m.forward(&input, position)?
+                return Ok(m.forward(&input, position)?.squeeze(0)?);
             }
         };
-        Ok(logits.squeeze(0)?)
+        let n = logits.len();
+        Ok(Tensor::from_vec(logits, n, &Device::Cpu)?)
     }
 }
 
@@ -143,6 +146,11 @@ pub fn load(path: &Path) -> Result<LoadedGguf, InferenceError> {
     });
     let metadata = content.metadata.clone();
     let (weights, context_length) = match architecture {
+        Architecture::Gemma3 => {
+            let model = Gemma3::load(&content, &mut file)?;
+            let n = model.context_length();
+            (Weights::Gemma3(Box::new(model)), n)
+        }
         Architecture::Llama => match llama::unsupported(&content) {
             None => {
                 let model = Llama::load(&content, &file)?;

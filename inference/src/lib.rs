@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod engine;
+pub mod gemma3;
 pub mod gguf;
 pub mod kernels;
 mod llama;
@@ -37,7 +38,7 @@ pub enum InferenceError {
     },
     #[error("model file {path} is not a GGUF file: {detail}")]
     NotGguf { path: PathBuf, detail: String },
-    #[error("model architecture {0:?} (general.architecture) is not supported; supported: llama")]
+    #[error("model architecture {0:?} (general.architecture) is not supported; supported: llama, gemma3")]
     UnsupportedArchitecture(String),
     #[error("the model file has no {0} metadata")]
     MissingMetadata(String),

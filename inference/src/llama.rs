@@ -23,19 +23,19 @@ use crate::kernels::{self, Activations, WeightType, QK};
 use crate::InferenceError;
 
 /// A matrix of `rows` quantized rows of `cols` values, inside the mapped file.
-struct Matrix {
-    ty: WeightType,
+pub(crate) struct Matrix {
+    pub(crate) ty: WeightType,
     offset: usize,
-    rows: usize,
-    cols: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
 }
 
 impl Matrix {
-    fn row_bytes(&self) -> usize {
+    pub(crate) fn row_bytes(&self) -> usize {
         self.cols / QK * self.ty.block_bytes()
     }
 
-    fn bytes<'a>(&self, map: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn bytes<'a>(&self, map: &'a [u8]) -> &'a [u8] {
         &map[self.offset..self.offset + self.rows * self.row_bytes()]
     }
 }
@@ -50,9 +50,7 @@ struct Layer {
     gate: Matrix,
     up: Matrix,
     down: Matrix,
-    /// Keys and values of every position so far, `[position][kv_dim]`, as f16 bits.
-    k_cache: Vec<u16>,
-    v_cache: Vec<u16>,
+    cache: KvCache,
 }
 
 struct Config {
@@ -77,10 +75,11 @@ pub struct Llama {
     output: Matrix,
 }
 
-fn weight_type(dtype: GgmlDType) -> Option<WeightType> {
+pub(crate) fn weight_type(dtype: GgmlDType) -> Option<WeightType> {
     match dtype {
         GgmlDType::Q4_1 => Some(WeightType::Q4_1),
         GgmlDType::Q8_0 => Some(WeightType::Q8_0),
+        GgmlDType::Q5_0 => Some(WeightType::Q5_0),
         _ => None,
     }
 }
@@ -102,13 +101,101 @@ pub fn unsupported(content: &Content) -> Option<String> {
     None
 }
 
+/// Maps a model file for reading its tensors in place.
+pub(crate) fn map_file(file: &File) -> Result<Mmap, InferenceError> {
+    // SAFETY: the model file is opened read-only and not modified while it
+    // is in use, the same contract as llama.cpp's memory-mapped loading.
+    unsafe { Mmap::map(file) }
+        .map_err(|e| InferenceError::Worker(format!("mapping the model file: {e}")))
+}
+
+/// The tensors of a mapped GGUF, found by name through its header.
+pub(crate) struct TensorFile<'a> {
+    pub(crate) content: &'a Content,
+    pub(crate) map: &'a [u8],
+}
+
+impl TensorFile<'_> {
+    fn info(
+        &self,
+        name: &str,
+    ) -> Result<&candle_core::quantized::gguf_file::TensorInfo, InferenceError> {
+        self.content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| InferenceError::MissingMetadata(format!("tensor {name}")))
+    }
+
+    /// A Q4_1 or Q8_0 matrix, read in place.
+    pub(crate) fn matrix(&self, name: &str) -> Result<Matrix, InferenceError> {
+        let info = self.info(name)?;
+        let dims = info.shape.dims();
+        let ty = weight_type(info.ggml_dtype).ok_or_else(|| {
+            InferenceError::Unsupported(format!("{name} is {:?}", info.ggml_dtype))
+        })?;
+        let m = Matrix {
+            ty,
+            offset: self.content.tensor_data_offset as usize + info.offset as usize,
+            rows: dims[0],
+            cols: dims[1],
+        };
+        if !m.cols.is_multiple_of(QK) || m.offset + m.rows * m.row_bytes() > self.map.len() {
+            return Err(InferenceError::BadMetadata(
+                format!("tensor {name}"),
+                "its size does not fit the file".into(),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// An f32 vector (a norm's weights), copied out.
+    pub(crate) fn vector(&self, name: &str) -> Result<Vec<f32>, InferenceError> {
+        let info = self.info(name)?;
+        let start = self.content.tensor_data_offset as usize + info.offset as usize;
+        let n = info.shape.elem_count();
+        let bytes = self.map.get(start..start + 4 * n).ok_or_else(|| {
+            InferenceError::BadMetadata(format!("tensor {name}"), "past the end of the file".into())
+        })?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    /// The output matrix; files with tied embeddings have none, and the
+    /// embedding table serves as the output.
+    pub(crate) fn output(&self) -> Result<Matrix, InferenceError> {
+        if self.content.tensor_infos.contains_key("output.weight") {
+            self.matrix("output.weight")
+        } else {
+            self.matrix("token_embd.weight")
+        }
+    }
+}
+
+impl Matrix {
+    /// Row `id` expanded to f32 (an embedding lookup).
+    pub(crate) fn dequantize_row(
+        &self,
+        map: &[u8],
+        id: usize,
+        out: &mut [f32],
+    ) -> Result<(), InferenceError> {
+        if id >= self.rows {
+            return Err(InferenceError::Worker(format!(
+                "token id {id} is outside the vocabulary"
+            )));
+        }
+        let row = &self.bytes(map)[id * self.row_bytes()..(id + 1) * self.row_bytes()];
+        kernels::dequantize_row(self.ty, row, out);
+        Ok(())
+    }
+}
+
 impl Llama {
     /// Maps `file` and reads the model that `content` (its header) describes.
     pub fn load(content: &Content, file: &File) -> Result<Self, InferenceError> {
-        // SAFETY: the model file is opened read-only and not modified while it
-        // is in use, the same contract as llama.cpp's memory-mapped loading.
-        let map = unsafe { Mmap::map(file) }
-            .map_err(|e| InferenceError::Worker(format!("mapping the model file: {e}")))?;
+        let map = map_file(file)?;
         let md = Metadata(&content.metadata);
         let need = |key: &str| {
             md.usize(&format!("llama.{key}"))
@@ -134,48 +221,9 @@ impl Llama {
             eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
             context: md.usize("llama.context_length").unwrap_or(2048),
         };
-        let base = content.tensor_data_offset as usize;
-        let matrix = |name: &str| -> Result<Matrix, InferenceError> {
-            let info = content
-                .tensor_infos
-                .get(name)
-                .ok_or_else(|| InferenceError::MissingMetadata(format!("tensor {name}")))?;
-            let dims = info.shape.dims();
-            let ty = weight_type(info.ggml_dtype).ok_or_else(|| {
-                InferenceError::Unsupported(format!("{name} is {:?}", info.ggml_dtype))
-            })?;
-            let m = Matrix {
-                ty,
-                offset: base + info.offset as usize,
-                rows: dims[0],
-                cols: dims[1],
-            };
-            if !m.cols.is_multiple_of(QK) || m.offset + m.rows * m.row_bytes() > map.len() {
-                return Err(InferenceError::BadMetadata(
-                    format!("tensor {name}"),
-                    "its size does not fit the file".into(),
-                ));
-            }
-            Ok(m)
-        };
-        let vector = |name: &str| -> Result<Vec<f32>, InferenceError> {
-            let info = content
-                .tensor_infos
-                .get(name)
-                .ok_or_else(|| InferenceError::MissingMetadata(format!("tensor {name}")))?;
-            let start = base + info.offset as usize;
-            let n = info.shape.elem_count();
-            let bytes = map.get(start..start + 4 * n).ok_or_else(|| {
-                InferenceError::BadMetadata(
-                    format!("tensor {name}"),
-                    "past the end of the file".into(),
-                )
-            })?;
-            Ok(bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
-        };
+        let file = TensorFile { content, map: &map };
+        let matrix = |name: &str| file.matrix(name);
+        let vector = |name: &str| file.vector(name);
         let blocks = need("block_count")?;
         let kv_dim = kv_heads * head_dim;
         let mut layers = Vec::with_capacity(blocks);
@@ -191,19 +239,12 @@ impl Llama {
                 gate: matrix(&format!("{p}.ffn_gate.weight"))?,
                 up: matrix(&format!("{p}.ffn_up.weight"))?,
                 down: matrix(&format!("{p}.ffn_down.weight"))?,
-                // Zeroed allocations are not backed by memory until written,
-                // so the whole window costs only what a conversation uses.
-                k_cache: vec![0; config.context * kv_dim],
-                v_cache: vec![0; config.context * kv_dim],
+                cache: KvCache::new(config.context, kv_dim),
             });
         }
         let embedding = matrix("token_embd.weight")?;
         // Files with tied embeddings have no output matrix: the embedding is the output.
-        let output = if content.tensor_infos.contains_key("output.weight") {
-            matrix("output.weight")?
-        } else {
-            matrix("token_embd.weight")?
-        };
+        let output = file.output()?;
         let config = Config {
             vocab: output.rows,
             ..config
@@ -237,18 +278,18 @@ impl Llama {
         let (dim, kv_dim) = (c.dim, c.kv_heads * c.head_dim);
 
         let mut x = vec![0f32; n * dim];
-        let emb = &self.embedding;
         for (t, &token) in tokens.iter().enumerate() {
-            let id = token as usize;
-            if id >= emb.rows {
-                return Err(InferenceError::Worker(format!(
-                    "token id {id} is outside the vocabulary"
-                )));
-            }
-            let row = &emb.bytes(map)[id * emb.row_bytes()..(id + 1) * emb.row_bytes()];
-            kernels::dequantize_row(emb.ty, row, &mut x[t * dim..(t + 1) * dim]);
+            self.embedding
+                .dequantize_row(map, token as usize, &mut x[t * dim..(t + 1) * dim])?;
         }
-        let rope = Rope::new(c, position, n);
+        let rope = Rope::new(c.rope_dims, c.rope_base, false, position, n);
+        let heads = Heads {
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            head_dim: c.head_dim,
+            scale: 1.0 / (c.head_dim as f32).sqrt(),
+            window: None,
+        };
         let mut normed = vec![0f32; n * dim];
         let layer_count = self.layers.len();
         for (li, layer) in self.layers.iter_mut().enumerate() {
@@ -280,14 +321,18 @@ impl Llama {
                     c.head_dim,
                 );
             }
-            let cache = position * kv_dim..(position + n) * kv_dim;
-            kernels::to_f16(&k, &mut layer.k_cache[cache.clone()]);
-            kernels::to_f16(&v, &mut layer.v_cache[cache]);
+            layer.cache.store(position, kv_dim, &k, &v);
 
             // In the last layer only the last token goes on: it alone gives logits.
             let first = if li + 1 == layer_count { n - 1 } else { 0 };
             let rows = n - first;
-            let attn = attention(c, layer, &q[first * dim..], position + first, rows);
+            let attn = attention(
+                &heads,
+                &layer.cache,
+                &q[first * dim..],
+                position + first,
+                rows,
+            );
             let mut o = vec![0f32; rows * dim];
             let a = Activations::quantize(layer.o.ty.activation_type(), &attn, rows, dim);
             matmuls(map, &mut [Job::new(&layer.o, &a, &mut o)]);
@@ -335,19 +380,21 @@ impl Llama {
     }
 }
 
-/// Rotary position embedding for a run of positions (ggml's "normal" mode:
-/// adjacent pairs), with angles made as ggml makes them: the position times
-/// `base^(-2/dims)` raised step by step, then `cosf`/`sinf`.
-struct Rope {
+/// Rotary position embedding for a run of positions, with angles made as
+/// ggml makes them: the position times `base^(-2/dims)` raised step by step,
+/// then `cosf`/`sinf`.
+pub(crate) struct Rope {
     /// `[token][pair] -> (cos, sin)`
     table: Vec<(f32, f32)>,
     pairs: usize,
+    /// NeoX style (Gemma): pair `i` is `(i, i + dims/2)`; otherwise adjacent values.
+    neox: bool,
 }
 
 impl Rope {
-    fn new(c: &Config, position: usize, n: usize) -> Self {
-        let pairs = c.rope_dims / 2;
-        let theta_scale = c.rope_base.powf(-2.0 / c.rope_dims as f32);
+    pub(crate) fn new(dims: usize, base: f32, neox: bool, position: usize, n: usize) -> Self {
+        let pairs = dims / 2;
+        let theta_scale = base.powf(-2.0 / dims as f32);
         let mut table = Vec::with_capacity(n * pairs);
         for t in 0..n {
             let mut theta = (position + t) as f32;
@@ -356,41 +403,87 @@ impl Rope {
                 theta *= theta_scale;
             }
         }
-        Self { table, pairs }
+        Self { table, pairs, neox }
     }
 
-    fn apply(&self, t: usize, x: &mut [f32], heads: usize, head_dim: usize) {
+    /// Rotates every head of token `t`'s vector `x`.
+    pub(crate) fn apply(&self, t: usize, x: &mut [f32], heads: usize, head_dim: usize) {
         let angles = &self.table[t * self.pairs..(t + 1) * self.pairs];
+        let (stride, offset) = if self.neox { (1, self.pairs) } else { (2, 1) };
         for h in 0..heads {
             let head = &mut x[h * head_dim..(h + 1) * head_dim];
             for (i, (cos, sin)) in angles.iter().enumerate() {
-                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = x0.mul_add(*cos, -(x1 * sin));
-                head[2 * i + 1] = x0.mul_add(*sin, x1 * cos);
+                let (a, b) = (i * stride, i * stride + offset);
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0.mul_add(*cos, -(x1 * sin));
+                head[b] = x0.mul_add(*sin, x1 * cos);
             }
         }
     }
 }
 
+/// A layer's keys and values for every position so far, `[position][kv_dim]`,
+/// as f16 bits like llama.cpp's cache. Zeroed allocations are not backed by
+/// memory until written, so the whole window costs only what is used.
+pub(crate) struct KvCache {
+    pub(crate) k: Vec<u16>,
+    pub(crate) v: Vec<u16>,
+}
+
+impl KvCache {
+    pub(crate) fn new(positions: usize, kv_dim: usize) -> Self {
+        Self {
+            k: vec![0; positions * kv_dim],
+            v: vec![0; positions * kv_dim],
+        }
+    }
+
+    /// Stores the keys and values of `k.len() / kv_dim` tokens from `position` on.
+    pub(crate) fn store(&mut self, position: usize, kv_dim: usize, k: &[f32], v: &[f32]) {
+        let at = position * kv_dim..position * kv_dim + k.len();
+        kernels::to_f16(k, &mut self.k[at.clone()]);
+        kernels::to_f16(v, &mut self.v[at]);
+    }
+}
+
+/// The shape of multi-head attention.
+pub(crate) struct Heads {
+    pub(crate) heads: usize,
+    pub(crate) kv_heads: usize,
+    pub(crate) head_dim: usize,
+    /// Multiplies the query·key products.
+    pub(crate) scale: f32,
+    /// Sliding-window attention: a query sees only the keys less than this many positions back.
+    pub(crate) window: Option<usize>,
+}
+
 /// Attention of `rows` query tokens (the first at `position`) over the cache,
 /// each head on its own, in ggml's flash-attention order for short batches:
 /// f16 query and keys, a running softmax, the weighted values summed in f16.
-fn attention(c: &Config, layer: &Layer, q: &[f32], position: usize, rows: usize) -> Vec<f32> {
-    let (hd, dim) = (c.head_dim, c.dim);
-    let kv_dim = c.kv_heads * hd;
-    let group = c.heads / c.kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
+pub(crate) fn attention(
+    a: &Heads,
+    cache: &KvCache,
+    q: &[f32],
+    position: usize,
+    rows: usize,
+) -> Vec<f32> {
+    let hd = a.head_dim;
+    let dim = a.heads * hd;
+    let kv_dim = a.kv_heads * hd;
+    let group = a.heads / a.kv_heads;
     let mut out = vec![0f32; rows * dim];
     out.par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
-        let (t, h) = (i / c.heads, i % c.heads);
+        let (t, h) = (i / a.heads, i % a.heads);
         let mut qh = vec![0u16; hd];
         kernels::to_f16(&q[t * dim + h * hd..t * dim + (h + 1) * hd], &mut qh);
         let kvh = (h / group) * hd;
         let mut acc = vec![0u16; hd];
         let (mut sum, mut max) = (0f32, f32::NEG_INFINITY);
-        for p in 0..=position + t {
+        let now = position + t;
+        let first = a.window.map_or(0, |w| (now + 1).saturating_sub(w));
+        for p in first..=now {
             let at = p * kv_dim + kvh;
-            let s = kernels::dot_f16(&layer.k_cache[at..at + hd], &qh) * scale;
+            let s = kernels::dot_f16(&cache.k[at..at + hd], &qh) * a.scale;
             let (mut ms, mut vs) = (1f32, 1f32);
             if s > max {
                 let old = max;
@@ -400,7 +493,7 @@ fn attention(c: &Config, layer: &Layer, q: &[f32], position: usize, rows: usize)
             } else {
                 vs = (s - max).exp();
             }
-            kernels::mad_f16(&mut acc, &layer.v_cache[at..at + hd], vs);
+            kernels::mad_f16(&mut acc, &cache.v[at..at + hd], vs);
             sum = sum.mul_add(ms, vs);
         }
         let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
@@ -412,7 +505,7 @@ fn attention(c: &Config, layer: &Layer, q: &[f32], position: usize, rows: usize)
 }
 
 /// Activations quantized for `w`, and for `other` too when it needs another format.
-fn quantized_for(
+pub(crate) fn quantized_for(
     w: WeightType,
     others: &[WeightType],
     x: &[f32],
@@ -429,7 +522,7 @@ fn quantized_for(
     out
 }
 
-fn find<'a>(acts: &'a [Activations], w: &Matrix) -> &'a Activations {
+pub(crate) fn find<'a>(acts: &'a [Activations], w: &Matrix) -> &'a Activations {
     let at = w.ty.activation_type();
     acts.iter()
         .find(|a| a.ty == at)
@@ -437,14 +530,14 @@ fn find<'a>(acts: &'a [Activations], w: &Matrix) -> &'a Activations {
 }
 
 /// One matrix product: `out[token][row] = weights[row] · activations[token]`.
-struct Job<'a> {
+pub(crate) struct Job<'a> {
     w: &'a Matrix,
     x: &'a Activations,
     out: OutPtr,
 }
 
 impl<'a> Job<'a> {
-    fn new(w: &'a Matrix, x: &'a Activations, out: &'a mut [f32]) -> Self {
+    pub(crate) fn new(w: &'a Matrix, x: &'a Activations, out: &'a mut [f32]) -> Self {
         assert_eq!(out.len(), x.rows * w.rows);
         Self {
             w,
@@ -463,7 +556,7 @@ unsafe impl Sync for OutPtr {}
 
 /// Runs the products together, split into chunks of rows over the thread pool
 /// (q, k and v, or gate and up, in one parallel step).
-fn matmuls(map: &[u8], jobs: &mut [Job]) {
+pub(crate) fn matmuls(map: &[u8], jobs: &mut [Job]) {
     let tokens = jobs[0].x.rows;
     let chunk = if tokens == 1 { 32 } else { 8 };
     let tasks: Vec<(usize, Range<usize>)> = jobs

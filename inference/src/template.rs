@@ -12,6 +12,12 @@ use crate::InferenceError;
 /// and many others. Models that expect another format need their own template.
 pub const FALLBACK_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/// Used when a GGUF carries no template but its vocabulary has Gemma's turn
+/// markers (Gemma 3's base model ships without one): Gemma's own turn format,
+/// with a system message placed before the first user turn, as Gemma's
+/// published template does.
+pub const GEMMA_FALLBACK_TEMPLATE: &str = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first_user_prefix = messages[0]['content'] + '\n\n' %}{% set loop_messages = messages[1:] %}{% else %}{% set first_user_prefix = '' %}{% set loop_messages = messages %}{% endif %}{% for message in loop_messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}";
+
 pub struct ChatTemplate {
     env: Environment<'static>,
     bos: String,

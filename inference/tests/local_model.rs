@@ -274,7 +274,7 @@ fn unsupported_architectures_are_named() {
     let err = inference::gguf::Architecture::from_gguf_name("mamba").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "model architecture \"mamba\" (general.architecture) is not supported; supported: llama"
+        "model architecture \"mamba\" (general.architecture) is not supported; supported: llama, gemma3"
     );
 }
 

@@ -90,6 +90,47 @@ unsafe fn q8_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usi
     out
 }
 
+/// One Q5_0 weight row · `N` Q8_0 activation rows from `t0`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usize) -> [f32; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let xq = x.data.as_ptr().add(t0 * x.row_bytes);
+    let xd = x.scales.as_ptr().add(t0 * nb);
+    let low = _mm256_set1_epi8(0x0f);
+    // Spreads the 32 fifth bits over 32 bytes (ggml's `bytes_from_bits_32`).
+    let shuffle = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bit = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
+    for i in 0..nb {
+        let wb = w.add(i * 22);
+        let (dw, _) = two_f16(wb);
+        let packed = _mm_loadu_si128(wb.add(6) as *const __m128i);
+        let mut qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
+        let qh = std::ptr::read_unaligned(wb.add(2) as *const u32);
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuffle);
+        let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1));
+        // Without the fifth bit a value is its nibble − 16: set the high nibble.
+        qx = _mm256_or_si256(qx, _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)));
+        let ax = _mm256_sign_epi8(qx, qx);
+        for t in 0..N {
+            let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 34 + 2) as *const __m256i);
+            let d = _mm256_set1_ps(dw * *xd.add(t * nb + i));
+            let sy = _mm256_sign_epi8(qy, qx);
+            acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(ax, sy), acc[t]);
+        }
+    }
+    let mut out = [0f32; N];
+    for t in 0..N {
+        out[t] = hsum8(lanes(acc[t]));
+    }
+    out
+}
+
 /// Row `r` of `w` against the `N` activation rows from `t0`.
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -109,6 +150,7 @@ unsafe fn row<const N: usize>(
     let v = match ty {
         WeightType::Q4_1 => q4_1::<N>(wp, x, t0, nb),
         WeightType::Q8_0 => q8_0::<N>(wp, x, t0, nb),
+        WeightType::Q5_0 => q5_0::<N>(wp, x, t0, nb),
     };
     for (t, v) in v.iter().enumerate() {
         *out.add((t0 + t) * out_stride + r) = *v;

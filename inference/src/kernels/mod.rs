@@ -23,6 +23,8 @@ pub enum WeightType {
     Q4_1,
     /// 8-bit with a scale per block: `{d: f16, qs: [i8; 32]}`.
     Q8_0,
+    /// 5-bit with a scale per block: `{d: f16, qh: u32 (fifth bits), qs: [u8; 16]}`, values − 16.
+    Q5_0,
 }
 
 impl WeightType {
@@ -30,6 +32,7 @@ impl WeightType {
         match self {
             Self::Q4_1 => 20,
             Self::Q8_0 => 34,
+            Self::Q5_0 => 22,
         }
     }
 
@@ -38,7 +41,7 @@ impl WeightType {
     pub fn activation_type(self) -> ActivationType {
         match self {
             Self::Q4_1 => ActivationType::Q8_1,
-            Self::Q8_0 => ActivationType::Q8_0,
+            Self::Q8_0 | Self::Q5_0 => ActivationType::Q8_0,
         }
     }
 }
@@ -151,6 +154,17 @@ impl Activations {
     }
 }
 
+/// Value `j` (0..32) of a Q5_0 block: a nibble, its fifth bit from `qh`, minus 16.
+pub(crate) fn q5_0_value(block: &[u8], j: usize) -> i32 {
+    let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+    let nibble = if j < 16 {
+        block[6 + j] & 0x0f
+    } else {
+        block[6 + j - 16] >> 4
+    };
+    (nibble as i32 | (((qh >> j) & 1) as i32) << 4) - 16
+}
+
 /// One row of a weight matrix expanded to f32 (for the token embedding).
 pub fn dequantize_row(ty: WeightType, row: &[u8], out: &mut [f32]) {
     let bb = ty.block_bytes();
@@ -167,6 +181,11 @@ pub fn dequantize_row(ty: WeightType, row: &[u8], out: &mut [f32]) {
                 for (j, q) in b[4..].iter().enumerate() {
                     o[j] = (q & 0x0f) as f32 * d + m;
                     o[j + 16] = (q >> 4) as f32 * d + m;
+                }
+            }
+            WeightType::Q5_0 => {
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = q5_0_value(b, j) as f32 * d;
                 }
             }
         }
@@ -327,6 +346,38 @@ pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
     }
 }
 
+/// ggml's GELU (tanh form), as its CPU backend applies it: looked up in a
+/// table of every f16 input, computed once.
+fn gelu_table() -> &'static [u16] {
+    use std::sync::OnceLock;
+    static TABLE: OnceLock<Vec<u16>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        const GELU_COEF_A: f32 = 0.044715;
+        const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+        (0..=u16::MAX)
+            .map(|bits| {
+                let x = h2f(bits);
+                let inner = SQRT_2_OVER_PI * x * (GELU_COEF_A * x).mul_add(x, 1.0);
+                f16::from_f32(0.5 * x * (1.0 + inner.tanh())).to_bits()
+            })
+            .collect()
+    })
+}
+
+/// `gelu(gate) * up` (ggml's `ggml_vec_geglu_f32`).
+pub fn geglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let table = gelu_table();
+    for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+        *o = if *g <= -10.0 {
+            0.0
+        } else if *g >= 10.0 {
+            g * u
+        } else {
+            h2f(table[f16::from_f32(*g).to_bits() as usize]) * u
+        };
+    }
+}
+
 /// RMS norm times the norm's weight, as ggml computes it: the sum of squares
 /// in f64, then `x * (1 / sqrt(mean + eps))`, then `* w`.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -363,6 +414,20 @@ mod tests {
                     quantize_row(ActivationType::Q8_0, b, &mut blk);
                     out.extend(blk);
                 }
+                WeightType::Q5_0 => {
+                    let max = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let d = max / 15.0;
+                    out.extend(f16_bytes(d));
+                    let q: Vec<u32> = b
+                        .iter()
+                        .map(|v| ((v / d).round() + 16.0).clamp(0.0, 31.0) as u32)
+                        .collect();
+                    let qh: u32 = q.iter().enumerate().map(|(j, q)| ((q >> 4) & 1) << j).sum();
+                    out.extend(qh.to_le_bytes());
+                    for j in 0..16 {
+                        out.push((q[j] & 0x0f) as u8 | (((q[j + 16] & 0x0f) as u8) << 4));
+                    }
+                }
                 WeightType::Q4_1 => {
                     let min = b.iter().cloned().fold(f32::MAX, f32::min);
                     let max = b.iter().cloned().fold(f32::MIN, f32::max);
@@ -384,7 +449,7 @@ mod tests {
         if !has_avx2() {
             return;
         }
-        for ty in [WeightType::Q4_1, WeightType::Q8_0] {
+        for ty in [WeightType::Q4_1, WeightType::Q8_0, WeightType::Q5_0] {
             for (rows, tokens) in [(7, 3), (9, 9), (5, 1)] {
                 let cols = 576;
                 let w = weights(ty, &pseudo_random(rows * cols, 1));

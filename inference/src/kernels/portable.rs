@@ -1,7 +1,7 @@
 //! The kernels in plain Rust, lane by lane as the AVX2 versions compute them,
 //! so that a CPU without AVX2 gets the very same numbers.
 
-use super::{f16_at, hsum8, Activations, WeightType};
+use super::{f16_at, hsum8, q5_0_value, Activations, WeightType};
 
 /// Q4_1 weights · Q8_1 activations over `nb` blocks (ggml's `ggml_vec_dot_q4_1_q8_1`).
 fn dot_q4_1_q8_1(w: &[u8], x: &[u8], nb: usize) -> f32 {
@@ -44,6 +44,22 @@ fn dot_q8_0_q8_0(w: &[u8], x: &[u8], nb: usize) -> f32 {
     hsum8(acc)
 }
 
+/// Q5_0 weights · Q8_0 activations (ggml's `ggml_vec_dot_q5_0_q8_0`).
+fn dot_q5_0_q8_0(w: &[u8], x: &[u8], nb: usize) -> f32 {
+    let mut acc = [0f32; 8];
+    for i in 0..nb {
+        let (wb, xb) = (&w[i * 22..i * 22 + 22], &x[i * 34..i * 34 + 34]);
+        let d = f16_at(wb, 0) * f16_at(xb, 0);
+        for (lane, a) in acc.iter_mut().enumerate() {
+            let s: i32 = (lane * 4..lane * 4 + 4)
+                .map(|k| q5_0_value(wb, k) * (xb[2 + k] as i8) as i32)
+                .sum();
+            *a = d.mul_add(s as f32, *a);
+        }
+    }
+    hsum8(acc)
+}
+
 /// # Safety
 /// As [`super::matmul_rows`].
 pub(super) unsafe fn matmul_rows(
@@ -62,6 +78,7 @@ pub(super) unsafe fn matmul_rows(
             let v = match ty {
                 WeightType::Q4_1 => dot_q4_1_q8_1(wr, x.row(t), nb),
                 WeightType::Q8_0 => dot_q8_0_q8_0(wr, x.row(t), nb),
+                WeightType::Q5_0 => dot_q5_0_q8_0(wr, x.row(t), nb),
             };
             // SAFETY: the caller guarantees `out` covers every (t, r) written.
             unsafe { *out.add(t * out_stride + r) = v };

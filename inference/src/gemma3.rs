@@ -1,0 +1,292 @@
+//! Gemma 3, the second architecture: the same parts as Wick's llama engine
+//! (mapped Q8_0 / Q4_1 matrices, f16 KV cache, ggml's attention order) plus
+//! what Gemma adds — embeddings scaled by √dim, RMS norms on queries and keys
+//! and after attention and feed-forward, NeoX rotary embeddings with a local
+//! base on sliding-window layers, GELU — following llama.cpp's `gemma3` graph.
+//!
+//! Matrices in the formats Wick's kernels do not have (Q5_0, Q4_K, Q6_K in
+//! the Q4_K_M file) run through candle's quantized matrix product.
+//! candle's own `quantized_gemma3` is not used: in candle 0.11.1 it applies
+//! SiLU where Gemma uses GELU, skips the sliding window when decoding, and
+//! precomputes rotary tables for 131072 positions in every layer.
+
+use std::fs::File;
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::QMatMul;
+use candle_core::{Device, Module, Tensor};
+use memmap2::Mmap;
+
+use crate::gguf::Metadata;
+use crate::kernels::{self, Activations};
+use crate::llama::{
+    attention, map_file, matmuls, weight_type, Heads, Job, KvCache, Matrix, Rope, TensorFile,
+};
+use crate::InferenceError;
+
+/// A weight matrix: read in place by Wick's kernels, or held by candle.
+enum Weight {
+    Native(Matrix),
+    Candle(QMatMul),
+}
+
+impl Weight {
+    fn load(file: &TensorFile, reader: &mut File, name: &str) -> Result<Self, InferenceError> {
+        let info = file
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| InferenceError::MissingMetadata(format!("tensor {name}")))?;
+        if weight_type(info.ggml_dtype).is_some() {
+            return Ok(Self::Native(file.matrix(name)?));
+        }
+        let tensor = file.content.tensor(reader, name, &Device::Cpu)?;
+        Ok(Self::Candle(QMatMul::from_qtensor(tensor)?))
+    }
+
+    /// `x` is `n` rows of `cols`; the result is `n` rows of this matrix's rows.
+    fn forward(
+        &self,
+        map: &[u8],
+        x: &[f32],
+        n: usize,
+        cols: usize,
+    ) -> Result<Vec<f32>, InferenceError> {
+        match self {
+            Self::Native(m) => {
+                let a = Activations::quantize(m.ty.activation_type(), x, n, cols);
+                let mut out = vec![0f32; n * m.rows];
+                matmuls(map, &mut [Job::new(m, &a, &mut out)]);
+                Ok(out)
+            }
+            Self::Candle(q) => {
+                let t = Tensor::from_slice(x, (n, cols), &Device::Cpu)?;
+                Ok(q.forward(&t)?.flatten_all()?.to_vec1()?)
+            }
+        }
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Weight,
+    k: Weight,
+    v: Weight,
+    q_norm: Vec<f32>,
+    k_norm: Vec<f32>,
+    o: Weight,
+    post_attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
+    post_ffn_norm: Vec<f32>,
+    /// Sliding-window layers see 512 positions back and use the local rotary base.
+    sliding: bool,
+    cache: KvCache,
+}
+
+pub struct Gemma3 {
+    map: Mmap,
+    dim: usize,
+    ffn: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    eps: f32,
+    rope_global: f32,
+    rope_local: f32,
+    window: usize,
+    query_scale: f32,
+    softcap: Option<f32>,
+    context: usize,
+    embedding: Matrix,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    output: Matrix,
+}
+
+impl Gemma3 {
+    pub fn load(content: &Content, reader: &mut File) -> Result<Self, InferenceError> {
+        let map = map_file(reader)?;
+        let md = Metadata(&content.metadata);
+        let need = |key: &str| {
+            md.usize(&format!("gemma3.{key}"))
+                .ok_or_else(|| InferenceError::MissingMetadata(format!("gemma3.{key}")))
+        };
+        let float = |key: &str| {
+            md.get(&format!("gemma3.{key}"))
+                .and_then(|v| v.to_f32().ok())
+        };
+        let dim = need("embedding_length")?;
+        let heads = need("attention.head_count")?;
+        let kv_heads = md.usize("gemma3.attention.head_count_kv").unwrap_or(heads);
+        let head_dim = need("attention.key_length")?;
+        let blocks = need("block_count")?;
+        let context = md.usize("gemma3.context_length").unwrap_or(32768);
+        // llama.cpp: every sixth layer is global, the others slide; the 27B
+        // model scales queries by its embedding width per head instead.
+        let pattern = md
+            .usize("gemma3.attention.sliding_window_pattern")
+            .unwrap_or(6);
+        let query_scale = if blocks == 62 {
+            1.0 / ((dim / heads) as f32).sqrt()
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
+        let kv_dim = kv_heads * head_dim;
+
+        let file = TensorFile { content, map: &map };
+        let mut layers = Vec::with_capacity(blocks);
+        for i in 0..blocks {
+            let p = format!("blk.{i}");
+            let mut weight =
+                |name: &str| Weight::load(&file, reader, &format!("{p}.{name}.weight"));
+            let (q, k, v, o) = (
+                weight("attn_q")?,
+                weight("attn_k")?,
+                weight("attn_v")?,
+                weight("attn_output")?,
+            );
+            let (gate, up, down) = (weight("ffn_gate")?, weight("ffn_up")?, weight("ffn_down")?);
+            let vector = |name: &str| file.vector(&format!("{p}.{name}.weight"));
+            layers.push(Layer {
+                attn_norm: vector("attn_norm")?,
+                q,
+                k,
+                v,
+                q_norm: vector("attn_q_norm")?,
+                k_norm: vector("attn_k_norm")?,
+                o,
+                post_attn_norm: vector("post_attention_norm")?,
+                ffn_norm: vector("ffn_norm")?,
+                gate,
+                up,
+                down,
+                post_ffn_norm: vector("post_ffw_norm")?,
+                sliding: i % pattern < pattern - 1,
+                cache: KvCache::new(context, kv_dim),
+            });
+        }
+        Ok(Self {
+            dim,
+            ffn: need("feed_forward_length")?,
+            heads,
+            kv_heads,
+            head_dim,
+            eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-6),
+            rope_global: float("rope.freq_base").unwrap_or(1_000_000.0),
+            rope_local: float("rope.freq_base_swa").unwrap_or(10_000.0),
+            window: need("attention.sliding_window")?,
+            query_scale,
+            softcap: float("final_logit_softcapping").filter(|c| *c != 0.0),
+            context,
+            embedding: file.matrix("token_embd.weight")?,
+            output: file.output()?,
+            output_norm: file.vector("output_norm.weight")?,
+            layers,
+            map,
+        })
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.context
+    }
+
+    /// Runs `tokens` placed from `position` on and returns the logits of the last.
+    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError> {
+        let n = tokens.len();
+        if n == 0 || position + n > self.context {
+            return Err(InferenceError::Worker(format!(
+                "{n} tokens at position {position} do not fit the {} positions of the model",
+                self.context
+            )));
+        }
+        let map: &[u8] = &self.map;
+        let (dim, hd) = (self.dim, self.head_dim);
+        let (q_dim, kv_dim) = (self.heads * hd, self.kv_heads * hd);
+        let eps = self.eps;
+        let norm_rows = |x: &[f32], w: &[f32], width: usize| -> Vec<f32> {
+            let mut out = vec![0f32; x.len()];
+            for (x, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+                kernels::rms_norm(x, w, eps, o);
+            }
+            out
+        };
+
+        let mut x = vec![0f32; n * dim];
+        let scale = (dim as f32).sqrt();
+        for (t, &token) in tokens.iter().enumerate() {
+            let row = &mut x[t * dim..(t + 1) * dim];
+            self.embedding.dequantize_row(map, token as usize, row)?;
+            row.iter_mut().for_each(|v| *v *= scale);
+        }
+        let global = Rope::new(hd, self.rope_global, true, position, n);
+        let local = Rope::new(hd, self.rope_local, true, position, n);
+        let layer_count = self.layers.len();
+        for (li, layer) in self.layers.iter_mut().enumerate() {
+            let normed = norm_rows(&x, &layer.attn_norm, dim);
+            let q = layer.q.forward(map, &normed, n, dim)?;
+            let k = layer.k.forward(map, &normed, n, dim)?;
+            let v = layer.v.forward(map, &normed, n, dim)?;
+            let mut q = norm_rows(&q, &layer.q_norm, hd);
+            let mut k = norm_rows(&k, &layer.k_norm, hd);
+            let rope = if layer.sliding { &local } else { &global };
+            for t in 0..n {
+                rope.apply(t, &mut q[t * q_dim..(t + 1) * q_dim], self.heads, hd);
+                rope.apply(t, &mut k[t * kv_dim..(t + 1) * kv_dim], self.kv_heads, hd);
+            }
+            q.iter_mut().for_each(|v| *v *= self.query_scale);
+            layer.cache.store(position, kv_dim, &k, &v);
+
+            // In the last layer only the last token goes on: it alone gives logits.
+            let first = if li + 1 == layer_count { n - 1 } else { 0 };
+            let rows = n - first;
+            let heads = Heads {
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                head_dim: hd,
+                scale: 1.0,
+                window: layer.sliding.then_some(self.window),
+            };
+            let attn = attention(
+                &heads,
+                &layer.cache,
+                &q[first * q_dim..],
+                position + first,
+                rows,
+            );
+            let o = layer.o.forward(map, &attn, rows, q_dim)?;
+            let o = norm_rows(&o, &layer.post_attn_norm, dim);
+            if first > 0 {
+                x.drain(..first * dim);
+            }
+            for (x, o) in x.iter_mut().zip(&o) {
+                *x += o;
+            }
+
+            let normed = norm_rows(&x, &layer.ffn_norm, dim);
+            let gate = layer.gate.forward(map, &normed, rows, dim)?;
+            let up = layer.up.forward(map, &normed, rows, dim)?;
+            let mut h = vec![0f32; rows * self.ffn];
+            kernels::geglu(&gate, &up, &mut h);
+            let down = layer.down.forward(map, &h, rows, self.ffn)?;
+            let down = norm_rows(&down, &layer.post_ffn_norm, dim);
+            for (x, d) in x.iter_mut().zip(&down) {
+                *x += d;
+            }
+        }
+        let last = &x[x.len() - dim..];
+        let mut normed = vec![0f32; dim];
+        kernels::rms_norm(last, &self.output_norm, eps, &mut normed);
+        let a = Activations::quantize(self.output.ty.activation_type(), &normed, 1, dim);
+        let mut logits = vec![0f32; self.output.rows];
+        matmuls(map, &mut [Job::new(&self.output, &a, &mut logits)]);
+        if let Some(cap) = self.softcap {
+            logits
+                .iter_mut()
+                .for_each(|l| *l = (*l * (1.0 / cap)).tanh() * cap);
+        }
+        Ok(logits)
+    }
+}

@@ -1,0 +1,262 @@
+//! Gemma 3 270M, the second architecture: the model against llama.cpp's greedy
+//! tokens, chat through the fallback template, and its SentencePiece tokenizer,
+//! built from the GGUF's metadata, against llama.cpp's token ids (`scripts/record-reference.py --gemma3` recorded them with
+//! `llama-tokenize --no-bos --no-escape`, special tokens parsed). `make gemma3`
+//! fetches the model.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use inference::gguf::Metadata;
+use inference::tokenizer::ModelTokenizer;
+use serde::Deserialize;
+
+fn model_path() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run `make gemma3` first",
+        path.display()
+    );
+    path
+}
+
+fn tokenizer() -> &'static ModelTokenizer {
+    static TOKENIZER: OnceLock<ModelTokenizer> = OnceLock::new();
+    TOKENIZER.get_or_init(|| {
+        let mut file = std::fs::File::open(model_path()).unwrap();
+        let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+        let started = Instant::now();
+        let tokenizer = ModelTokenizer::load(&model_path(), &Metadata(&content.metadata)).unwrap();
+        eprintln!(
+            "Gemma 3 tokenizer built from GGUF metadata in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        tokenizer
+    })
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    text: String,
+    ids: Vec<u32>,
+}
+
+fn references() -> Vec<Reference> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gemma3_llama_cpp_tokens.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn ids_equal_llama_cpp_on_the_corpus() {
+    let t = tokenizer();
+    let references = references();
+    assert!(references.len() >= 16);
+    let mismatches: Vec<String> = references
+        .iter()
+        .filter_map(|r| {
+            let ids = t.encode(&r.text).unwrap();
+            (ids != r.ids).then(|| {
+                format!(
+                    "{:?}\n  wick:      {ids:?}\n  llama.cpp: {:?}",
+                    r.text, r.ids
+                )
+            })
+        })
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} strings differ from llama.cpp:\n{}",
+        mismatches.len(),
+        references.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn decoding_gives_back_the_text() {
+    let t = tokenizer();
+    for r in references() {
+        // Control tokens are skipped when decoding for display, and a literal "▁"
+        // is SentencePiece's space: neither text comes back as written.
+        if r.text.contains("<start_of_turn>") || r.text.contains("<bos>") || r.text.contains('▁')
+        {
+            continue;
+        }
+        let decoded = t.tokenizer.decode(&r.ids, true).unwrap();
+        assert_eq!(decoded, r.text, "ids {:?}", r.ids);
+    }
+}
+
+#[test]
+fn decoding_keeps_control_tokens_when_asked() {
+    let t = tokenizer();
+    let text = "<start_of_turn>user\nHi<end_of_turn>\n";
+    let ids = t.encode(text).unwrap();
+    assert_eq!(t.tokenizer.decode(&ids, false).unwrap(), text);
+    assert_eq!(t.tokenizer.decode(&ids, true).unwrap(), "user\nHi\n");
+}
+
+#[test]
+fn turn_markers_are_single_tokens() {
+    let t = tokenizer();
+    let start = t.tokenizer.token_to_id("<start_of_turn>").unwrap();
+    let end = t.tokenizer.token_to_id("<end_of_turn>").unwrap();
+    assert_eq!((start, end), (105, 106));
+    assert_eq!(
+        t.encode("<start_of_turn>user\nHi<end_of_turn>\n").unwrap(),
+        [105, 2364, 107, 10979, 106, 107]
+    );
+    assert_eq!(t.encode("<end_of_turn>").unwrap(), [106]);
+    assert_eq!(t.encode("x<start_of_turn>").unwrap(), [236781, 105]);
+}
+
+#[test]
+fn special_ids_come_from_the_metadata() {
+    let t = tokenizer();
+    assert_eq!(t.bos, Some((2, "<bos>".to_owned())));
+    assert_eq!(t.eos, Some((1, "<eos>".to_owned())));
+    assert!(t.add_bos);
+    assert!(t.stop_ids.contains(&1), "eos stops generation");
+    assert!(t.stop_ids.contains(&106), "<end_of_turn> stops generation");
+    assert_eq!(t.tokenizer.get_vocab_size(true), 262_144);
+}
+
+#[test]
+fn streaming_decode_keeps_newlines_and_multibyte_characters() {
+    // The engine decodes with `decode_stream(true)`: user-defined tokens such as
+    // "\n" must not be dropped as special, and byte-fallback pieces must join up.
+    let t = tokenizer();
+    let text = "a\nb 𐍈 c\n\n";
+    let ids = t.encode(text).unwrap();
+    let mut stream = t.tokenizer.decode_stream(true);
+    let mut out = String::new();
+    for id in ids {
+        if let Some(piece) = stream.step(id).unwrap() {
+            out.push_str(&piece);
+        }
+    }
+    assert_eq!(out, text);
+}
+
+// ---- The model ----
+
+use inference::{
+    Backend, ChatMessage, EngineConfig, Event, FinishReason, GenerationRequest, LocalEngine,
+    Params, Prompt,
+};
+
+fn engine() -> &'static LocalEngine {
+    static ENGINE: OnceLock<LocalEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| LocalEngine::load(&model_path(), EngineConfig::default()).unwrap())
+}
+
+fn greedy(max_new_tokens: usize) -> Params {
+    Params {
+        temperature: 0.0,
+        top_p: None,
+        top_k: None,
+        repetition_penalty: 1.0,
+        max_new_tokens,
+        ..Params::default()
+    }
+}
+
+/// The ids, text and finish reason of one generation.
+fn generate(prompt: Prompt, params: Params) -> (Vec<u32>, String, FinishReason) {
+    let request = GenerationRequest {
+        prompt,
+        params,
+        drop_old_turns: false,
+    };
+    let mut generation = engine().generate(request).unwrap();
+    let (mut ids, mut text) = (Vec::new(), String::new());
+    while let Some(event) = generation.blocking_next() {
+        match event {
+            Event::Token { id, text: piece } => {
+                ids.extend(id);
+                text.push_str(&piece);
+            }
+            Event::Done { finish, .. } => return (ids, text, finish),
+            Event::Error(e) => panic!("generation failed: {e}"),
+        }
+    }
+    panic!("no final event")
+}
+
+#[derive(Deserialize)]
+struct Greedy {
+    prompt: String,
+    ids: Vec<u32>,
+}
+
+/// Agreement with llama.cpp's greedy tokens on plain-text prompts. Matrices in
+/// Q8_0 and Q5_0 use Wick's kernels (ggml's arithmetic); the Q4_K and Q6_K
+/// ones run on candle, whose rounding differs from ggml's, so a near-tie can
+/// fall the other way after some tokens. The floors record today's state.
+const GEMMA_FULL_AGREEMENT_AT_LEAST: usize = 2;
+const GEMMA_PREFIX_AT_LEAST: usize = 7;
+
+#[test]
+fn greedy_tokens_agree_with_llama_cpp() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gemma3_llama_cpp_greedy.json");
+    let entries: Vec<Greedy> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut report = Vec::new();
+    let mut full = 0;
+    for e in &entries {
+        let (ids, _, _) = generate(Prompt::Raw(e.prompt.clone()), greedy(e.ids.len()));
+        let same = ids.iter().zip(&e.ids).take_while(|(a, b)| a == b).count();
+        report.push(format!("{same}/{} {:?}", e.ids.len(), e.prompt));
+        assert!(
+            same >= GEMMA_PREFIX_AT_LEAST,
+            "{:?}: only {same} tokens agree\n wick: {ids:?}\n llama.cpp: {:?}",
+            e.prompt,
+            e.ids
+        );
+        full += usize::from(ids == e.ids);
+    }
+    eprintln!(
+        "Gemma 3 greedy agreement with llama.cpp: {}",
+        report.join(", ")
+    );
+    assert!(
+        full >= GEMMA_FULL_AGREEMENT_AT_LEAST,
+        "full agreement on {full}: {report:?}"
+    );
+}
+
+#[test]
+fn chat_uses_gemmas_turn_format_and_ends_at_end_of_turn() {
+    // The file has no chat template: Gemma's own turn format is the fallback.
+    let messages = vec![
+        ChatMessage::new("system", "Answer in one word."),
+        ChatMessage::new("user", "What colour is the sky on a clear day?"),
+    ];
+    let (ids, text, finish) = generate(Prompt::Chat(messages), greedy(48));
+    assert!(!ids.is_empty());
+    assert!(
+        !text.contains("<end_of_turn>") && !text.contains("<start_of_turn>"),
+        "{text:?}"
+    );
+    let rendered = "<bos><start_of_turn>user\nAnswer in one word.\n\nWhat colour is the sky on a clear day?<end_of_turn>\n<start_of_turn>model\n";
+    // The template writes the bos token as text; a raw prompt gets it from `add_bos`.
+    assert_eq!(tokenizer().encode(rendered).unwrap()[0], 2);
+    let raw = rendered.strip_prefix("<bos>").unwrap();
+    let (raw_ids, _, raw_finish) = generate(Prompt::Raw(raw.into()), greedy(48));
+    assert_eq!((ids, finish), (raw_ids, raw_finish));
+}
+
+#[test]
+fn sliding_window_layers_run_past_the_window() {
+    // 602 tokens: five of every six layers see only the last 512 of them.
+    let long = "one two three four five six seven eight nine ten ".repeat(60);
+    let (ids, text, finish) = generate(Prompt::Raw(long), greedy(8));
+    assert_eq!(finish, FinishReason::Length);
+    assert_eq!(ids.len(), 8);
+    // What llama.cpp's `llama-simple -n 8` writes after the same prompt.
+    assert_eq!(text.trim_end(), "1 2 3 4", "{text:?}");
+}
