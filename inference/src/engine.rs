@@ -54,7 +54,14 @@ pub struct LocalEngine {
 impl LocalEngine {
     /// Loads the model (blocking: call it from a blocking context) and starts its worker.
     pub fn load(path: &Path, config: EngineConfig) -> Result<Self, InferenceError> {
-        let loaded = gguf::load(path)?;
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            config.threads
+        };
+        let loaded = gguf::load(path, threads)?;
         let md = Metadata(&loaded.metadata);
         let tokenizer = ModelTokenizer::load(path, &md)?;
         let text_of =
@@ -67,13 +74,6 @@ impl LocalEngine {
                 .map(|_| crate::template::GEMMA_FALLBACK_TEMPLATE.to_owned())
         });
         let template = ChatTemplate::new(source, text_of(&tokenizer.bos), text_of(&tokenizer.eos))?;
-        let threads = if config.threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            config.threads
-        };
         let info = ModelInfo {
             path: path.to_owned(),
             name: loaded.name,
@@ -87,8 +87,10 @@ impl LocalEngine {
             template,
             context_length: loaded.context_length,
         };
-        // Candle parallelises with rayon: a pool of our own sets the thread count
-        // without touching the process-wide pool.
+        // Wick's engines run their loops on their own team of threads; candle
+        // (Gemma's K-quant matrices, other llama files) parallelises with rayon:
+        // a pool of our own sets its thread count without touching the
+        // process-wide pool.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("wick-model-{i}"))

@@ -20,8 +20,10 @@ use memmap2::Mmap;
 use crate::gguf::Metadata;
 use crate::kernels::{self, Activations};
 use crate::llama::{
-    attention, map_file, matmuls, weight_type, Heads, Job, KvCache, Matrix, Rope, TensorFile,
+    attention, map_file, matmuls, new_team, weight_type, Heads, Job, KvCache, Matrix, Rope,
+    TensorFile,
 };
+use crate::team::Team;
 use crate::InferenceError;
 
 /// A weight matrix: read in place by Wick's kernels, or held by candle.
@@ -47,6 +49,7 @@ impl Weight {
     /// `x` is `n` rows of `cols`; the result is `n` rows of this matrix's rows.
     fn forward(
         &self,
+        team: &Team,
         map: &[u8],
         x: &[f32],
         n: usize,
@@ -56,7 +59,7 @@ impl Weight {
             Self::Native(m) => {
                 let a = Activations::quantize(m.ty.activation_type(), x, n, cols);
                 let mut out = vec![0f32; n * m.rows];
-                matmuls(map, &mut [Job::new(m, &a, &mut out)]);
+                matmuls(team, map, &mut [Job::new(m, &a, &mut out)]);
                 Ok(out)
             }
             Self::Candle(q) => {
@@ -87,6 +90,7 @@ struct Layer {
 }
 
 pub struct Gemma3 {
+    team: Team,
     map: Mmap,
     dim: usize,
     ffn: usize,
@@ -107,7 +111,11 @@ pub struct Gemma3 {
 }
 
 impl Gemma3 {
-    pub fn load(content: &Content, reader: &mut File) -> Result<Self, InferenceError> {
+    pub fn load(
+        content: &Content,
+        reader: &mut File,
+        threads: usize,
+    ) -> Result<Self, InferenceError> {
         let map = map_file(reader)?;
         let md = Metadata(&content.metadata);
         let need = |key: &str| {
@@ -186,6 +194,7 @@ impl Gemma3 {
             output_norm: file.vector("output_norm.weight")?,
             layers,
             map,
+            team: new_team(threads)?,
         })
     }
 
@@ -226,9 +235,9 @@ impl Gemma3 {
         let layer_count = self.layers.len();
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let normed = norm_rows(&x, &layer.attn_norm, dim);
-            let q = layer.q.forward(map, &normed, n, dim)?;
-            let k = layer.k.forward(map, &normed, n, dim)?;
-            let v = layer.v.forward(map, &normed, n, dim)?;
+            let q = layer.q.forward(&self.team, map, &normed, n, dim)?;
+            let k = layer.k.forward(&self.team, map, &normed, n, dim)?;
+            let v = layer.v.forward(&self.team, map, &normed, n, dim)?;
             let mut q = norm_rows(&q, &layer.q_norm, hd);
             let mut k = norm_rows(&k, &layer.k_norm, hd);
             let rope = if layer.sliding { &local } else { &global };
@@ -250,13 +259,14 @@ impl Gemma3 {
                 window: layer.sliding.then_some(self.window),
             };
             let attn = attention(
+                &self.team,
                 &heads,
                 &layer.cache,
                 &q[first * q_dim..],
                 position + first,
                 rows,
             );
-            let o = layer.o.forward(map, &attn, rows, q_dim)?;
+            let o = layer.o.forward(&self.team, map, &attn, rows, q_dim)?;
             let o = norm_rows(&o, &layer.post_attn_norm, dim);
             if first > 0 {
                 x.drain(..first * dim);
@@ -266,11 +276,11 @@ impl Gemma3 {
             }
 
             let normed = norm_rows(&x, &layer.ffn_norm, dim);
-            let gate = layer.gate.forward(map, &normed, rows, dim)?;
-            let up = layer.up.forward(map, &normed, rows, dim)?;
+            let gate = layer.gate.forward(&self.team, map, &normed, rows, dim)?;
+            let up = layer.up.forward(&self.team, map, &normed, rows, dim)?;
             let mut h = vec![0f32; rows * self.ffn];
             kernels::geglu(&gate, &up, &mut h);
-            let down = layer.down.forward(map, &h, rows, self.ffn)?;
+            let down = layer.down.forward(&self.team, map, &h, rows, self.ffn)?;
             let down = norm_rows(&down, &layer.post_ffn_norm, dim);
             for (x, d) in x.iter_mut().zip(&down) {
                 *x += d;
@@ -281,7 +291,11 @@ impl Gemma3 {
         kernels::rms_norm(last, &self.output_norm, eps, &mut normed);
         let a = Activations::quantize(self.output.ty.activation_type(), &normed, 1, dim);
         let mut logits = vec![0f32; self.output.rows];
-        matmuls(map, &mut [Job::new(&self.output, &a, &mut logits)]);
+        matmuls(
+            &self.team,
+            map,
+            &mut [Job::new(&self.output, &a, &mut logits)],
+        );
         if let Some(cap) = self.softcap {
             logits
                 .iter_mut()

@@ -123,8 +123,9 @@ pub struct LoadedGguf {
     pub metadata: HashMap<String, Value>,
 }
 
-/// Opens a GGUF, reads `general.architecture` and loads the matching model.
-pub fn load(path: &Path) -> Result<LoadedGguf, InferenceError> {
+/// Opens a GGUF, reads `general.architecture` and loads the matching model,
+/// which computes on `threads` threads.
+pub fn load(path: &Path, threads: usize) -> Result<LoadedGguf, InferenceError> {
     let mut file = crate::open_model_file(path)?;
     let content = Content::read(&mut file).map_err(|e| InferenceError::NotGguf {
         path: path.to_owned(),
@@ -147,13 +148,13 @@ pub fn load(path: &Path) -> Result<LoadedGguf, InferenceError> {
     let metadata = content.metadata.clone();
     let (weights, context_length) = match architecture {
         Architecture::Gemma3 => {
-            let model = Gemma3::load(&content, &mut file)?;
+            let model = Gemma3::load(&content, &mut file, threads)?;
             let n = model.context_length();
             (Weights::Gemma3(Box::new(model)), n)
         }
         Architecture::Llama => match llama::unsupported(&content) {
             None => {
-                let model = Llama::load(&content, &file)?;
+                let model = Llama::load(&content, &file, threads)?;
                 let n = model.context_length();
                 (Weights::Native(Box::new(model)), n)
             }

@@ -13,6 +13,7 @@ pub mod remote;
 pub mod request;
 pub mod sampler;
 pub mod stop;
+mod team;
 pub mod template;
 pub mod tokenizer;
 

@@ -16,10 +16,10 @@ use std::ops::Range;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::GgmlDType;
 use memmap2::Mmap;
-use rayon::prelude::*;
 
 use crate::gguf::Metadata;
 use crate::kernels::{self, Activations, WeightType, QK};
+use crate::team::Team;
 use crate::InferenceError;
 
 /// A matrix of `rows` quantized rows of `cols` values, inside the mapped file.
@@ -67,6 +67,7 @@ struct Config {
 }
 
 pub struct Llama {
+    team: Team,
     map: Mmap,
     config: Config,
     embedding: Matrix,
@@ -107,6 +108,10 @@ pub(crate) fn map_file(file: &File) -> Result<Mmap, InferenceError> {
     // is in use, the same contract as llama.cpp's memory-mapped loading.
     unsafe { Mmap::map(file) }
         .map_err(|e| InferenceError::Worker(format!("mapping the model file: {e}")))
+}
+
+pub(crate) fn new_team(threads: usize) -> Result<Team, InferenceError> {
+    Team::new(threads).map_err(|e| InferenceError::Worker(format!("starting model threads: {e}")))
 }
 
 /// The tensors of a mapped GGUF, found by name through its header.
@@ -194,7 +199,7 @@ impl Matrix {
 
 impl Llama {
     /// Maps `file` and reads the model that `content` (its header) describes.
-    pub fn load(content: &Content, file: &File) -> Result<Self, InferenceError> {
+    pub fn load(content: &Content, file: &File, threads: usize) -> Result<Self, InferenceError> {
         let map = map_file(file)?;
         let md = Metadata(&content.metadata);
         let need = |key: &str| {
@@ -256,6 +261,7 @@ impl Llama {
             embedding,
             layers,
             output,
+            team: new_team(threads)?,
         })
     }
 
@@ -304,6 +310,7 @@ impl Llama {
             {
                 let a = quantized_for(layer.q.ty, &[layer.k.ty, layer.v.ty], &normed, n, dim);
                 matmuls(
+                    &self.team,
                     map,
                     &mut [
                         Job::new(&layer.q, find(&a, &layer.q), &mut q),
@@ -327,6 +334,7 @@ impl Llama {
             let first = if li + 1 == layer_count { n - 1 } else { 0 };
             let rows = n - first;
             let attn = attention(
+                &self.team,
                 &heads,
                 &layer.cache,
                 &q[first * dim..],
@@ -335,7 +343,7 @@ impl Llama {
             );
             let mut o = vec![0f32; rows * dim];
             let a = Activations::quantize(layer.o.ty.activation_type(), &attn, rows, dim);
-            matmuls(map, &mut [Job::new(&layer.o, &a, &mut o)]);
+            matmuls(&self.team, map, &mut [Job::new(&layer.o, &a, &mut o)]);
             if first > 0 {
                 x.drain(..first * dim);
                 normed.truncate(rows * dim);
@@ -354,6 +362,7 @@ impl Llama {
             {
                 let a = quantized_for(layer.gate.ty, &[layer.up.ty], &normed, rows, dim);
                 matmuls(
+                    &self.team,
                     map,
                     &mut [
                         Job::new(&layer.gate, find(&a, &layer.gate), &mut gate),
@@ -365,7 +374,7 @@ impl Llama {
             kernels::swiglu(&gate, &up, &mut h);
             let mut down = vec![0f32; rows * dim];
             let a = Activations::quantize(layer.down.ty.activation_type(), &h, rows, c.ffn);
-            matmuls(map, &mut [Job::new(&layer.down, &a, &mut down)]);
+            matmuls(&self.team, map, &mut [Job::new(&layer.down, &a, &mut down)]);
             for (x, d) in x.iter_mut().zip(&down) {
                 *x += d;
             }
@@ -375,7 +384,11 @@ impl Llama {
         kernels::rms_norm(last, &self.output_norm, c.eps, &mut normed);
         let mut logits = vec![0f32; c.vocab];
         let a = Activations::quantize(self.output.ty.activation_type(), &normed, 1, dim);
-        matmuls(map, &mut [Job::new(&self.output, &a, &mut logits)]);
+        matmuls(
+            &self.team,
+            map,
+            &mut [Job::new(&self.output, &a, &mut logits)],
+        );
         Ok(logits)
     }
 }
@@ -461,6 +474,7 @@ pub(crate) struct Heads {
 /// each head on its own, in ggml's flash-attention order for short batches:
 /// f16 query and keys, a running softmax, the weighted values summed in f16.
 pub(crate) fn attention(
+    team: &Team,
     a: &Heads,
     cache: &KvCache,
     q: &[f32],
@@ -472,7 +486,10 @@ pub(crate) fn attention(
     let kv_dim = a.kv_heads * hd;
     let group = a.heads / a.kv_heads;
     let mut out = vec![0f32; rows * dim];
-    out.par_chunks_mut(hd).enumerate().for_each(|(i, out)| {
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    team.run(rows * a.heads, &|i| {
+        // SAFETY: task `i` alone writes the `hd` values of its (token, head).
+        let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(i * hd), hd) };
         let (t, h) = (i / a.heads, i % a.heads);
         let mut qh = vec![0u16; hd];
         kernels::to_f16(&q[t * dim + h * hd..t * dim + (h + 1) * hd], &mut qh);
@@ -554,11 +571,21 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer `i` values on (a method, so that closures capture the whole `Send` wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the slice the pointer came from.
+        unsafe { self.0.add(i) }
+    }
+}
+
 /// Runs the products together, split into chunks of rows over the thread pool
 /// (q, k and v, or gate and up, in one parallel step).
-pub(crate) fn matmuls(map: &[u8], jobs: &mut [Job]) {
-    let tokens = jobs[0].x.rows;
-    let chunk = if tokens == 1 { 32 } else { 8 };
+pub(crate) fn matmuls(team: &Team, map: &[u8], jobs: &mut [Job]) {
+    // A few chunks per thread: enough to even out, few enough that taking
+    // the next chunk (an atomic shared by the threads) costs nothing.
+    let total: usize = jobs.iter().map(|j| j.w.rows).sum();
+    let chunk = total.div_ceil(4 * team.size()).max(4);
     let tasks: Vec<(usize, Range<usize>)> = jobs
         .iter()
         .enumerate()
@@ -569,7 +596,8 @@ pub(crate) fn matmuls(map: &[u8], jobs: &mut [Job]) {
         })
         .collect();
     let jobs = &*jobs;
-    tasks.into_par_iter().for_each(|(j, rows)| {
+    team.run(tasks.len(), &|i| {
+        let (j, rows) = tasks[i].clone();
         let job = &jobs[j];
         // SAFETY: `Job::new` checked that `out` holds tokens × rows values, and
         // each task writes only the rows of its own chunk.
@@ -580,7 +608,7 @@ pub(crate) fn matmuls(map: &[u8], jobs: &mut [Job]) {
                 job.w.row_bytes(),
                 rows,
                 job.x,
-                job.out.0,
+                job.out.at(0),
                 job.w.rows,
             )
         };
