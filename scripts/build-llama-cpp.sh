@@ -8,7 +8,7 @@ set -euo pipefail
 VERSION="0.3.36"
 ROOT="${WICK_LLAMA_CPP_DIR:-$HOME/.cache/wick/llama.cpp-$VERSION}"
 BIN="$ROOT/src/vendor/llama.cpp/BUILD/bin"
-TARGETS=(llama-bench llama-simple llama-tokenize llama-server llama-cli)
+TARGETS=(llama-bench llama-simple llama-tokenize llama-server llama-cli llama-eval-callback)
 
 if [ -x "$BIN/llama-tokenize" ] && [ -x "$BIN/llama-bench" ]; then
   echo "$BIN"

@@ -13,13 +13,18 @@ corpus plus GEMMA3_EXTRA (Gemma's chat markup, user-defined tokens, byte fallbac
 without the bos token and with the prompt taken verbatim (--no-bos --no-escape);
 special tokens written in the text are parsed, as llama-tokenize does by default.
 
-Usage: scripts/record-reference.py [--bin DIR] [--model PATH] [--tokens N] [--gemma3]
+With --logits it records only llama_cpp_logits.json: for the SmolLM2 chat prompts
+and the Gemma 3 prompts, the f32 sum of llama.cpp's logits after the prompt pass
+(llama-eval-callback), which Wick's engines must reproduce exactly.
+
+Usage: scripts/record-reference.py [--bin DIR] [--model PATH] [--tokens N] [--gemma3 | --logits]
 (DIR defaults to what scripts/build-llama-cpp.sh builds). `make test` does not
 need llama.cpp: the tests read these files.
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -71,6 +76,35 @@ GEMMA3_PROMPTS = [
 ]
 
 
+def logits_sum(bin_dir, model, prompt):
+    """llama.cpp's prompt pass as llama-eval-callback dumps it: the number of prompt
+    tokens and the f32 sum of the last token's logits (`result_output`), printed
+    to 6 decimals. Equal sums mean Wick computed the same logits, bit for bit in
+    all likelihood, not merely close ones."""
+    out = subprocess.run(
+        [os.path.join(bin_dir, "llama-eval-callback"), "-m", model, "-p", prompt, "-n", "1", "-t", "2"],
+        check=True, capture_output=True, text=True,
+    )
+    text = out.stdout + out.stderr
+    tokens = int(re.search(r"inp_tokens\{(\d+),", text).group(1))
+    after = text[text.index("result_output = "):]
+    return tokens, re.search(r"sum = (-?[\d.]+)", after).group(1)
+
+
+def record_logits(bin_dir):
+    rows = []
+    smollm2 = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    for e in json.load(open(os.path.join(DATA, "llama_cpp_greedy.json"))):
+        n, total = logits_sum(bin_dir, smollm2, e["rendered"])
+        rows.append({"model": "smollm2", "prompt": e["rendered"], "tokens": n, "logits_sum": total})
+    for p in GEMMA3_PROMPTS:
+        n, total = logits_sum(bin_dir, GEMMA3_MODEL, p)
+        rows.append({"model": "gemma3", "prompt": p, "tokens": n, "logits_sum": total})
+    with open(os.path.join(DATA, "llama_cpp_logits.json"), "w") as f:
+        json.dump(rows, f, ensure_ascii=False, indent=1)
+    print(f"recorded prompt logits sums for {len(rows)} prompts", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin")
@@ -78,11 +112,15 @@ def main():
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--port", type=int, default=8771)
     ap.add_argument("--gemma3", action="store_true", help="record gemma3_llama_cpp_tokens.json only")
+    ap.add_argument("--logits", action="store_true", help="record llama_cpp_logits.json only")
     args = ap.parse_args()
     bin_dir = args.bin or subprocess.run(
         [os.path.join(ROOT, "scripts", "build-llama-cpp.sh")], check=True, capture_output=True, text=True
     ).stdout.strip().splitlines()[-1]
 
+    if args.logits:
+        record_logits(bin_dir)
+        return
     corpus = json.load(open(os.path.join(DATA, "tokenizer_corpus.json")))
     if args.gemma3:
         model = args.model or GEMMA3_MODEL

@@ -18,7 +18,7 @@ use candle_core::quantized::GgmlDType;
 use memmap2::Mmap;
 
 use crate::gguf::Metadata;
-use crate::kernels::{self, Activations, WeightType, QK};
+use crate::kernels::{self, Activations, WeightType};
 use crate::team::Team;
 use crate::InferenceError;
 
@@ -32,7 +32,7 @@ pub(crate) struct Matrix {
 
 impl Matrix {
     pub(crate) fn row_bytes(&self) -> usize {
-        self.cols / QK * self.ty.block_bytes()
+        self.ty.row_bytes(self.cols)
     }
 
     pub(crate) fn bytes<'a>(&self, map: &'a [u8]) -> &'a [u8] {
@@ -81,6 +81,8 @@ pub(crate) fn weight_type(dtype: GgmlDType) -> Option<WeightType> {
         GgmlDType::Q4_1 => Some(WeightType::Q4_1),
         GgmlDType::Q8_0 => Some(WeightType::Q8_0),
         GgmlDType::Q5_0 => Some(WeightType::Q5_0),
+        GgmlDType::Q4K => Some(WeightType::Q4K),
+        GgmlDType::Q6K => Some(WeightType::Q6K),
         _ => None,
     }
 }
@@ -138,13 +140,24 @@ impl TensorFile<'_> {
         let ty = weight_type(info.ggml_dtype).ok_or_else(|| {
             InferenceError::Unsupported(format!("{name} is {:?}", info.ggml_dtype))
         })?;
+        // llama.cpp computes such Q4_K matrices in another order (see the type).
+        let ty = if ty == WeightType::Q4K
+            && dims[0] % 8 == 0
+            && std::env::var_os("WICK_Q4K_LANES").is_none()
+        {
+            WeightType::Q4KRows8
+        } else {
+            ty
+        };
         let m = Matrix {
             ty,
             offset: self.content.tensor_data_offset as usize + info.offset as usize,
             rows: dims[0],
             cols: dims[1],
         };
-        if !m.cols.is_multiple_of(QK) || m.offset + m.rows * m.row_bytes() > self.map.len() {
+        if !m.cols.is_multiple_of(ty.block_len())
+            || m.offset + m.rows * m.row_bytes() > self.map.len()
+        {
             return Err(InferenceError::BadMetadata(
                 format!("tensor {name}"),
                 "its size does not fit the file".into(),

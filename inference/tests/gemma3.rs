@@ -192,12 +192,13 @@ struct Greedy {
     ids: Vec<u32>,
 }
 
-/// Agreement with llama.cpp's greedy tokens on plain-text prompts. Matrices in
-/// Q8_0 and Q5_0 use Wick's kernels (ggml's arithmetic); the Q4_K and Q6_K
-/// ones run on candle, whose rounding differs from ggml's, so a near-tie can
-/// fall the other way after some tokens. The floors record today's state.
-const GEMMA_FULL_AGREEMENT_AT_LEAST: usize = 2;
-const GEMMA_PREFIX_AT_LEAST: usize = 7;
+/// Agreement with llama.cpp's greedy tokens (llama-server, recorded by
+/// `scripts/record-reference.py --gemma3`) on plain-text prompts. Gemma 3 270M
+/// meets near-ties often: llama.cpp's own `llama-simple` and `llama-server`
+/// disagree with each other on 4 of these 6 prompts. The floors record today's
+/// state so that it cannot get worse unnoticed.
+const GEMMA_FULL_AGREEMENT_AT_LEAST: usize = 3;
+const GEMMA_PREFIX_AT_LEAST: usize = 9;
 
 #[test]
 fn greedy_tokens_agree_with_llama_cpp() {
@@ -259,4 +260,50 @@ fn sliding_window_layers_run_past_the_window() {
     assert_eq!(ids.len(), 8);
     // What llama.cpp's `llama-simple -n 8` writes after the same prompt.
     assert_eq!(text.trim_end(), "1 2 3 4", "{text:?}");
+}
+
+/// As for SmolLM2 (see `local_model.rs`): the f32 sum of the 262144 logits
+/// after each prompt against llama.cpp's. Exact on the prompts where every
+/// activation row takes the same path as in llama.cpp; on the longer ones a
+/// difference of an ulp or so remains somewhere (not found yet) and shows,
+/// amplified by Gemma's large norm weights, as a relative difference of a few
+/// percent of the sum — never more than that.
+const GEMMA_EXACT_LOGITS_AT_LEAST: usize = 3;
+
+#[test]
+fn prompt_logits_equal_llama_cpp() {
+    let mut loaded = inference::gguf::load(&model_path(), 2).unwrap();
+    let tok = tokenizer();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/llama_cpp_logits.json");
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let entries: Vec<_> = entries.iter().filter(|e| e["model"] == "gemma3").collect();
+    assert_eq!(entries.len(), 6);
+    let mut exact = 0;
+    let mut report = Vec::new();
+    for e in entries {
+        let prompt = e["prompt"].as_str().unwrap();
+        let mut ids = vec![tok.bos.as_ref().unwrap().0];
+        ids.extend(tok.encode(prompt).unwrap());
+        assert_eq!(
+            ids.len() as u64,
+            e["tokens"].as_u64().unwrap(),
+            "{prompt:?}"
+        );
+        let logits: Vec<f32> = loaded.weights.forward(&ids, 0).unwrap().to_vec1().unwrap();
+        let sum = logits.iter().fold(0f32, |s, x| s + x);
+        let theirs: f32 = e["logits_sum"].as_str().unwrap().parse().unwrap();
+        let relative = ((sum - theirs) / theirs).abs();
+        report.push(format!("{} tokens: {sum:.6} vs {theirs:.6}", ids.len()));
+        assert!(relative < 0.1, "{prompt:?}: {sum} vs llama.cpp's {theirs}");
+        exact += usize::from(format!("{sum:.6}") == e["logits_sum"].as_str().unwrap());
+    }
+    eprintln!(
+        "Gemma 3 prompt logits sums, Wick vs llama.cpp: {}",
+        report.join("; ")
+    );
+    assert!(
+        exact >= GEMMA_EXACT_LOGITS_AT_LEAST,
+        "exact on {exact}: {report:?}"
+    );
 }

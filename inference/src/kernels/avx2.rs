@@ -151,6 +151,9 @@ unsafe fn row<const N: usize>(
         WeightType::Q4_1 => q4_1::<N>(wp, x, t0, nb),
         WeightType::Q8_0 => q8_0::<N>(wp, x, t0, nb),
         WeightType::Q5_0 => q5_0::<N>(wp, x, t0, nb),
+        WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K => {
+            unreachable!("K-quants take the portable path")
+        }
     };
     for (t, v) in v.iter().enumerate() {
         *out.add((t0 + t) * out_stride + r) = *v;

@@ -15,6 +15,8 @@ use half::f16;
 
 /// Values per quantized block (`QK4_1`, `QK8_0`, `QK8_1` in ggml).
 pub const QK: usize = 32;
+/// Values per K-quant super-block (`QK_K`).
+pub const QK_K: usize = 256;
 
 /// The formats a weight matrix may be stored in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,15 @@ pub enum WeightType {
     Q8_0,
     /// 5-bit with a scale per block: `{d: f16, qh: u32 (fifth bits), qs: [u8; 16]}`, values − 16.
     Q5_0,
+    /// 4-bit K-quant: `{d: f16, dmin: f16, scales: [u8; 12] (6-bit scales and mins of
+    /// eight 32-value groups), qs: [u8; 128]}` per 256 values.
+    Q4K,
+    /// Q4_K in a matrix of a multiple of 8 rows: llama.cpp repacks those on
+    /// AVX2 machines (8 rows interleaved) and sums each row's blocks in one
+    /// float lane, which rounds differently; the same bytes, computed that way.
+    Q4KRows8,
+    /// 6-bit K-quant: `{ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16}` per 256 values, values − 32.
+    Q6K,
 }
 
 impl WeightType {
@@ -33,7 +44,22 @@ impl WeightType {
             Self::Q4_1 => 20,
             Self::Q8_0 => 34,
             Self::Q5_0 => 22,
+            Self::Q4K | Self::Q4KRows8 => 144,
+            Self::Q6K => 210,
         }
+    }
+
+    /// Values per block.
+    pub fn block_len(self) -> usize {
+        match self {
+            Self::Q4K | Self::Q4KRows8 | Self::Q6K => QK_K,
+            _ => QK,
+        }
+    }
+
+    /// Bytes of a row of `cols` values.
+    pub fn row_bytes(self, cols: usize) -> usize {
+        cols / self.block_len() * self.block_bytes()
     }
 
     /// The format activations are quantized to before a dot product with this
@@ -42,15 +68,18 @@ impl WeightType {
         match self {
             Self::Q4_1 => ActivationType::Q8_1,
             Self::Q8_0 | Self::Q5_0 => ActivationType::Q8_0,
+            Self::Q4K | Self::Q4KRows8 | Self::Q6K => ActivationType::Q8K,
         }
     }
 }
 
-/// Quantized activations: `Q8_1` is `{d: f16, s: f16 (= d * sum of qs), qs: [i8; 32]}`.
+/// Quantized activations: `Q8_1` is `{d: f16, s: f16 (= d * sum of qs), qs: [i8; 32]}`;
+/// `Q8K` is `{d: f32, qs: [i8; 256], bsums: [i16; 16] (sums of 16 values)}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActivationType {
     Q8_0,
     Q8_1,
+    Q8K,
 }
 
 impl ActivationType {
@@ -58,6 +87,14 @@ impl ActivationType {
         match self {
             Self::Q8_0 => 34,
             Self::Q8_1 => 36,
+            Self::Q8K => 292,
+        }
+    }
+
+    pub fn block_len(self) -> usize {
+        match self {
+            Self::Q8K => QK_K,
+            _ => QK,
         }
     }
 }
@@ -91,6 +128,9 @@ pub fn has_avx2() -> bool {
 /// `quantize_row_q8_0` / `quantize_row_q8_1` do: scale = max|x| / 127, values
 /// rounded to nearest even, the scale (and Q8_1's sum) stored as f16.
 pub fn quantize_row(ty: ActivationType, x: &[f32], out: &mut [u8]) {
+    if ty == ActivationType::Q8K {
+        return quantize_row_q8k(x, out);
+    }
     let bb = ty.block_bytes();
     debug_assert_eq!(x.len() % QK, 0);
     debug_assert_eq!(out.len(), x.len() / QK * bb);
@@ -112,6 +152,65 @@ pub fn quantize_row(ty: ActivationType, x: &[f32], out: &mut [u8]) {
     }
 }
 
+/// ggml's `quantize_row_q8_K_ref`: the scale from the value of largest
+/// magnitude (its sign kept, the first one on ties), kept as f32, and the sums
+/// of each 16 values.
+fn quantize_row_q8k(x: &[f32], out: &mut [u8]) {
+    for (block, o) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(292)) {
+        let (mut max, mut amax) = (0f32, 0f32);
+        for v in block {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = *v;
+            }
+        }
+        if amax == 0.0 {
+            o.fill(0);
+            continue;
+        }
+        let iscale = -127.0 / max;
+        for (q, v) in o[4..260].iter_mut().zip(block) {
+            *q = ((iscale * v).round_ties_even() as i32).min(127) as i8 as u8;
+        }
+        for j in 0..16 {
+            let sum: i32 = o[4 + j * 16..4 + j * 16 + 16]
+                .iter()
+                .map(|q| *q as i8 as i32)
+                .sum();
+            o[260 + 2 * j..262 + 2 * j].copy_from_slice(&(sum as i16).to_le_bytes());
+        }
+        o[0..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+    }
+}
+
+/// The 6-bit scale and min of group `j` (0..8) of a Q4_K block's 12 scale bytes
+/// (ggml's `get_scale_min_k4`).
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (i32, i32) {
+    if j < 4 {
+        ((q[j] & 63) as i32, (q[j + 4] & 63) as i32)
+    } else {
+        (
+            ((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4)) as i32,
+            ((q[j + 4] >> 4) | ((q[j] >> 6) << 4)) as i32,
+        )
+    }
+}
+
+/// Value `e` (0..256) of a Q6_K block, before the − 32.
+pub(crate) fn q6k_value(block: &[u8], e: usize) -> i32 {
+    let (half, r) = (e / 128, e % 128);
+    let (k, b) = (r / 32, r % 32);
+    let ql = &block[half * 64..half * 64 + 64];
+    let qh = block[128 + half * 32 + b];
+    let low = match k {
+        0 => ql[b] & 15,
+        1 => ql[32 + b] & 15,
+        2 => ql[b] >> 4,
+        _ => ql[32 + b] >> 4,
+    };
+    (low | (((qh >> (2 * k)) & 3) << 4)) as i32
+}
+
 /// Rows of activations quantized for one weight type, `[row][blocks]`, with
 /// each block's scale (and Q8_1's sum) also kept as f32 for the kernels.
 pub struct Activations {
@@ -129,15 +228,18 @@ impl Activations {
     /// `x` holds `rows` rows of `cols` values.
     pub fn quantize(ty: ActivationType, x: &[f32], rows: usize, cols: usize) -> Self {
         let bb = ty.block_bytes();
-        let row_bytes = cols / QK * bb;
+        let row_bytes = cols / ty.block_len() * bb;
         let mut data = vec![0u8; rows * row_bytes];
         for (x, out) in x.chunks_exact(cols).zip(data.chunks_exact_mut(row_bytes)) {
             quantize_row(ty, x, out);
         }
-        let scales = data.chunks_exact(bb).map(|b| f16_at(b, 0)).collect();
+        let scales = match ty {
+            ActivationType::Q8K => Vec::new(),
+            _ => data.chunks_exact(bb).map(|b| f16_at(b, 0)).collect(),
+        };
         let sums = match ty {
             ActivationType::Q8_1 => data.chunks_exact(bb).map(|b| f16_at(b, 2)).collect(),
-            ActivationType::Q8_0 => Vec::new(),
+            _ => Vec::new(),
         };
         Self {
             ty,
@@ -168,9 +270,29 @@ pub(crate) fn q5_0_value(block: &[u8], j: usize) -> i32 {
 /// One row of a weight matrix expanded to f32 (for the token embedding).
 pub fn dequantize_row(ty: WeightType, row: &[u8], out: &mut [f32]) {
     let bb = ty.block_bytes();
-    for (b, o) in row.chunks_exact(bb).zip(out.chunks_exact_mut(QK)) {
+    for (b, o) in row
+        .chunks_exact(bb)
+        .zip(out.chunks_exact_mut(ty.block_len()))
+    {
         let d = f16_at(b, 0);
         match ty {
+            WeightType::Q4K | WeightType::Q4KRows8 => {
+                let dmin = f16_at(b, 2);
+                for (e, o) in o.iter_mut().enumerate() {
+                    let (j, r) = (e / 64, e % 64);
+                    let (sc, m) = scale_min_k4(2 * j + r / 32, &b[4..16]);
+                    let byte = b[16 + j * 32 + r % 32];
+                    let q = if r < 32 { byte & 15 } else { byte >> 4 };
+                    *o = d * sc as f32 * q as f32 - dmin * m as f32;
+                }
+            }
+            WeightType::Q6K => {
+                let d = f16_at(b, 208);
+                for (e, o) in o.iter_mut().enumerate() {
+                    let sc = b[192 + e / 16] as i8 as f32;
+                    *o = d * sc * (q6k_value(b, e) - 32) as f32;
+                }
+            }
             WeightType::Q8_0 => {
                 for (o, q) in o.iter_mut().zip(&b[2..]) {
                     *o = (*q as i8) as f32 * d;
@@ -214,13 +336,14 @@ pub unsafe fn matmul_rows(
     );
     assert!(rows.end * row_bytes <= w.len());
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
+    if has_avx2() && !matches!(ty, WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K) {
         // SAFETY: the CPU has AVX2 and FMA (checked above), the sizes were
         // checked above, and `out` is the caller's promise.
         unsafe { avx2::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) };
         return;
     }
-    portable::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride);
+    // SAFETY: as above.
+    unsafe { portable::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) };
 }
 
 /// ggml's `hsum_float_8`: the horizontal sum of eight lanes, in its order.
@@ -439,6 +562,9 @@ mod tests {
                         out.push(q(b[j]) | (q(b[j + 16]) << 4));
                     }
                 }
+                WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K => {
+                    unreachable!("tested on their own")
+                }
             }
         }
         out
@@ -499,6 +625,62 @@ mod tests {
         }
         let exact: f32 = x.iter().zip(&y).map(|(a, b)| h2f(*a) * h2f(*b)).sum();
         assert!((dot_f16(&x, &y) - exact).abs() < 1e-3 * exact.abs().max(1.0));
+    }
+
+    /// Q4_K and Q6_K blocks with arbitrary bits: the dot product must equal the
+    /// dequantized weights · dequantized activations (exact integers, then scales).
+    #[test]
+    fn k_quant_dots_match_their_dequantized_values() {
+        let cols = 512;
+        let xs = pseudo_random(cols, 21);
+        let x = Activations::quantize(ActivationType::Q8K, &xs, 1, cols);
+        let mut xq = vec![0f32; cols];
+        for (b, o) in x.data.chunks_exact(292).zip(xq.chunks_exact_mut(256)) {
+            let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            for (o, q) in o.iter_mut().zip(&b[4..260]) {
+                *o = *q as i8 as f32 * d;
+            }
+            // The stored sums are the sums of the stored values.
+            for j in 0..16 {
+                let sum: i32 = b[4 + 16 * j..20 + 16 * j]
+                    .iter()
+                    .map(|q| *q as i8 as i32)
+                    .sum();
+                assert_eq!(
+                    i16::from_le_bytes([b[260 + 2 * j], b[261 + 2 * j]]) as i32,
+                    sum
+                );
+            }
+        }
+        for ty in [WeightType::Q4K, WeightType::Q4KRows8, WeightType::Q6K] {
+            let rb = ty.row_bytes(cols);
+            let mut seed = 7u32;
+            let mut w: Vec<u8> = (0..rb)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (seed >> 24) as u8
+                })
+                .collect();
+            // Sane f16 scales: d and dmin (Q4_K) at the front, d (Q6_K) at the end.
+            for b in w.chunks_exact_mut(ty.block_bytes()) {
+                let at = if ty == WeightType::Q6K { 208 } else { 0 };
+                b[at..at + 2].copy_from_slice(&f16_bytes(0.01));
+                if ty != WeightType::Q6K {
+                    b[2..4].copy_from_slice(&f16_bytes(0.02));
+                }
+            }
+            let mut wf = vec![0f32; cols];
+            dequantize_row(ty, &w, &mut wf);
+            let expect: f64 = wf.iter().zip(&xq).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let mut got = [0f32];
+            // SAFETY: one row, one token, one output.
+            unsafe { matmul_rows(ty, &w, rb, 0..1, &x, got.as_mut_ptr(), 1) };
+            assert!(
+                (got[0] as f64 - expect).abs() < 1e-3 * expect.abs().max(1.0),
+                "{ty:?}: {} vs {expect}",
+                got[0]
+            );
+        }
     }
 
     #[test]

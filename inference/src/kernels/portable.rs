@@ -1,7 +1,7 @@
 //! The kernels in plain Rust, lane by lane as the AVX2 versions compute them,
 //! so that a CPU without AVX2 gets the very same numbers.
 
-use super::{f16_at, hsum8, q5_0_value, Activations, WeightType};
+use super::{f16_at, hsum8, q5_0_value, q6k_value, scale_min_k4, Activations, WeightType};
 
 /// Q4_1 weights · Q8_1 activations over `nb` blocks (ggml's `ggml_vec_dot_q4_1_q8_1`).
 fn dot_q4_1_q8_1(w: &[u8], x: &[u8], nb: usize) -> f32 {
@@ -60,6 +60,115 @@ fn dot_q5_0_q8_0(w: &[u8], x: &[u8], nb: usize) -> f32 {
     hsum8(acc)
 }
 
+fn q8k_parts(xb: &[u8]) -> (f32, &[u8], [i32; 16]) {
+    let d = f32::from_le_bytes([xb[0], xb[1], xb[2], xb[3]]);
+    let mut bsums = [0i32; 16];
+    for (j, s) in bsums.iter_mut().enumerate() {
+        *s = i16::from_le_bytes([xb[260 + 2 * j], xb[261 + 2 * j]]) as i32;
+    }
+    (d, &xb[4..260], bsums)
+}
+
+/// Q4_K weights · Q8_K activations (ggml's `ggml_vec_dot_q4_K_q8_K` on AVX2):
+/// per block, eight integer lanes (bytes 4m..4m+4 of each 32-value group)
+/// for the scales and four float lanes for the mins.
+fn dot_q4k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut acc_m = [0f32; 4];
+    for i in 0..nb {
+        let (wb, xb) = (&w[i * 144..(i + 1) * 144], &x[i * 292..(i + 1) * 292]);
+        let (yd, q8, bsums) = q8k_parts(xb);
+        let d = yd * f16_at(wb, 0);
+        let dmin = -yd * f16_at(wb, 2);
+        let sm: Vec<(i32, i32)> = (0..8).map(|j| scale_min_k4(j, &wb[4..16])).collect();
+        let q8s: Vec<i32> = (0..8).map(|k| bsums[2 * k] + bsums[2 * k + 1]).collect();
+        for (l, a) in acc_m.iter_mut().enumerate() {
+            let prod = sm[2 * l].1 * q8s[2 * l] + sm[2 * l + 1].1 * q8s[2 * l + 1];
+            *a = dmin.mul_add(prod as f32, *a);
+        }
+        let q4 = &wb[16..];
+        for (m, a) in acc.iter_mut().enumerate() {
+            let mut sumi = 0i32;
+            for j in 0..4 {
+                for b in 4 * m..4 * m + 4 {
+                    let byte = q4[j * 32 + b];
+                    let q8l = q8[j * 64 + b] as i8 as i32;
+                    let q8h = q8[j * 64 + 32 + b] as i8 as i32;
+                    sumi += sm[2 * j].0 * (byte & 15) as i32 * q8l;
+                    sumi += sm[2 * j + 1].0 * (byte >> 4) as i32 * q8h;
+                }
+            }
+            *a = d.mul_add(sumi as f32, *a);
+        }
+    }
+    hsum8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
+}
+
+/// Q4_K weights · Q8_K activations as llama.cpp's repacked AVX2 kernels
+/// compute them: integer sums of scaled products and of mins, then one float
+/// lane per row, fed once per block by the one-token kernel
+/// (`ggml_gemv_q4_K_8x8_q8_K`) and once per 64 values by the four-token one
+/// (`ggml_gemm_q4_K_8x8_q8_K`, `per_64`).
+fn dot_q4k_q8k_by_row(w: &[u8], x: &[u8], nb: usize, per_64: bool) -> f32 {
+    let (mut acc, mut acc_min) = (0f32, 0f32);
+    for i in 0..nb {
+        let (wb, xb) = (&w[i * 144..(i + 1) * 144], &x[i * 292..(i + 1) * 292]);
+        let (yd, q8, bsums) = q8k_parts(xb);
+        let (d, dmin) = (f16_at(wb, 0) * yd, f16_at(wb, 2) * yd);
+        let (mut sums, mut mins) = (0i32, 0i32);
+        for g in 0..8 {
+            let (sc, m) = scale_min_k4(g, &wb[4..16]);
+            let (j, high) = (g / 2, g % 2 == 1);
+            let dot: i32 = (0..32)
+                .map(|b| {
+                    let byte = wb[16 + j * 32 + b];
+                    let q = if high { byte >> 4 } else { byte & 15 };
+                    q as i32 * q8[g * 32 + b] as i8 as i32
+                })
+                .sum();
+            sums += sc * dot;
+            mins += m * (bsums[2 * g] + bsums[2 * g + 1]);
+            if per_64 && high {
+                acc = (sums as f32).mul_add(d, acc);
+                acc_min = (mins as f32).mul_add(dmin, acc_min);
+                (sums, mins) = (0, 0);
+            }
+        }
+        if !per_64 {
+            acc = (sums as f32).mul_add(d, acc);
+            acc_min = (mins as f32).mul_add(dmin, acc_min);
+        }
+    }
+    acc - acc_min
+}
+
+/// Q6_K weights · Q8_K activations (ggml's `ggml_vec_dot_q6_K_q8_K` on AVX2):
+/// values taken unsigned, then 32 × Σ scale·bsum subtracted per lane.
+fn dot_q6k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
+    let mut acc = [0f32; 8];
+    for i in 0..nb {
+        let (wb, xb) = (&w[i * 210..(i + 1) * 210], &x[i * 292..(i + 1) * 292]);
+        let (yd, q8, bsums) = q8k_parts(xb);
+        let d = yd * f16_at(wb, 208);
+        let sc = |g: usize| wb[192 + g] as i8 as i32;
+        for (m, a) in acc.iter_mut().enumerate() {
+            let mut sumi = 0i32;
+            for j in 0..2 {
+                for k in 0..4 {
+                    let s = sc(2 * (4 * j + k) + usize::from(m >= 4));
+                    for b in 4 * m..4 * m + 4 {
+                        let e = j * 128 + k * 32 + b;
+                        sumi += s * q6k_value(wb, e) * q8[e] as i8 as i32;
+                    }
+                }
+            }
+            sumi -= 32 * (bsums[2 * m] * sc(2 * m) + bsums[2 * m + 1] * sc(2 * m + 1));
+            *a = d.mul_add(sumi as f32, *a);
+        }
+    }
+    hsum8(acc)
+}
+
 /// # Safety
 /// As [`super::matmul_rows`].
 pub(super) unsafe fn matmul_rows(
@@ -72,6 +181,8 @@ pub(super) unsafe fn matmul_rows(
     out_stride: usize,
 ) {
     let nb = row_bytes / ty.block_bytes();
+    // llama.cpp's repacked Q4_K takes activation rows four at a time, the rest one by one.
+    let in_fours = x.rows - x.rows % 4;
     for r in rows {
         let wr = &w[r * row_bytes..(r + 1) * row_bytes];
         for t in 0..x.rows {
@@ -79,6 +190,9 @@ pub(super) unsafe fn matmul_rows(
                 WeightType::Q4_1 => dot_q4_1_q8_1(wr, x.row(t), nb),
                 WeightType::Q8_0 => dot_q8_0_q8_0(wr, x.row(t), nb),
                 WeightType::Q5_0 => dot_q5_0_q8_0(wr, x.row(t), nb),
+                WeightType::Q4K => dot_q4k_q8k(wr, x.row(t), nb),
+                WeightType::Q4KRows8 => dot_q4k_q8k_by_row(wr, x.row(t), nb, t < in_fours),
+                WeightType::Q6K => dot_q6k_q8k(wr, x.row(t), nb),
             };
             // SAFETY: the caller guarantees `out` covers every (t, r) written.
             unsafe { *out.add(t * out_stride + r) = v };
