@@ -143,6 +143,16 @@ def main():
             return greedy
 
         greedy = with_server(bin_dir, model, args.port, record)
+        # llama.cpp's minimal example (greedy sampler, the plain decode loop)
+        # too: its continuations differ from llama-server's on most of these
+        # prompts (near-ties that llama.cpp's two programs break differently).
+        for entry in greedy:
+            out = subprocess.run(
+                [os.path.join(bin_dir, "llama-simple"), "-m", model, "-n", str(args.tokens), entry["prompt"]],
+                check=True, capture_output=True, text=True,
+            ).stdout
+            # It prints the prompt, the reply, then one newline of its own.
+            entry["simple_text"] = out.split(entry["prompt"], 1)[1][:-1]
         with open(os.path.join(DATA, "gemma3_llama_cpp_greedy.json"), "w") as f:
             json.dump(greedy, f, ensure_ascii=False, indent=1)
         print(f"recorded Gemma 3 greedy tokens for {len(greedy)} prompts", file=sys.stderr)

@@ -230,47 +230,25 @@ impl Gemma3 {
             self.embedding.dequantize_row(map, token as usize, row)?;
             row.iter_mut().for_each(|v| *v *= scale);
         }
-        let dbg = std::env::var_os("WICK_DEBUG_SUMS").is_some();
-        let show = |name: &str, li: usize, v: &[f32]| {
-            if dbg && li < 3 {
-                let sum: f32 = v.iter().fold(0f32, |s, x| s + x);
-                eprintln!(
-                    "{name}-{li} sum = {sum:.6} first {:.4} last {:.4}",
-                    v[0],
-                    v[v.len() - 1]
-                );
-            }
-        };
-        show("inp_scaled", 0, &x);
         let global = Rope::new(hd, self.rope_global, true, position, n);
         let local = Rope::new(hd, self.rope_local, true, position, n);
         let layer_count = self.layers.len();
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let normed = norm_rows(&x, &layer.attn_norm, dim);
-            show("attn_norm", li, &normed);
             let q = layer.q.forward(&self.team, map, &normed, n, dim)?;
-            show("Qcur", li, &q);
             let k = layer.k.forward(&self.team, map, &normed, n, dim)?;
-            show("Kcur", li, &k);
             let v = layer.v.forward(&self.team, map, &normed, n, dim)?;
-            show("Vcur", li, &v);
             let mut q = norm_rows(&q, &layer.q_norm, hd);
-            show("Qcur_normed", li, &q);
             let mut k = norm_rows(&k, &layer.k_norm, hd);
-            show("Kcur_normed", li, &k);
             let rope = if layer.sliding { &local } else { &global };
             for t in 0..n {
                 rope.apply(t, &mut q[t * q_dim..(t + 1) * q_dim], self.heads, hd);
                 rope.apply(t, &mut k[t * kv_dim..(t + 1) * kv_dim], self.kv_heads, hd);
             }
-            show("Qrope", li, &q);
-            show("Krope", li, &k);
             q.iter_mut().for_each(|v| *v *= self.query_scale);
             layer.cache.store(position, kv_dim, &k, &v);
 
             // In the last layer only the last token goes on: it alone gives logits.
-            let first = if li + 1 == layer_count { n - 1 } else { 0 };
-            let rows = n - first;
             let heads = Heads {
                 heads: self.heads,
                 kv_heads: self.kv_heads,
@@ -278,19 +256,15 @@ impl Gemma3 {
                 scale: 1.0,
                 window: layer.sliding.then_some(self.window),
             };
-            let attn = attention(
-                &self.team,
-                &heads,
-                &layer.cache,
-                &q[first * q_dim..],
-                position + first,
-                rows,
-            );
-            show("kqv_out", li, &attn);
-            let o = layer.o.forward(&self.team, map, &attn, rows, q_dim)?;
-            show("attn_output", li, &o);
+            let attn = attention(&self.team, &heads, &layer.cache, &q, position, n);
+            let mut o = layer.o.forward(&self.team, map, &attn, n, q_dim)?;
+            // After the attention's output matrix (as llama.cpp does: the number
+            // of rows decides how some matrices are computed), the last layer
+            // goes on with the last token alone: it alone gives logits.
+            let first = if li + 1 == layer_count { n - 1 } else { 0 };
+            let rows = n - first;
+            o.drain(..first * dim);
             let o = norm_rows(&o, &layer.post_attn_norm, dim);
-            show("attn_post_norm", li, &o);
             if first > 0 {
                 x.drain(..first * dim);
             }
@@ -298,26 +272,17 @@ impl Gemma3 {
                 *x += o;
             }
 
-            show("sa_out", li, &x);
             let normed = norm_rows(&x, &layer.ffn_norm, dim);
-            show("ffn_norm", li, &normed);
             let gate = layer.gate.forward(&self.team, map, &normed, rows, dim)?;
             let up = layer.up.forward(&self.team, map, &normed, rows, dim)?;
             let mut h = vec![0f32; rows * self.ffn];
-            show("ffn_gate", li, &gate);
-            show("ffn_up", li, &up);
             kernels::geglu(&gate, &up, &mut h);
-            show("ffn_geglu", li, &h);
             let down = layer.down.forward(&self.team, map, &h, rows, self.ffn)?;
-            show("ffn_out", li, &down);
             let down = norm_rows(&down, &layer.post_ffn_norm, dim);
-            show("ffn_post_norm", li, &down);
             for (x, d) in x.iter_mut().zip(&down) {
                 *x += d;
             }
-            show("l_out", li, &x);
         }
-        show("l_out_last", 0, &x);
         let last = &x[x.len() - dim..];
         let mut normed = vec![0f32; dim];
         kernels::rms_norm(last, &self.output_norm, eps, &mut normed);

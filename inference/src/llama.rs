@@ -141,10 +141,7 @@ impl TensorFile<'_> {
             InferenceError::Unsupported(format!("{name} is {:?}", info.ggml_dtype))
         })?;
         // llama.cpp computes such Q4_K matrices in another order (see the type).
-        let ty = if ty == WeightType::Q4K
-            && dims[0] % 8 == 0
-            && std::env::var_os("WICK_Q4K_LANES").is_none()
-        {
+        let ty = if ty == WeightType::Q4K && dims[0] % 8 == 0 {
             WeightType::Q4KRows8
         } else {
             ty
@@ -343,21 +340,17 @@ impl Llama {
             }
             layer.cache.store(position, kv_dim, &k, &v);
 
-            // In the last layer only the last token goes on: it alone gives logits.
+            let attn = attention(&self.team, &heads, &layer.cache, &q, position, n);
+            let mut o = vec![0f32; n * dim];
+            let a = Activations::quantize(layer.o.ty.activation_type(), &attn, n, dim);
+            matmuls(&self.team, map, &mut [Job::new(&layer.o, &a, &mut o)]);
+            // After the attention's output matrix (as llama.cpp does: the number
+            // of rows decides how some matrices are computed), the last layer
+            // goes on with the last token alone: it alone gives logits.
             let first = if li + 1 == layer_count { n - 1 } else { 0 };
             let rows = n - first;
-            let attn = attention(
-                &self.team,
-                &heads,
-                &layer.cache,
-                &q[first * dim..],
-                position + first,
-                rows,
-            );
-            let mut o = vec![0f32; rows * dim];
-            let a = Activations::quantize(layer.o.ty.activation_type(), &attn, rows, dim);
-            matmuls(&self.team, map, &mut [Job::new(&layer.o, &a, &mut o)]);
             if first > 0 {
+                o.drain(..first * dim);
                 x.drain(..first * dim);
                 normed.truncate(rows * dim);
             }

@@ -189,45 +189,33 @@ fn generate(prompt: Prompt, params: Params) -> (Vec<u32>, String, FinishReason) 
 #[derive(Deserialize)]
 struct Greedy {
     prompt: String,
+    /// llama-server's greedy ids.
     ids: Vec<u32>,
+    /// llama.cpp's `llama-simple` (greedy sampler, the plain decode loop): its text.
+    simple_text: String,
 }
 
-/// Agreement with llama.cpp's greedy tokens (llama-server, recorded by
-/// `scripts/record-reference.py --gemma3`) on plain-text prompts. Gemma 3 270M
-/// meets near-ties often: llama.cpp's own `llama-simple` and `llama-server`
-/// disagree with each other on 4 of these 6 prompts. The floors record today's
-/// state so that it cannot get worse unnoticed.
-const GEMMA_FULL_AGREEMENT_AT_LEAST: usize = 3;
-const GEMMA_PREFIX_AT_LEAST: usize = 9;
-
+/// Greedy decoding on plain-text prompts (Gemma 3 270M is a base model)
+/// reproduces llama.cpp's `llama-simple` word for word, 32 tokens each.
+/// llama.cpp's `llama-server` breaks this model's frequent near-ties
+/// differently from its own `llama-simple` on most of these prompts; the
+/// agreement with it is printed, for the record.
 #[test]
-fn greedy_tokens_agree_with_llama_cpp() {
+fn greedy_text_equals_llama_cpp() {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gemma3_llama_cpp_greedy.json");
     let entries: Vec<Greedy> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut report = Vec::new();
-    let mut full = 0;
+    assert_eq!(entries.len(), 6);
+    let mut server = Vec::new();
     for e in &entries {
-        let (ids, _, _) = generate(Prompt::Raw(e.prompt.clone()), greedy(e.ids.len()));
+        let (ids, text, finish) = generate(Prompt::Raw(e.prompt.clone()), greedy(e.ids.len()));
+        assert_eq!(finish, FinishReason::Length, "{:?}", e.prompt);
+        assert_eq!(text, e.simple_text, "{:?}", e.prompt);
         let same = ids.iter().zip(&e.ids).take_while(|(a, b)| a == b).count();
-        report.push(format!("{same}/{} {:?}", e.ids.len(), e.prompt));
-        assert!(
-            same >= GEMMA_PREFIX_AT_LEAST,
-            "{:?}: only {same} tokens agree\n wick: {ids:?}\n llama.cpp: {:?}",
-            e.prompt,
-            e.ids
-        );
-        full += usize::from(ids == e.ids);
+        server.push(format!("{same}/{}", e.ids.len()));
     }
-    eprintln!(
-        "Gemma 3 greedy agreement with llama.cpp: {}",
-        report.join(", ")
-    );
-    assert!(
-        full >= GEMMA_FULL_AGREEMENT_AT_LEAST,
-        "full agreement on {full}: {report:?}"
-    );
+    eprintln!("Gemma 3: greedy text equals llama-simple's on all {} prompts; tokens agreeing with llama-server: {}", entries.len(), server.join(", "));
 }
 
 #[test]
@@ -263,15 +251,13 @@ fn sliding_window_layers_run_past_the_window() {
 }
 
 /// As for SmolLM2 (see `local_model.rs`): the f32 sum of the 262144 logits
-/// after each prompt against llama.cpp's. Exact on the prompts where every
-/// activation row takes the same path as in llama.cpp; on the longer ones a
-/// difference of an ulp or so remains somewhere (not found yet) and shows,
-/// amplified by Gemma's large norm weights, as a relative difference of a few
-/// percent of the sum — never more than that.
-const GEMMA_EXACT_LOGITS_AT_LEAST: usize = 3;
-
+/// after each prompt equals llama.cpp's to the printed six decimals. This
+/// holds only because Wick follows llama.cpp's choice of kernel too: Q4_K
+/// matrices of a multiple of 8 rows are repacked there and summed per block
+/// (one row) or per 64 values (four rows at a time); Q6_K takes the "tiled"
+/// product from 8 rows on; see `inference::kernels`.
 #[test]
-fn prompt_logits_equal_llama_cpp() {
+fn prompt_logits_equal_llama_cpp_bit_for_bit() {
     let mut loaded = inference::gguf::load(&model_path(), 2).unwrap();
     let tok = tokenizer();
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/llama_cpp_logits.json");
@@ -279,8 +265,6 @@ fn prompt_logits_equal_llama_cpp() {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let entries: Vec<_> = entries.iter().filter(|e| e["model"] == "gemma3").collect();
     assert_eq!(entries.len(), 6);
-    let mut exact = 0;
-    let mut report = Vec::new();
     for e in entries {
         let prompt = e["prompt"].as_str().unwrap();
         let mut ids = vec![tok.bos.as_ref().unwrap().0];
@@ -292,18 +276,10 @@ fn prompt_logits_equal_llama_cpp() {
         );
         let logits: Vec<f32> = loaded.weights.forward(&ids, 0).unwrap().to_vec1().unwrap();
         let sum = logits.iter().fold(0f32, |s, x| s + x);
-        let theirs: f32 = e["logits_sum"].as_str().unwrap().parse().unwrap();
-        let relative = ((sum - theirs) / theirs).abs();
-        report.push(format!("{} tokens: {sum:.6} vs {theirs:.6}", ids.len()));
-        assert!(relative < 0.1, "{prompt:?}: {sum} vs llama.cpp's {theirs}");
-        exact += usize::from(format!("{sum:.6}") == e["logits_sum"].as_str().unwrap());
+        assert_eq!(
+            format!("{sum:.6}"),
+            e["logits_sum"].as_str().unwrap(),
+            "{prompt:?}"
+        );
     }
-    eprintln!(
-        "Gemma 3 prompt logits sums, Wick vs llama.cpp: {}",
-        report.join("; ")
-    );
-    assert!(
-        exact >= GEMMA_EXACT_LOGITS_AT_LEAST,
-        "exact on {exact}: {report:?}"
-    );
 }

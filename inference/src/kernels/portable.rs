@@ -169,6 +169,25 @@ fn dot_q6k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
     hsum8(acc)
 }
 
+/// Q6_K weights · Q8_K activations as llama.cpp's tiled K-quant matrix
+/// product computes them for batches of 8 rows or more: each block's exact
+/// integer sum, scaled by the weight's d, then fused into the sum with the
+/// activation's d.
+fn dot_q6k_q8k_tiled(w: &[u8], x: &[u8], nb: usize) -> f32 {
+    let mut acc = 0f32;
+    for i in 0..nb {
+        let (wb, xb) = (&w[i * 210..(i + 1) * 210], &x[i * 292..(i + 1) * 292]);
+        let (yd, q8, _) = q8k_parts(xb);
+        let sum: i32 = (0..256)
+            .map(|e| {
+                (wb[192 + e / 16] as i8 as i32) * (q6k_value(wb, e) - 32) * (q8[e] as i8 as i32)
+            })
+            .sum();
+        acc = (f16_at(wb, 208) * sum as f32).mul_add(yd, acc);
+    }
+    acc
+}
+
 /// # Safety
 /// As [`super::matmul_rows`].
 pub(super) unsafe fn matmul_rows(
@@ -183,6 +202,8 @@ pub(super) unsafe fn matmul_rows(
     let nb = row_bytes / ty.block_bytes();
     // llama.cpp's repacked Q4_K takes activation rows four at a time, the rest one by one.
     let in_fours = x.rows - x.rows % 4;
+    // llama.cpp's tiled K-quant product takes batches of 8 rows or more.
+    let tiled = x.rows >= 8;
     for r in rows {
         let wr = &w[r * row_bytes..(r + 1) * row_bytes];
         for t in 0..x.rows {
@@ -192,6 +213,7 @@ pub(super) unsafe fn matmul_rows(
                 WeightType::Q5_0 => dot_q5_0_q8_0(wr, x.row(t), nb),
                 WeightType::Q4K => dot_q4k_q8k(wr, x.row(t), nb),
                 WeightType::Q4KRows8 => dot_q4k_q8k_by_row(wr, x.row(t), nb, t < in_fours),
+                WeightType::Q6K if tiled => dot_q6k_q8k_tiled(wr, x.row(t), nb),
                 WeightType::Q6K => dot_q6k_q8k(wr, x.row(t), nb),
             };
             // SAFETY: the caller guarantees `out` covers every (t, r) written.
