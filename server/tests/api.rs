@@ -294,7 +294,7 @@ async fn tgi_and_the_inference_api() {
     let r = get(&s, "/info", KEY).await;
     let info: Value = r.json().await.unwrap();
     assert_eq!(info["model_id"], MODEL);
-    assert_eq!(info["max_total_tokens"], 4096);
+    assert_eq!(info["max_total_tokens"], 8192);
 
     let doc: Value = reqwest::get(format!("{}/openapi.json", s.base))
         .await

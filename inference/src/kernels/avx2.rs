@@ -263,3 +263,99 @@ pub(super) unsafe fn scale_f16(y: &mut [u16], v: f32) {
     }
     super::scale_f16_scalar(&mut y[np..], v);
 }
+
+/// The exact sum of the eight 32-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+/// One Q6_K block against one Q8_K block: ggml's eight integer lanes
+/// (`ggml_vec_dot_q6_K_q8_K` on AVX2), the − 32 already taken off.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_block_lanes(wb: *const u8, xb: *const u8) -> __m256i {
+    let m3 = _mm256_set1_epi8(3);
+    let m15 = _mm256_set1_epi8(15);
+    let q8sums = _mm256_loadu_si256(xb.add(260) as *const __m256i);
+    let scales = _mm_loadu_si128(wb.add(192) as *const __m128i);
+    let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, _mm256_cvtepi8_epi16(scales)), 5);
+    let mut sumi = _mm256_setzero_si256();
+    for j in 0..2 {
+        let ql = wb.add(j * 64);
+        let q4bits1 = _mm256_loadu_si256(ql as *const __m256i);
+        let q4bits2 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
+        let q4bits_h = _mm256_loadu_si256(wb.add(128 + j * 32) as *const __m256i);
+        let h0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
+        let h1 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(12)), 2);
+        let h2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
+        let h3 = _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
+        let q = [
+            _mm256_or_si256(_mm256_and_si256(q4bits1, m15), h0),
+            _mm256_or_si256(_mm256_and_si256(q4bits2, m15), h1),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), h2),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), h3),
+        ];
+        let mut p = [_mm256_setzero_si256(); 4];
+        for k in 0..4 {
+            let q8 = _mm256_loadu_si256(xb.add(4 + j * 128 + k * 32) as *const __m256i);
+            // Scales of the two 16-value groups of this 32-value run, eight lanes each.
+            let g = 2 * (4 * j + k);
+            let s = _mm256_set_m128i(
+                _mm_set1_epi16(*wb.add(192 + g + 1) as i8 as i16),
+                _mm_set1_epi16(*wb.add(192 + g) as i8 as i16),
+            );
+            p[k] = _mm256_madd_epi16(s, _mm256_maddubs_epi16(q[k], q8));
+        }
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
+    }
+    _mm256_sub_epi32(sumi, q8sclsub)
+}
+
+/// See `portable::dot_q6k_q8k` (`tiled = false`) and `portable::dot_q6k_q8k_tiled`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
+    assert!(w.len() >= nb * 210 && x.len() >= nb * 292);
+    let mut acc = _mm256_setzero_ps();
+    let mut total = 0f32;
+    for i in 0..nb {
+        let (wb, xb) = (w.as_ptr().add(i * 210), x.as_ptr().add(i * 292));
+        let yd = std::ptr::read_unaligned(xb as *const f32);
+        let (dw, _) = two_f16(wb.add(208));
+        let lanes_i = q6k_block_lanes(wb, xb);
+        if tiled {
+            total = (dw * hsum_i32(lanes_i) as f32).mul_add(yd, total);
+        } else {
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(yd * dw), _mm256_cvtepi32_ps(lanes_i), acc);
+        }
+    }
+    if tiled {
+        total
+    } else {
+        hsum8(lanes(acc))
+    }
+}
+
+/// The eight 32-value group dot products of one Q4_K block with one Q8_K block, exact.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4k_group_dots(wb: &[u8], xb: &[u8]) -> [i32; 8] {
+    assert!(wb.len() >= 144 && xb.len() >= 292);
+    let m4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut out = [0i32; 8];
+    for j in 0..4 {
+        let bits = _mm256_loadu_si256(wb.as_ptr().add(16 + j * 32) as *const __m256i);
+        let low = _mm256_and_si256(bits, m4);
+        let high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        let q8l = _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64) as *const __m256i);
+        let q8h = _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64 + 32) as *const __m256i);
+        out[2 * j] = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(low, q8l), ones));
+        out[2 * j + 1] = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(high, q8h), ones));
+    }
+    out
+}

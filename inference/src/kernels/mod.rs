@@ -683,6 +683,41 @@ mod tests {
         }
     }
 
+    /// With AVX2, the K-quant kernels compute what their portable versions do, bit for bit.
+    #[test]
+    fn k_quant_kernels_agree_with_their_portable_versions() {
+        if !has_avx2() {
+            return;
+        }
+        let cols = 512;
+        let xs = pseudo_random(cols, 33);
+        let x = Activations::quantize(ActivationType::Q8K, &xs, 1, cols);
+        let mut seed = 99u32;
+        let mut w: Vec<u8> = (0..WeightType::Q6K.row_bytes(cols))
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        for b in w.chunks_exact_mut(210) {
+            b[208..210].copy_from_slice(&f16_bytes(0.013));
+        }
+        for tiled in [false, true] {
+            // SAFETY: the CPU has the features; the lengths match two blocks.
+            let fast = unsafe { avx2::dot_q6k(&w, &x.data, 2, tiled) };
+            let slow = if tiled {
+                portable::dot_q6k_q8k_tiled(&w, &x.data, 2)
+            } else {
+                portable::dot_q6k_q8k(&w, &x.data, 2)
+            };
+            assert_eq!(
+                fast.to_bits(),
+                slow.to_bits(),
+                "tiled {tiled}: {fast} vs {slow}"
+            );
+        }
+    }
+
     #[test]
     fn v_expf_is_within_two_ulp_of_expf() {
         for i in -2000..2000 {

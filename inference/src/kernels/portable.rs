@@ -113,22 +113,15 @@ fn dot_q4k_q8k_by_row(w: &[u8], x: &[u8], nb: usize, per_64: bool) -> f32 {
     let (mut acc, mut acc_min) = (0f32, 0f32);
     for i in 0..nb {
         let (wb, xb) = (&w[i * 144..(i + 1) * 144], &x[i * 292..(i + 1) * 292]);
-        let (yd, q8, bsums) = q8k_parts(xb);
+        let (yd, _, bsums) = q8k_parts(xb);
         let (d, dmin) = (f16_at(wb, 0) * yd, f16_at(wb, 2) * yd);
+        let dots = q4k_group_dots(wb, xb);
         let (mut sums, mut mins) = (0i32, 0i32);
-        for g in 0..8 {
+        for (g, dot) in dots.iter().enumerate() {
             let (sc, m) = scale_min_k4(g, &wb[4..16]);
-            let (j, high) = (g / 2, g % 2 == 1);
-            let dot: i32 = (0..32)
-                .map(|b| {
-                    let byte = wb[16 + j * 32 + b];
-                    let q = if high { byte >> 4 } else { byte & 15 };
-                    q as i32 * q8[g * 32 + b] as i8 as i32
-                })
-                .sum();
             sums += sc * dot;
             mins += m * (bsums[2 * g] + bsums[2 * g + 1]);
-            if per_64 && high {
+            if per_64 && g % 2 == 1 {
                 acc = (sums as f32).mul_add(d, acc);
                 acc_min = (mins as f32).mul_add(dmin, acc_min);
                 (sums, mins) = (0, 0);
@@ -142,9 +135,31 @@ fn dot_q4k_q8k_by_row(w: &[u8], x: &[u8], nb: usize, per_64: bool) -> f32 {
     acc - acc_min
 }
 
+/// The unscaled dot product of each 32-value group of a Q4_K block with the
+/// activations (exact integers, so any order gives the same).
+fn q4k_group_dots(wb: &[u8], xb: &[u8]) -> [i32; 8] {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2() {
+        // SAFETY: the CPU has the features; the function checks the lengths.
+        return unsafe { super::avx2::q4k_group_dots(wb, xb) };
+    }
+    let mut dots = [0i32; 8];
+    for (g, dot) in dots.iter_mut().enumerate() {
+        let (j, high) = (g / 2, g % 2 == 1);
+        *dot = (0..32)
+            .map(|b| {
+                let byte = wb[16 + j * 32 + b];
+                let q = if high { byte >> 4 } else { byte & 15 };
+                q as i32 * xb[4 + g * 32 + b] as i8 as i32
+            })
+            .sum();
+    }
+    dots
+}
+
 /// Q6_K weights · Q8_K activations (ggml's `ggml_vec_dot_q6_K_q8_K` on AVX2):
 /// values taken unsigned, then 32 × Σ scale·bsum subtracted per lane.
-fn dot_q6k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
+pub(super) fn dot_q6k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
     let mut acc = [0f32; 8];
     for i in 0..nb {
         let (wb, xb) = (&w[i * 210..(i + 1) * 210], &x[i * 292..(i + 1) * 292]);
@@ -173,7 +188,7 @@ fn dot_q6k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
 /// product computes them for batches of 8 rows or more: each block's exact
 /// integer sum, scaled by the weight's d, then fused into the sum with the
 /// activation's d.
-fn dot_q6k_q8k_tiled(w: &[u8], x: &[u8], nb: usize) -> f32 {
+pub(super) fn dot_q6k_q8k_tiled(w: &[u8], x: &[u8], nb: usize) -> f32 {
     let mut acc = 0f32;
     for i in 0..nb {
         let (wb, xb) = (&w[i * 210..(i + 1) * 210], &x[i * 292..(i + 1) * 292]);
@@ -186,6 +201,20 @@ fn dot_q6k_q8k_tiled(w: &[u8], x: &[u8], nb: usize) -> f32 {
         acc = (f16_at(wb, 208) * sum as f32).mul_add(yd, acc);
     }
     acc
+}
+
+/// Q6_K · Q8_K, in ggml's lanes or (`tiled`) as its tiled product.
+fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx2() {
+        // SAFETY: the CPU has the features; the function checks the lengths.
+        return unsafe { super::avx2::dot_q6k(w, x, nb, tiled) };
+    }
+    if tiled {
+        dot_q6k_q8k_tiled(w, x, nb)
+    } else {
+        dot_q6k_q8k(w, x, nb)
+    }
 }
 
 /// # Safety
@@ -213,8 +242,7 @@ pub(super) unsafe fn matmul_rows(
                 WeightType::Q5_0 => dot_q5_0_q8_0(wr, x.row(t), nb),
                 WeightType::Q4K => dot_q4k_q8k(wr, x.row(t), nb),
                 WeightType::Q4KRows8 => dot_q4k_q8k_by_row(wr, x.row(t), nb, t < in_fours),
-                WeightType::Q6K if tiled => dot_q6k_q8k_tiled(wr, x.row(t), nb),
-                WeightType::Q6K => dot_q6k_q8k(wr, x.row(t), nb),
+                WeightType::Q6K => dot_q6k(wr, x.row(t), nb, tiled),
             };
             // SAFETY: the caller guarantees `out` covers every (t, r) written.
             unsafe { *out.add(t * out_stride + r) = v };
