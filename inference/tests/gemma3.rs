@@ -4,6 +4,10 @@
 //! `llama-tokenize --no-bos --no-escape`, special tokens parsed). `make gemma3`
 //! fetches the model.
 
+mod support {
+    pub mod logits;
+}
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -250,7 +254,7 @@ fn sliding_window_layers_run_past_the_window() {
     assert_eq!(text.trim_end(), "1 2 3 4", "{text:?}");
 }
 
-/// As for SmolLM2 (see `local_model.rs`): the f32 sum of the 262144 logits
+/// As for SmolLM2 (see `support/logits.rs`): the f32 sum of the 262144 logits
 /// after each prompt equals llama.cpp's to the printed six decimals. This
 /// holds only because Wick follows llama.cpp's choice of kernel too: Q4_K
 /// matrices of a multiple of 8 rows are repacked there and summed per block
@@ -258,28 +262,5 @@ fn sliding_window_layers_run_past_the_window() {
 /// product from 8 rows on; see `inference::kernels`.
 #[test]
 fn prompt_logits_equal_llama_cpp_bit_for_bit() {
-    let mut loaded = inference::gguf::load(&model_path(), 2).unwrap();
-    let tok = tokenizer();
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/llama_cpp_logits.json");
-    let entries: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let entries: Vec<_> = entries.iter().filter(|e| e["model"] == "gemma3").collect();
-    assert_eq!(entries.len(), 6);
-    for e in entries {
-        let prompt = e["prompt"].as_str().unwrap();
-        let mut ids = vec![tok.bos.as_ref().unwrap().0];
-        ids.extend(tok.encode(prompt).unwrap());
-        assert_eq!(
-            ids.len() as u64,
-            e["tokens"].as_u64().unwrap(),
-            "{prompt:?}"
-        );
-        let logits: Vec<f32> = loaded.weights.forward(&ids, 0).unwrap().to_vec1().unwrap();
-        let sum = logits.iter().fold(0f32, |s, x| s + x);
-        assert_eq!(
-            format!("{sum:.6}"),
-            e["logits_sum"].as_str().unwrap(),
-            "{prompt:?}"
-        );
-    }
+    support::logits::assert_prompt_logits_equal_llama_cpp(&model_path(), "gemma3", tokenizer());
 }

@@ -1,6 +1,10 @@
 //! The local engine with the real default model (SmolLM2-135M-Instruct, Q4_1).
 //! `make model` fetches it.
 
+mod support {
+    pub mod logits;
+}
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -366,40 +370,8 @@ fn greedy_tokens_equal_llama_cpp_on_the_reference_prompts() {
     eprintln!("greedy agreement with llama.cpp: {}", report.join(", "));
 }
 
-/// The logits after the prompt pass, summed in f32 in order, equal the sum
-/// llama.cpp's `llama-eval-callback` printed for the same prompt (recorded by
-/// `scripts/record-reference.py --logits`): 49152 logits that add up to the
-/// same six decimals are the same logits, not merely close ones.
+/// The logits after each reference prompt are llama.cpp's, bit for bit (see `support/logits.rs`).
 #[test]
 fn prompt_logits_equal_llama_cpp_bit_for_bit() {
-    let mut loaded = inference::gguf::load(&model_path(), 2).unwrap();
-    let tok = tokenizer();
-    let entries = data("llama_cpp_logits.json");
-    let entries: Vec<_> = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["model"] == "smollm2")
-        .collect();
-    assert_eq!(entries.len(), 6);
-    for e in entries {
-        let prompt = e["prompt"].as_str().unwrap();
-        let mut ids: Vec<u32> = Vec::new();
-        if tok.add_bos {
-            ids.extend(tok.bos.as_ref().map(|(id, _)| *id));
-        }
-        ids.extend(tok.encode(prompt).unwrap());
-        assert_eq!(
-            ids.len() as u64,
-            e["tokens"].as_u64().unwrap(),
-            "{prompt:?}"
-        );
-        let logits: Vec<f32> = loaded.weights.forward(&ids, 0).unwrap().to_vec1().unwrap();
-        let sum = logits.iter().fold(0f32, |s, x| s + x);
-        assert_eq!(
-            format!("{sum:.6}"),
-            e["logits_sum"].as_str().unwrap(),
-            "{prompt:?}"
-        );
-    }
+    support::logits::assert_prompt_logits_equal_llama_cpp(&model_path(), "smollm2", tokenizer());
 }
