@@ -64,30 +64,42 @@ unsafe fn q4_1<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usi
     out
 }
 
+/// Block `i` of a signed 8-bit weight row (values `qx`, scale `dw`) against
+/// block `i` of the `N` Q8_0 activation rows from `t0`, into `acc` (ggml's
+/// `mul_sum_i8_pairs_float`, then one fused multiply-add per block).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn signed_block<const N: usize>(
+    acc: &mut [__m256; N],
+    qx: __m256i,
+    dw: f32,
+    x: &Activations,
+    t0: usize,
+    i: usize,
+    nb: usize,
+) {
+    let ax = _mm256_sign_epi8(qx, qx);
+    for (t, acc) in acc.iter_mut().enumerate() {
+        let at = (t0 + t) * x.row_bytes + i * 34;
+        let qy = _mm256_loadu_si256(x.data.as_ptr().add(at + 2) as *const __m256i);
+        let d = _mm256_set1_ps(dw * *x.scales.as_ptr().add((t0 + t) * nb + i));
+        *acc = _mm256_fmadd_ps(d, mul_sum_us8(ax, _mm256_sign_epi8(qy, qx)), *acc);
+    }
+}
+
 /// One Q8_0 weight row · `N` Q8_0 activation rows from `t0`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usize) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
-    let xq = x.data.as_ptr().add(t0 * x.row_bytes);
-    let xd = x.scales.as_ptr().add(t0 * nb);
     for i in 0..nb {
         let wb = w.add(i * 34);
         let (dw, _) = two_f16(wb);
         let qx = _mm256_loadu_si256(wb.add(2) as *const __m256i);
-        let ax = _mm256_sign_epi8(qx, qx);
-        for t in 0..N {
-            let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 34 + 2) as *const __m256i);
-            let d = _mm256_set1_ps(dw * *xd.add(t * nb + i));
-            let sy = _mm256_sign_epi8(qy, qx);
-            acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(ax, sy), acc[t]);
-        }
+        signed_block(&mut acc, qx, dw, x, t0, i, nb);
     }
-    let mut out = [0f32; N];
-    for t in 0..N {
-        out[t] = hsum8(lanes(acc[t]));
-    }
-    out
+    acc.map(|a| hsum8(lanes(a)))
 }
 
 /// One Q5_0 weight row · `N` Q8_0 activation rows from `t0`.
@@ -95,8 +107,6 @@ unsafe fn q8_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usi
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usize) -> [f32; N] {
     let mut acc = [_mm256_setzero_ps(); N];
-    let xq = x.data.as_ptr().add(t0 * x.row_bytes);
-    let xd = x.scales.as_ptr().add(t0 * nb);
     let low = _mm256_set1_epi8(0x0f);
     // Spreads the 32 fifth bits over 32 bytes (ggml's `bytes_from_bits_32`).
     let shuffle = _mm256_set_epi64x(
@@ -116,19 +126,9 @@ unsafe fn q5_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usi
         let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1));
         // Without the fifth bit a value is its nibble − 16: set the high nibble.
         qx = _mm256_or_si256(qx, _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)));
-        let ax = _mm256_sign_epi8(qx, qx);
-        for t in 0..N {
-            let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 34 + 2) as *const __m256i);
-            let d = _mm256_set1_ps(dw * *xd.add(t * nb + i));
-            let sy = _mm256_sign_epi8(qy, qx);
-            acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(ax, sy), acc[t]);
-        }
+        signed_block(&mut acc, qx, dw, x, t0, i, nb);
     }
-    let mut out = [0f32; N];
-    for t in 0..N {
-        out[t] = hsum8(lanes(acc[t]));
-    }
-    out
+    acc.map(|a| hsum8(lanes(a)))
 }
 
 /// Row `r` of `w` against the `N` activation rows from `t0`.
