@@ -33,12 +33,23 @@ impl FromServerFnError for AppError {
 }
 
 #[cfg(feature = "ssr")]
-impl From<crate::store::StoreError> for AppError {
-    fn from(err: crate::store::StoreError) -> Self {
+impl From<wick_core::StoreError> for AppError {
+    fn from(err: wick_core::StoreError) -> Self {
+        AppError::from(wick_core::ChatError::from(err))
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<wick_core::ChatError> for AppError {
+    fn from(err: wick_core::ChatError) -> Self {
+        use wick_core::ChatError;
         match err {
-            crate::store::StoreError::NotFound => AppError::NotFound,
-            other => {
-                tracing::error!(error = %other, "store error");
+            ChatError::Invalid(message) => AppError::Invalid(message),
+            ChatError::NotFound => AppError::NotFound,
+            ChatError::Busy(busy) => AppError::Busy(busy.to_string()),
+            e @ ChatError::ReplyRunning => AppError::Invalid(e.to_string()),
+            ChatError::Store(e) => {
+                tracing::error!(error = %e, "database error in a server function");
                 AppError::Internal
             }
         }

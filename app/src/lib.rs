@@ -1,26 +1,22 @@
-//! Wick's web app: the page shell, the routes, the components, and (with the
-//! `ssr` feature) the server functions' data layer.
+//! Wick's web app: the page shell, the routes, the components, and the server
+//! functions — thin adapters over `wick-core`'s chat (with the `ssr` feature).
+//! The browser build (`hydrate`) sees only `wick-types`: no database, no model.
 
 pub mod api;
 pub mod components;
-pub mod data;
 pub mod error;
 pub mod markdown;
-pub mod message;
 pub mod pages;
 
-#[cfg(feature = "ssr")]
-pub mod generation;
+/// The data shared with the server, under the names the components use.
+pub use wick_types::{conversation as data, message};
+
 #[cfg(feature = "hydrate")]
 mod live;
-#[cfg(feature = "ssr")]
-pub mod models;
 #[cfg(feature = "ssr")]
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod state;
-#[cfg(feature = "ssr")]
-pub mod store;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -9,12 +9,15 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
+use wick_types::reply::{stream_url, ReplyEvent};
+use wick_types::{FinishReason, MessageState};
+
 use crate::components::message_list::{FollowBottom, LiveReply, ReplyState};
-use crate::data::stream;
 use crate::ConversationsChanged;
 
-fn parse<T: serde::de::DeserializeOwned>(event: &MessageEvent) -> Option<T> {
-    serde_json::from_str(&event.data().as_string()?).ok()
+/// The reply event in an SSE message named `name`.
+fn parse(name: &str, event: &MessageEvent) -> Option<ReplyEvent> {
+    ReplyEvent::parse(name, &event.data().as_string()?)
 }
 
 /// Follows reply `message_id` from the event after `after` until it ends.
@@ -25,7 +28,7 @@ pub fn follow(
     reply_state: Option<ReplyState>,
     follow: FollowBottom,
 ) {
-    let url = format!("{}?after={after}", stream::url(message_id));
+    let url = format!("{}?after={after}", stream_url(message_id));
     let Ok(source) = EventSource::new(&url) else {
         return;
     };
@@ -40,30 +43,28 @@ pub fn follow(
     };
 
     let on_token = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        if let Some(t) = parse::<stream::Token>(&e) {
-            live.text.update(|s| s.push_str(&t.text));
+        if let Some(ReplyEvent::Token { text }) = parse("token", &e) {
+            live.text.update(|s| s.push_str(&text));
             follow.nudge();
         }
     });
     let src = source.clone();
     let on_end = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         src.close();
-        if let Some(end) = parse::<stream::End>(&e) {
-            let interrupted = end.finish_reason == "interrupted";
-            live.finish_reason
-                .set((!interrupted).then_some(end.finish_reason));
-            live.state
-                .set(if interrupted { "interrupted" } else { "done" }.to_owned());
+        if let Some(ReplyEvent::End(end)) = parse("end", &e) {
+            live.finish_reason.set(end.finish_reason);
+            live.state.set(end.state);
         }
         finished();
     });
     let src = source.clone();
     let on_failed = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         src.close();
-        live.error
-            .set(parse::<stream::Failed>(&e).map(|f| f.message));
-        live.state.set("error".to_owned());
-        live.finish_reason.set(Some("error".to_owned()));
+        if let Some(ReplyEvent::Failed { message }) = parse("failed", &e) {
+            live.error.set(Some(message));
+        }
+        live.state.set(MessageState::Error);
+        live.finish_reason.set(Some(FinishReason::Error));
         finished();
     });
     // A dropped connection is retried by the browser; a refused one (the reply

@@ -1,12 +1,9 @@
 //! What the server shares with every request (provided as Leptos context).
 
-use sqlx::SqlitePool;
-
+/// The app's shared state: the chat, and how to set cookies.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub pool: SqlitePool,
+    pub chat: wick_core::Chat,
     /// Mark the session cookie `Secure` (set when Wick is served over HTTPS).
     pub secure_cookies: bool,
-    /// The replies being generated.
-    pub generations: crate::generation::Generations,
 }

@@ -1,6 +1,9 @@
 //! The interface every model backend offers: a validated request in, a
 //! cancellable stream of events out.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
@@ -76,7 +79,29 @@ pub enum FailureKind {
     Internal,
 }
 
-/// Why a generation failed, in words for the person who asked.
+impl FailureKind {
+    /// The HTTP status an API answers with when a request fails this way
+    /// before its response has started.
+    pub fn http_status(self) -> u16 {
+        match self {
+            FailureKind::ContextOverflow | FailureKind::BadRequest => 400,
+            FailureKind::Internal => 500,
+            FailureKind::Unauthorized | FailureKind::NotFound => 502,
+            FailureKind::RateLimited => 429,
+            FailureKind::Unavailable => 503,
+            FailureKind::Timeout => 504,
+        }
+    }
+
+    /// Whether the caller's request caused it (and may change to succeed).
+    pub fn is_client_error(self) -> bool {
+        matches!(self, FailureKind::ContextOverflow | FailureKind::BadRequest)
+    }
+}
+
+/// Why a generation failed, in words for the person who asked. Internal
+/// detail (an engine error, a vanished worker) never goes in `message`: it is
+/// logged where the failure is made ([`Failure::internal`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub kind: FailureKind,
@@ -86,12 +111,23 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// What people are told when Wick itself failed; the detail is in the log.
+    pub const INTERNAL_MESSAGE: &'static str =
+        "Something went wrong on the server while writing this reply. Please try again.";
+
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
             retry_after: None,
         }
+    }
+
+    /// A failure of Wick's own: `detail` goes to the log (`tracing::error!`),
+    /// the person asking gets [`Failure::INTERNAL_MESSAGE`].
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(detail = %detail, "generation failed");
+        Self::new(FailureKind::Internal, Self::INTERNAL_MESSAGE)
     }
 }
 
@@ -102,13 +138,15 @@ impl std::fmt::Display for Failure {
 }
 
 impl From<&crate::InferenceError> for Failure {
+    /// The caller's mistakes keep their message (it names what to change);
+    /// everything else is internal: logged, and told as a generic sentence.
     fn from(e: &crate::InferenceError) -> Self {
-        let kind = match e {
-            crate::InferenceError::ContextOverflow { .. } => FailureKind::ContextOverflow,
-            crate::InferenceError::Invalid(_) => FailureKind::BadRequest,
-            _ => FailureKind::Internal,
-        };
-        Failure::new(kind, e.to_string())
+        use crate::InferenceError as E;
+        match e {
+            E::ContextOverflow { .. } => Failure::new(FailureKind::ContextOverflow, e.to_string()),
+            E::Invalid(_) | E::Unsupported(_) => Failure::new(FailureKind::BadRequest, e.to_string()),
+            _ => Failure::internal(e),
+        }
     }
 }
 
@@ -134,20 +172,76 @@ impl CancelHandle {
 
 /// A running generation: its events, and a way to cancel it. Dropping it
 /// cancels too.
+///
+/// Its events always end with exactly one terminal event (`Done` or `Error`):
+/// when the backend's side goes away without one (a worker thread that died,
+/// a task that panicked), the generation reports an internal failure itself,
+/// so no consumer ever ends in silence.
 pub struct Generation {
-    pub events: UnboundedReceiver<Event>,
+    events: UnboundedReceiver<Event>,
     pub cancel: CancelHandle,
+    /// The terminal event has been handed out; nothing follows it.
+    ended: bool,
 }
 
 impl Generation {
+    /// A generation reading the events a backend sends on the other end of `events`.
+    pub fn new(events: UnboundedReceiver<Event>, cancel: CancelHandle) -> Self {
+        Self {
+            events,
+            cancel,
+            ended: false,
+        }
+    }
+
     /// The next event, waiting on the calling thread (for command-line use).
     pub fn blocking_next(&mut self) -> Option<Event> {
-        self.events.blocking_recv()
+        let event = if self.ended {
+            None
+        } else {
+            self.events.blocking_recv()
+        };
+        self.seen(event)
     }
 
     /// The next event, for async callers.
     pub async fn next(&mut self) -> Option<Event> {
-        self.events.recv().await
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        self.events.poll_recv(cx).map(|event| self.seen(event))
+    }
+
+    /// Notes a terminal event, and stands in for the one a vanished backend never sent.
+    fn seen(&mut self, event: Option<Event>) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        match event {
+            Some(Event::Token { .. }) => event,
+            Some(_) => {
+                self.ended = true;
+                event
+            }
+            None => {
+                self.ended = true;
+                Some(Event::Error(Failure::internal(
+                    "the model's worker stopped without finishing the reply",
+                )))
+            }
+        }
+    }
+}
+
+impl futures::Stream for Generation {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.get_mut().poll_event(cx)
     }
 }
 

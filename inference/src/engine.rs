@@ -126,10 +126,7 @@ impl Backend for LocalEngine {
                 cancel: cancel.clone(),
             })
             .map_err(|_| InferenceError::Worker("the model worker has stopped".into()))?;
-        Ok(Generation {
-            events: receiver,
-            cancel,
-        })
+        Ok(Generation::new(receiver, cancel))
     }
 }
 

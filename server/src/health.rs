@@ -16,7 +16,7 @@ pub struct Health {
 }
 
 pub async fn health(State(state): State<ServerState>) -> (StatusCode, Json<Health>) {
-    let db_ok = app::store::ping(&state.app.pool).await;
+    let db_ok = wick_core::db::ping(state.chat().pool()).await;
     let code = if db_ok {
         StatusCode::OK
     } else {
@@ -28,7 +28,7 @@ pub async fn health(State(state): State<ServerState>) -> (StatusCode, Json<Healt
             status: if db_ok { "ok" } else { "degraded" },
             version: env!("CARGO_PKG_VERSION"),
             database: if db_ok { "ok" } else { "unavailable" },
-            model: state.app.generations.models().default_model().id.clone(),
+            model: state.chat().models().default_model().id.clone(),
         }),
     )
 }

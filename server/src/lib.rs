@@ -4,14 +4,13 @@ pub mod api;
 pub mod config;
 pub mod health;
 pub mod models_file;
+pub mod sse;
 pub mod stream;
 pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use app::generation::{ChatSettings, Generations};
-use app::models::{Model, Models};
 use app::state::AppState;
 use app::{shell, App};
 use axum::extract::FromRef;
@@ -22,6 +21,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
+use wick_core::{Chat, ChatSettings, Generations, Model, ModelKind, Models};
 
 pub use config::Config;
 
@@ -35,8 +35,20 @@ pub enum ServerError {
     #[error("database {url}: {source}")]
     Database {
         url: String,
-        source: app::store::StoreError,
+        source: wick_core::StoreError,
     },
+    #[error("invalid generation setting: {0}")]
+    Setting(#[from] inference::ValidationError),
+    #[error("a model thread failed: {0}")]
+    Thread(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Generation(inference::Failure),
+    #[error("--name must be 1 to 100 characters")]
+    TokenName,
+    #[error("--user: there is no user with id {0}")]
+    NoSuchUser(i64),
+    #[error("there is no token {0}")]
+    NoSuchToken(i64),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -44,8 +56,6 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
-    #[error("{0}")]
-    Cli(String),
 }
 
 /// Axum state: the Leptos options (for file serving) and the app's shared state.
@@ -75,9 +85,7 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         max_new_tokens: config.max_new_tokens as usize,
         ..inference::Params::default()
     };
-    defaults
-        .validate()
-        .map_err(|e| ServerError::Cli(format!("invalid generation setting: {e}")))?;
+    defaults.validate()?;
     // Read the models file before the slow parts, so a typo fails at once.
     let file = match &config.models_file {
         Some(path) => Some((path.clone(), models_file::ModelsFile::load(path)?)),
@@ -87,10 +95,10 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         url: config.database_url.clone(),
         source,
     };
-    let pool = app::store::open(&config.database_url)
+    let pool = wick_core::db::open(&config.database_url)
         .await
         .map_err(database)?;
-    let interrupted = app::store::interrupt_unfinished(&pool)
+    let interrupted = wick_core::db::interrupt_unfinished(&pool)
         .await
         .map_err(database)?;
     if interrupted > 0 {
@@ -112,22 +120,48 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         pool.clone(),
         ChatSettings { seed: config.seed },
     );
-    let leptos = LeptosOptions::builder()
+    let api = api::auth::ApiAccess::new(&config.api_keys, config.api_allow_anonymous);
+    Ok(ServerState::new(
+        leptos_options(config),
+        Chat::new(pool, generations),
+        config.secure_cookies,
+        api,
+    ))
+}
+
+/// Where the built site is, for the pages and their files.
+pub fn leptos_options(config: &Config) -> LeptosOptions {
+    LeptosOptions::builder()
         .output_name("wick")
         .site_root(config.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
-        .build();
-    Ok(ServerState {
-        leptos,
-        app: AppState {
-            pool,
-            secure_cookies: config.secure_cookies,
-            generations,
-        },
-        api: api::auth::ApiAccess::new(&config.api_keys, config.api_allow_anonymous),
-        started_at: app::store::now_ms() / 1000,
-    })
+        .build()
+}
+
+impl ServerState {
+    /// The state of a server over `chat`; `prepare` builds one from the
+    /// configuration, tests build one over scripted models.
+    pub fn new(
+        leptos: LeptosOptions,
+        chat: Chat,
+        secure_cookies: bool,
+        api: api::auth::ApiAccess,
+    ) -> Self {
+        Self {
+            leptos,
+            app: AppState {
+                chat,
+                secure_cookies,
+            },
+            api,
+            started_at: wick_core::db::now_ms() / 1000,
+        }
+    }
+
+    pub fn chat(&self) -> &Chat {
+        &self.app.chat
+    }
 }
 
 /// A local GGUF model, loaded onto its worker thread(s).
@@ -146,8 +180,7 @@ async fn local_model(
     };
     let engine =
         tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))
-            .await
-            .map_err(|e| ServerError::Cli(format!("loading the model failed: {e}")))??;
+            .await??;
     let context_length = engine.info().context_length;
     let params = inference::Params {
         // Small models loop without it.
@@ -157,7 +190,7 @@ async fn local_model(
     Ok(Model::new(
         id,
         name,
-        "local",
+        ModelKind::Local,
         Arc::new(engine),
         params,
         queue_depth.unwrap_or(config.queue_depth as usize),
@@ -216,7 +249,11 @@ async fn models_from_file(
                 Model::new(
                     entry.id.clone(),
                     entry.display_name(),
-                    entry.backend.as_str(),
+                    if entry.backend == BackendKind::Openai {
+                        ModelKind::OpenAi
+                    } else {
+                        ModelKind::Tgi
+                    },
                     Arc::new(backend),
                     params,
                     entry.queue_depth.unwrap_or(config.queue_depth as usize),
@@ -224,7 +261,7 @@ async fn models_from_file(
                 )
             }
         };
-        tracing::info!(id = %model.id, backend = model.kind, "model ready");
+        tracing::info!(id = %model.id, backend = model.kind.as_str(), "model ready");
         models.push(model);
     }
     Ok(models)
@@ -281,7 +318,7 @@ pub async fn serve(
     state: ServerState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let generations = state.app.generations.clone();
+    let generations = state.chat().generations().clone();
     // Open streams would hold the shutdown until their replies end: stop the
     // replies (saved as interrupted) so the streams close.
     let shutdown = async move {

@@ -25,8 +25,7 @@ async fn main() -> std::process::ExitCode {
             let threads = config.threads;
             tokio::task::spawn_blocking(move || generate(&model, threads, args))
                 .await
-                .unwrap_or_else(|e| Err(format!("generation thread failed: {e}")))
-                .map_err(server::ServerError::Cli)
+                .unwrap_or_else(|e| Err(server::ServerError::Thread(e)))
         }
     };
     match result {
@@ -49,9 +48,13 @@ async fn serve(config: server::Config) -> Result<(), server::ServerError> {
 
 /// `wick generate`: stream one reply to stdout, then the speeds to stderr like
 /// llama.cpp's CLI does.
-fn generate(model: &std::path::Path, threads: usize, args: GenerateArgs) -> Result<(), String> {
+fn generate(
+    model: &std::path::Path,
+    threads: usize,
+    args: GenerateArgs,
+) -> Result<(), server::ServerError> {
     let loading = std::time::Instant::now();
-    let engine = LocalEngine::load(model, EngineConfig { threads }).map_err(|e| e.to_string())?;
+    let engine = LocalEngine::load(model, EngineConfig { threads })?;
     let info = engine.info().clone();
     eprintln!(
         "model: {} ({:?}, context {} tokens, {} threads), loaded in {:.2} s",
@@ -84,7 +87,7 @@ fn generate(model: &std::path::Path, threads: usize, args: GenerateArgs) -> Resu
         },
         drop_old_turns: false,
     };
-    let mut generation = engine.generate(request).map_err(|e| e.to_string())?;
+    let mut generation = engine.generate(request)?;
     let mut stdout = std::io::stdout().lock();
     while let Some(event) = generation.blocking_next() {
         match event {
@@ -107,8 +110,11 @@ fn generate(model: &std::path::Path, threads: usize, args: GenerateArgs) -> Resu
                 );
                 return Ok(());
             }
-            Event::Error(e) => return Err(e.message),
+            Event::Error(e) => return Err(server::ServerError::Generation(e)),
         }
     }
-    Err("the model worker stopped without finishing".into())
+    // A generation always ends with `Done` or `Error`; this is only a safe default.
+    Err(server::ServerError::Generation(
+        inference::Failure::internal("the generation ended without its final event"),
+    ))
 }

@@ -3,6 +3,8 @@
 use crate::api::auth::new_token;
 use crate::config::TokenCommand;
 use crate::{Config, ServerError};
+use wick_core::db::tokens;
+use wick_core::StoreError;
 
 fn when(ms: Option<i64>) -> String {
     ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
@@ -11,37 +13,34 @@ fn when(ms: Option<i64>) -> String {
 }
 
 pub async fn run(config: &Config, command: TokenCommand) -> Result<(), ServerError> {
-    let pool = app::store::open(&config.database_url)
+    let pool = wick_core::db::open(&config.database_url)
         .await
         .map_err(|source| ServerError::Database {
             url: config.database_url.clone(),
             source,
         })?;
-    let store_error = |e: app::store::StoreError| ServerError::Cli(e.to_string());
+    let store_error = |source| ServerError::Database {
+        url: config.database_url.clone(),
+        source,
+    };
     match command {
         TokenCommand::Create { name, user } => {
             let name = name.trim();
             if name.is_empty() || name.chars().count() > 100 {
-                return Err(ServerError::Cli(
-                    "--name must be 1 to 100 characters".into(),
-                ));
+                return Err(ServerError::TokenName);
             }
             let (token, hash) = new_token();
-            let (id, user) = app::store::create_api_token(&pool, user, name, &hash)
+            let (id, user) = tokens::create_api_token(&pool, user, name, &hash)
                 .await
-                .map_err(|e| match e {
-                    app::store::StoreError::NotFound => {
-                        ServerError::Cli("--user: there is no user with that id".into())
-                    }
-                    other => store_error(other),
+                .map_err(|e| match (e, user) {
+                    (StoreError::NotFound, Some(user)) => ServerError::NoSuchUser(user),
+                    (other, _) => store_error(other),
                 })?;
             eprintln!("Created token {id} ({name:?}) for user {user}. It is shown only this once:");
             println!("{token}");
         }
         TokenCommand::List => {
-            let tokens = app::store::list_api_tokens(&pool)
-                .await
-                .map_err(store_error)?;
+            let tokens = tokens::list_api_tokens(&pool).await.map_err(store_error)?;
             if tokens.is_empty() {
                 eprintln!("No tokens yet: `wick token create --name LABEL` makes one.");
             }
@@ -62,12 +61,10 @@ pub async fn run(config: &Config, command: TokenCommand) -> Result<(), ServerErr
             }
         }
         TokenCommand::Revoke { id } => {
-            app::store::revoke_api_token(&pool, id)
+            tokens::revoke_api_token(&pool, id)
                 .await
                 .map_err(|e| match e {
-                    app::store::StoreError::NotFound => {
-                        ServerError::Cli(format!("there is no token {id}"))
-                    }
+                    StoreError::NotFound => ServerError::NoSuchToken(id),
                     other => store_error(other),
                 })?;
             eprintln!("Token {id} is revoked.");

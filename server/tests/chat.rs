@@ -44,7 +44,11 @@ async fn open_stream(
     message_id: &str,
     last_event_id: Option<u64>,
 ) -> reqwest::Response {
-    let mut request = c.get(format!("{}{}", s.base, app::data::stream::url(message_id)));
+    let mut request = c.get(format!(
+        "{}{}",
+        s.base,
+        wick_types::reply::stream_url(message_id)
+    ));
     if let Some(id) = last_event_id {
         request = request.header("Last-Event-ID", id.to_string());
     }
@@ -155,7 +159,7 @@ async fn reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing() {
             me.get(format!(
                 "{}{}?after=10",
                 s.base,
-                app::data::stream::url(&sent.message_id)
+                wick_types::reply::stream_url(&sent.message_id)
             ))
             .send()
             .await

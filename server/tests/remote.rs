@@ -79,7 +79,11 @@ async fn send(c: &reqwest::Client, s: &TestServer, model: &str, content: &str) -
 /// Every event of a reply's stream, up to its final one.
 async fn stream_of(c: &reqwest::Client, s: &TestServer, message_id: &str) -> Vec<Sse> {
     let r = c
-        .get(format!("{}{}", s.base, app::data::stream::url(message_id)))
+        .get(format!(
+            "{}{}",
+            s.base,
+            wick_types::reply::stream_url(message_id)
+        ))
         .send()
         .await
         .unwrap();
@@ -424,7 +428,7 @@ async fn stop_drops_the_upstream_request() {
         .get(format!(
             "{}{}",
             s.base,
-            app::data::stream::url(&sent.message_id)
+            wick_types::reply::stream_url(&sent.message_id)
         ))
         .send()
         .await

@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use crate::api::RetryReply;
 use crate::data::{MessageView, Role};
 use crate::markdown;
+use wick_types::{FinishReason, MessageState};
 
 /// What the page knows about the reply being written, shared by the messages
 /// and the composer.
@@ -88,8 +89,8 @@ pub fn MessageList(
 #[derive(Clone, Copy)]
 pub struct LiveReply {
     pub text: RwSignal<String>,
-    pub state: RwSignal<String>,
-    pub finish_reason: RwSignal<Option<String>>,
+    pub state: RwSignal<MessageState>,
+    pub finish_reason: RwSignal<Option<FinishReason>>,
     pub error: RwSignal<Option<String>>,
 }
 
@@ -118,7 +119,7 @@ fn MessageItem(
         error: RwSignal::new(error),
     };
     let reply_state = use_context::<ReplyState>();
-    if live.state.get_untracked() == "generating" {
+    if live.state.get_untracked().is_generating() {
         if let Some(r) = reply_state {
             r.generating.set(Some(id.clone()));
         }
@@ -140,17 +141,19 @@ fn MessageItem(
     };
     let status = move || {
         let state = live.state.get();
-        let note = match (state.as_str(), live.finish_reason.get().as_deref()) {
-            ("generating", _) => Some("Writing…".to_owned()),
-            ("interrupted", _) => {
-                Some("Interrupted: the server stopped before this reply was finished.".to_owned())
+        let note = match (state, live.finish_reason.get()) {
+            (MessageState::Generating, _) => Some("Writing…"),
+            (MessageState::Interrupted, _) => {
+                Some("Interrupted: the server stopped before this reply was finished.")
             }
-            ("error", _) => None,
-            (_, Some("stopped")) => Some("Stopped.".to_owned()),
-            (_, Some("length")) => Some("Stopped at the length limit.".to_owned()),
-            _ => None,
+            (MessageState::Error, _) => None,
+            (MessageState::Done, Some(FinishReason::Stopped)) => Some("Stopped."),
+            (MessageState::Done, Some(FinishReason::Length)) => {
+                Some("Stopped at the length limit.")
+            }
+            (MessageState::Done, _) => None,
         };
-        let problem = (state == "error").then(|| {
+        let problem = (state == MessageState::Error).then(|| {
             live.error
                 .get()
                 .unwrap_or_else(|| "The reply failed.".to_owned())
@@ -164,7 +167,7 @@ fn MessageItem(
     let retry_form = move || {
         let conversation_id = conversation_id.clone();
         let message_id = message_id.clone();
-        (can_retry && live.state.get() != "generating").then(move || {
+        (can_retry && !live.state.get().is_generating()).then(move || {
             let failure = move || match retry.value().get() {
                 Some(Err(e)) => Some(e.to_string()),
                 _ => None,
@@ -186,7 +189,7 @@ fn MessageItem(
         <article
             class=class
             aria-labelledby=labelled_by
-            aria-busy=move || (live.state.get() == "generating").to_string()
+            aria-busy=move || live.state.get().is_generating().to_string()
         >
             <header class="author" id=author_id>
                 {role.author()}

@@ -186,10 +186,7 @@ impl Backend for RemoteBackend {
         let (events, receiver) = unbounded_channel();
         let cancel = CancelHandle::default();
         self.runtime.spawn(run(job, events, cancel.clone()));
-        Ok(Generation {
-            events: receiver,
-            cancel,
-        })
+        Ok(Generation::new(receiver, cancel))
     }
 }
 

@@ -101,7 +101,7 @@ pub async fn authorize(state: &ServerState, headers: &HeaderMap) -> Result<Calle
     }
     if token.starts_with(TOKEN_PREFIX) {
         // Looked up by its hash: the database never sees the token.
-        match app::store::user_for_api_token(&state.app.pool, &h).await {
+        match wick_core::db::tokens::user_for_api_token(state.chat().pool(), &h).await {
             Ok(Some(user)) => return Ok(Caller::User(user)),
             Ok(None) => {}
             Err(e) => {

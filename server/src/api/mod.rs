@@ -9,18 +9,17 @@ pub mod openai;
 pub mod openapi;
 pub mod tgi;
 
-use std::convert::Infallible;
-
 use std::sync::Arc;
 
-use app::generation::Slot;
-use app::models::Model;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::sse::Event as SseEvent;
+use axum::response::Response;
+use futures::StreamExt;
 use inference::{
     Event, Failure, FailureKind, FinishReason, Generation, GenerationRequest, Usage,
     ValidationError,
 };
+use wick_core::{Model, Slot};
 
 use crate::ServerState;
 
@@ -52,24 +51,18 @@ pub struct Finished {
 /// The local model with id `id` (the APIs serve local models only: proxying
 /// remote ones would hand out the team's API keys to every token holder).
 pub fn local_model(state: &ServerState, id: &str) -> Option<Arc<Model>> {
-    state
-        .app
-        .generations
-        .models()
-        .local()
-        .find(|m| m.id == id)
-        .cloned()
+    state.chat().models().local().find(|m| m.id == id).cloned()
 }
 
 /// The ids of the local models, for "does not exist" messages and listings.
 pub fn local_ids(state: &ServerState) -> Vec<String> {
-    let models = state.app.generations.models();
+    let models = state.chat().models();
     models.local().map(|m| m.id.clone()).collect()
 }
 
 /// The first local model, for the routes that name none (`/generate`).
 pub fn first_local(state: &ServerState) -> Option<Arc<Model>> {
-    state.app.generations.models().local().next().cloned()
+    state.chat().models().local().next().cloned()
 }
 
 /// Validates `request` and starts it in `model`'s queue, shared with the chat.
@@ -80,12 +73,13 @@ pub fn start(
 ) -> Result<Running, StartError> {
     request.validate().map_err(StartError::Invalid)?;
     let slot = state
-        .app
-        .generations
+        .chat()
+        .generations()
         .reserve(model)
         .map_err(|busy| StartError::Busy(busy.to_string()))?;
     let generation = model.backend.generate(request).map_err(|e| match e {
         inference::InferenceError::Invalid(v) => StartError::Invalid(v),
+        // Internal detail is logged by `Failure::from`; the client gets a sentence.
         other => StartError::Failed(Failure::from(&other)),
     })?;
     Ok(Running {
@@ -100,10 +94,17 @@ pub fn is_context_overflow(failure: &Failure) -> bool {
     failure.kind == FailureKind::ContextOverflow
 }
 
+/// The status of an API answer for a failure before the response started;
+/// the one mapping both API shapes use.
+pub fn failure_status(failure: &Failure) -> StatusCode {
+    StatusCode::from_u16(failure.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 impl Running {
     /// Waits for the whole reply.
     pub async fn finish(mut self) -> Result<Finished, Failure> {
         let mut tokens = Vec::new();
+        // A generation always ends with `Done` or `Error`; `None` cannot come first.
         while let Some(event) = self.generation.next().await {
             match event {
                 Event::Token { id, text } => tokens.push((id, text)),
@@ -119,38 +120,31 @@ impl Running {
                 Event::Error(e) => return Err(e),
             }
         }
-        Err(Failure::new(
-            FailureKind::Internal,
-            "The model stopped without finishing the reply.",
+        Err(Failure::internal(
+            "the generation's stream ended without a final event",
         ))
     }
 
     /// Streams the reply as Server-Sent Events, each model event turned into
-    /// zero or more SSE events by `map`. A task of its own drives the model;
-    /// when the client goes away, the generation is cancelled.
+    /// zero or more SSE events by `map`. The generation always ends with a
+    /// terminal event (a vanished worker is reported as a failure), so every
+    /// stream ends with the API's own ending or error, never in silence. When
+    /// the client goes away the response is dropped, and with it the
+    /// generation, which cancels it.
     pub fn into_sse(
-        mut self,
+        self,
         mut map: impl FnMut(Event) -> Vec<SseEvent> + Send + 'static,
     ) -> Response {
-        let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
-        tokio::spawn(async move {
-            while let Some(event) = self.generation.next().await {
-                let last = !matches!(event, Event::Token { .. });
-                for sse in map(event) {
-                    if tx.send(sse).await.is_err() {
-                        return; // the client left: dropping `self` cancels
-                    }
-                }
-                if last {
-                    return;
-                }
+        let Running { generation, _slot } = self;
+        let mut slot = Some(_slot);
+        let events = generation.flat_map(move |event| {
+            if !matches!(event, Event::Token { .. }) {
+                // Free the queue place before the client sees the end, so its
+                // next request is not told the server is busy.
+                slot.take();
             }
+            futures::stream::iter(map(event))
         });
-        let events = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
-        });
-        Sse::new(events)
-            .keep_alive(KeepAlive::default())
-            .into_response()
+        crate::sse::sse(events)
     }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{authorize, AuthError};
-use super::{is_context_overflow, local_ids, local_model, start, StartError};
+use super::{failure_status, is_context_overflow, local_ids, local_model, start, StartError};
 use crate::ServerState;
 
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
@@ -91,7 +91,7 @@ fn failure(failure: Failure) -> ApiError {
         }
     } else {
         ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
+            status: failure_status(&failure),
             message,
             kind: "server_error",
             param: None,
@@ -267,7 +267,7 @@ async fn completions(
             Some(Stop::One(s)) => vec![s],
             Some(Stop::Many(v)) => v,
         },
-        seed: req.seed.unwrap_or_else(app::generation::random_seed),
+        seed: req.seed.unwrap_or_else(wick_core::random_seed),
         repetition_penalty: 1.0,
         ..Params::default()
     };
@@ -277,8 +277,8 @@ async fn completions(
         drop_old_turns: false,
     };
     let running = start(&state, &model, request)?;
-    let id = format!("chatcmpl-{}", app::store::new_id());
-    let created = app::store::now_ms() / 1000;
+    let id = format!("chatcmpl-{}", wick_core::db::new_id());
+    let created = wick_core::db::now_ms() / 1000;
     let model = model.id.clone();
 
     if !req.stream {

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 
 use super::auth::{authorize, AuthError};
 use super::{
-    first_local, is_context_overflow, local_ids, local_model, start, Finished, StartError,
+    failure_status, first_local, is_context_overflow, local_ids, local_model, start, Finished,
+    StartError,
 };
 use crate::ServerState;
 
@@ -80,7 +81,7 @@ fn failure(failure: Failure) -> TgiError {
         validation(message)
     } else {
         TgiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
+            status: failure_status(&failure),
             message,
             kind: "generation",
         }
@@ -158,7 +159,7 @@ fn prepare(body: Body, full_text_by_default: bool) -> Result<Prepared, TgiError>
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_MAX_NEW_TOKENS),
         stop: p.stop.unwrap_or_default(),
-        seed: seed.unwrap_or_else(app::generation::random_seed),
+        seed: seed.unwrap_or_else(wick_core::random_seed),
         ..Params::default()
     };
     Ok(Prepared {

@@ -7,16 +7,35 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use inference::{Backend, Params};
+use wick_types::ModelOption;
 
-use crate::data::ModelOption;
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A GGUF file run in this process.
+    Local,
+    /// An OpenAI-compatible server.
+    OpenAi,
+    /// A TGI server or the Hugging Face Inference API.
+    Tgi,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Local => "local",
+            ModelKind::OpenAi => "openai",
+            ModelKind::Tgi => "tgi",
+        }
+    }
+}
 
 pub struct Model {
     /// Stored on conversations and replies; stable across restarts.
     pub id: String,
     /// What people see in the picker and on each reply.
     pub name: String,
-    /// `local`, `openai` or `tgi`.
-    pub kind: &'static str,
+    pub kind: ModelKind,
     pub backend: Arc<dyn Backend>,
     /// Parameters of chat replies (the seed is drawn per reply unless fixed).
     pub params: Params,
@@ -32,7 +51,7 @@ impl Model {
     pub fn new(
         id: impl Into<String>,
         name: impl Into<String>,
-        kind: &'static str,
+        kind: ModelKind,
         backend: Arc<dyn Backend>,
         params: Params,
         queue_depth: usize,
@@ -51,7 +70,7 @@ impl Model {
     }
 
     pub fn is_local(&self) -> bool {
-        self.kind == "local"
+        self.kind == ModelKind::Local
     }
 }
 

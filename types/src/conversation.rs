@@ -1,8 +1,12 @@
-//! Plain data that travels between the server and the browser.
+//! What a conversation looks like on screen, as the server sends it to the browser.
 
 use serde::{Deserialize, Serialize};
 
+use crate::reply::{FinishReason, MessageState};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type))]
+#[cfg_attr(feature = "sqlx", sqlx(type_name = "TEXT", rename_all = "lowercase"))]
 pub enum Role {
     System,
     User,
@@ -42,11 +46,10 @@ pub struct MessageView {
     pub id: String,
     pub role: Role,
     pub content: String,
-    /// 'generating', 'done', 'interrupted' or 'error'.
-    pub state: String,
-    /// Why the reply ended: 'eos', 'stop', 'length', 'stopped' or 'error'.
-    pub finish_reason: Option<String>,
-    /// What went wrong, for a reply in state 'error'.
+    pub state: MessageState,
+    /// Why the reply ended (`None` while generating or when interrupted).
+    pub finish_reason: Option<FinishReason>,
+    /// What went wrong, for a reply in state `Error`.
     pub error: Option<String>,
     /// For a reply still generating: the sequence number of the last streamed
     /// event already in `content`, so the browser can follow from there.
@@ -67,37 +70,13 @@ pub struct ModelOption {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sent {
     pub conversation_id: String,
-    /// The assistant message being generated (its stream is `/api/messages/{id}/stream`).
+    /// The assistant message being generated (its stream is [`crate::reply::stream_url`]).
     pub message_id: String,
-}
-
-/// The events of a reply's stream (`text/event-stream`, each with `id: <seq>`):
-/// `token` events carry text, then one `end` or `failed` event closes it.
-pub mod stream {
-    use serde::{Deserialize, Serialize};
-
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct Token {
-        pub text: String,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct End {
-        /// 'eos', 'stop', 'length', 'stopped', or 'interrupted' (the server shut down).
-        pub finish_reason: String,
-        pub prompt_tokens: u64,
-        pub completion_tokens: u64,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct Failed {
-        pub message: String,
-    }
-
-    /// The stream of the reply `message_id`.
-    pub fn url(message_id: &str) -> String {
-        format!("/api/messages/{message_id}/stream")
-    }
+    /// The user's message as stored (`None` for a retry), so the page can show
+    /// it without loading the conversation again.
+    pub user_message: Option<MessageView>,
+    /// The reply, empty and generating, to follow over its stream.
+    pub reply: MessageView,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +92,7 @@ pub struct ConversationView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct ConversationSummary {
     pub id: String,
     pub title: String,

@@ -16,14 +16,15 @@ use std::time::Duration;
 
 use futures::Stream;
 use inference::{
-    CancelHandle, ChatMessage, Event, Failure, FinishReason, Generation, GenerationRequest,
-    InferenceError, Prompt, Usage,
+    CancelHandle, ChatMessage, Event, Failure, Generation, GenerationRequest, InferenceError,
+    Prompt, Usage,
 };
 use sqlx::SqlitePool;
 use tokio::sync::watch;
+use wick_types::{FinishReason, MessageState, ReplyEnd, ReplyEvent};
 
+use crate::db::{conversations, Finish, NewReply, UserId};
 use crate::models::{Model, Models};
-use crate::store::{self, Finish, NewReply, UserId};
 
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 pub const FLUSH_TOKENS: usize = 32;
@@ -37,18 +38,6 @@ pub struct ChatSettings {
     /// A fixed seed makes replies reproducible (tests, demos); `None` draws a
     /// fresh one per reply, so that "Retry" gives a different answer.
     pub seed: Option<u64>,
-}
-
-/// One entry of a task's log.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamEvent {
-    Token(String),
-    End {
-        finish_reason: String,
-        prompt_tokens: u64,
-        completion_tokens: u64,
-    },
-    Failed(String),
 }
 
 /// The model's queue is full.
@@ -106,7 +95,7 @@ pub struct Task {
 
 #[derive(Default)]
 struct Log {
-    events: Vec<StreamEvent>,
+    events: Vec<ReplyEvent>,
     /// The text of all token events so far.
     text: String,
     tokens: u64,
@@ -120,14 +109,18 @@ impl Task {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, event: StreamEvent) {
+    fn publish(&self, event: ReplyEvent) {
         let mut log = self.log();
+        if log.finished {
+            // The log is closed by its one terminal event; nothing follows it.
+            return;
+        }
         match &event {
-            StreamEvent::Token(text) => {
+            ReplyEvent::Token { text } => {
                 log.text.push_str(text);
                 log.tokens += 1;
             }
-            _ => log.finished = true,
+            ReplyEvent::End(_) | ReplyEvent::Failed { .. } => log.finished = true,
         }
         log.events.push(event);
         let count = log.events.len() as u64;
@@ -165,7 +158,7 @@ impl Task {
     pub fn events_after(
         self: &Arc<Self>,
         after: u64,
-    ) -> impl Stream<Item = (u64, StreamEvent)> + Send + 'static {
+    ) -> impl Stream<Item = (u64, ReplyEvent)> + Send + 'static {
         // Subscribe before reading the log, so no publish can fall in between.
         let watcher = self.published.subscribe();
         futures::stream::unfold(
@@ -231,14 +224,6 @@ impl Generations {
         self.tasks().get(message_id).cloned()
     }
 
-    /// The unfinished task of a conversation, if one is running.
-    pub fn running_in(&self, conversation_id: &str) -> Option<Arc<Task>> {
-        self.tasks()
-            .values()
-            .find(|t| t.conversation_id == conversation_id && !t.is_finished())
-            .cloned()
-    }
-
     /// Starts generating `reply` (whose row exists in state `generating`)
     /// with the model of `slot`.
     pub fn start(&self, slot: Slot, user: UserId, reply: NewReply) -> Arc<Task> {
@@ -302,8 +287,24 @@ pub fn random_seed() -> u64 {
 }
 
 enum Outcome {
-    Done(FinishReason, Usage),
+    Done(inference::FinishReason, Usage),
     Failed(Failure),
+}
+
+/// Publishes a failure as the task's terminal event if the task that drives a
+/// generation ends without one (it panicked, or its runtime shut down), so
+/// that no subscriber waits for an end that never comes.
+struct TerminalGuard(Arc<Task>);
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        if !self.0.is_finished() {
+            tracing::error!(message = %self.0.message_id, "a generation ended without its final event");
+            self.0.publish(ReplyEvent::Failed {
+                message: Failure::INTERNAL_MESSAGE.to_owned(),
+            });
+        }
+    }
 }
 
 /// Drives one generation to its end, then stores and publishes how it ended.
@@ -313,6 +314,7 @@ async fn run(
     started: Result<Generation, InferenceError>,
     slot: Slot,
 ) {
+    let guard = TerminalGuard(task.clone());
     let pool = &generations.0.pool;
     let outcome = match started {
         Ok(generation) => follow(pool, &task, generation).await,
@@ -321,7 +323,7 @@ async fn run(
     let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
     let (finish, event) = ending(outcome, shutting_down);
     let (text, _) = task.snapshot();
-    if let Err(e) = store::finish_reply(pool, &task.message_id, &text, &finish).await {
+    if let Err(e) = conversations::finish_reply(pool, &task.message_id, &text, &finish).await {
         // The text flushed so far stays; on restart the row becomes "interrupted".
         tracing::error!(message = %task.message_id, error = %e, "could not store the finished reply");
     }
@@ -329,6 +331,7 @@ async fn run(
     // message the moment it sees the end is not told the server is busy.
     drop(slot);
     task.publish(event);
+    drop(guard);
     tokio::spawn(async move {
         tokio::time::sleep(KEEP_FINISHED).await;
         generations.tasks().remove(&task.message_id);
@@ -342,10 +345,12 @@ async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> O
     let mut unflushed = 0usize;
     loop {
         tokio::select! {
+            // A generation always ends with `Done` or `Error` (it reports a
+            // vanished worker as an error itself), so `None` cannot come first.
             event = generation.next() => match event {
                 Some(Event::Token { text, .. }) => {
                     if !text.is_empty() {
-                        task.publish(StreamEvent::Token(text));
+                        task.publish(ReplyEvent::Token { text });
                         unflushed += 1;
                     }
                     if unflushed >= FLUSH_TOKENS {
@@ -355,10 +360,7 @@ async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> O
                 }
                 Some(Event::Done { finish, usage }) => return Outcome::Done(finish, usage),
                 Some(Event::Error(e)) => return Outcome::Failed(e),
-                None => return Outcome::Failed(Failure::new(
-                    inference::FailureKind::Internal,
-                    "The model stopped without finishing the reply.",
-                )),
+                None => return Outcome::Failed(Failure::internal("the generation's stream ended without a final event")),
             },
             _ = flush.tick() => {
                 if unflushed > 0 {
@@ -372,22 +374,23 @@ async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> O
 
 async fn save(pool: &SqlitePool, task: &Task) {
     let (text, _) = task.snapshot();
-    if let Err(e) = store::save_partial(pool, &task.message_id, &text).await {
+    if let Err(e) = conversations::save_partial(pool, &task.message_id, &text).await {
         // Not fatal: the next flush or the final save writes the whole text again.
         tracing::warn!(message = %task.message_id, error = %e, "could not flush a reply");
     }
 }
 
 /// The stored ending and the final event of an outcome.
-fn ending(outcome: Outcome, shutting_down: bool) -> (Finish, StreamEvent) {
+fn ending(outcome: Outcome, shutting_down: bool) -> (Finish, ReplyEvent) {
+    use inference::FinishReason as Engine;
     match outcome {
         Outcome::Done(reason, usage) => {
             let (state, finish_reason) = match reason {
-                FinishReason::Eos => ("done", Some("eos")),
-                FinishReason::Stop => ("done", Some("stop")),
-                FinishReason::Length => ("done", Some("length")),
-                FinishReason::Cancelled if shutting_down => ("interrupted", None),
-                FinishReason::Cancelled => ("done", Some("stopped")),
+                Engine::Eos => (MessageState::Done, Some(FinishReason::Eos)),
+                Engine::Stop => (MessageState::Done, Some(FinishReason::Stop)),
+                Engine::Length => (MessageState::Done, Some(FinishReason::Length)),
+                Engine::Cancelled if shutting_down => (MessageState::Interrupted, None),
+                Engine::Cancelled => (MessageState::Done, Some(FinishReason::Stopped)),
             };
             let finish = Finish {
                 state,
@@ -396,22 +399,23 @@ fn ending(outcome: Outcome, shutting_down: bool) -> (Finish, StreamEvent) {
                 prompt_tokens: Some(usage.prompt_tokens as i64),
                 completion_tokens: Some(usage.completion_tokens as i64),
             };
-            let event = StreamEvent::End {
-                finish_reason: finish_reason.unwrap_or("interrupted").to_owned(),
+            let event = ReplyEvent::End(ReplyEnd {
+                state,
+                finish_reason,
                 prompt_tokens: usage.prompt_tokens as u64,
                 completion_tokens: usage.completion_tokens as u64,
-            };
+            });
             (finish, event)
         }
         Outcome::Failed(Failure { message, .. }) => (
             Finish {
-                state: "error",
-                finish_reason: Some("error"),
+                state: MessageState::Error,
+                finish_reason: Some(FinishReason::Error),
                 error: Some(message.clone()),
                 prompt_tokens: None,
                 completion_tokens: None,
             },
-            StreamEvent::Failed(message),
+            ReplyEvent::Failed { message },
         ),
     }
 }

@@ -1,0 +1,270 @@
+//! The chat's operations, as the browser's server functions call them: read
+//! the sidebar and a conversation, send, retry, stop, switch model. Each takes
+//! the caller's user id (from the session, found by the web layer) and touches
+//! only that user's data; someone else's conversation or reply is `NotFound`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use wick_types::message::{check_message, title_from};
+use wick_types::{
+    group_by_period, ConversationView, MessageState, MessageView, Role, Sent, SidebarGroup,
+};
+
+use crate::db::{self, conversations, NewReply, StoreError, UserId};
+use crate::generation::{Busy, Generations, Slot};
+use crate::models::{Model, Models};
+use crate::session;
+
+/// How long `stop` waits for the stopped reply to be saved (about one token).
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a chat operation was refused; the messages are for the person asking.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// Something the user sent is wrong; the message says what.
+    #[error("{0}")]
+    Invalid(String),
+    /// The conversation or reply does not exist or belongs to someone else;
+    /// the two are deliberately indistinguishable.
+    #[error("This conversation does not exist.")]
+    NotFound,
+    /// The model's queue is full; nothing was stored.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// The conversation has a reply still being written; nothing was stored.
+    #[error("A reply is still being written. Stop it or wait for it before sending.")]
+    ReplyRunning,
+    /// A fault on our side (logged by whoever turns it into a response).
+    #[error("database: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ChatError::NotFound,
+            StoreError::ReplyRunning => ChatError::ReplyRunning,
+            other => ChatError::Store(other),
+        }
+    }
+}
+
+/// A message to send: into a conversation, or starting one when
+/// `conversation_id` is `None` or empty; `model` (optional) switches the
+/// conversation to that model first.
+#[derive(Debug, Clone, Default)]
+pub struct SendRequest {
+    pub conversation_id: Option<String>,
+    pub content: String,
+    pub model: Option<String>,
+}
+
+/// What a send did: the reply it started, and the token of the session it
+/// opened for a visitor who had none (to be set as their cookie).
+#[derive(Debug, Clone)]
+pub struct Sending {
+    pub sent: Sent,
+    pub new_session: Option<String>,
+}
+
+/// The chat: the database and the replies being generated.
+#[derive(Clone, Debug)]
+pub struct Chat {
+    pool: SqlitePool,
+    generations: Generations,
+}
+
+impl Chat {
+    pub fn new(pool: SqlitePool, generations: Generations) -> Self {
+        Self { pool, generations }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn generations(&self) -> &Generations {
+        &self.generations
+    }
+
+    pub fn models(&self) -> &Models {
+        self.generations.models()
+    }
+
+    /// A configured model, or a message naming the unknown one.
+    pub fn model(&self, id: &str) -> Result<Arc<Model>, ChatError> {
+        self.models().get(id).cloned().ok_or_else(|| {
+            ChatError::Invalid(format!(
+                "There is no model {id:?} on this server; choose one from the list."
+            ))
+        })
+    }
+
+    /// The user's conversations, grouped for the sidebar.
+    pub async fn sidebar(&self, user: UserId) -> Result<Vec<SidebarGroup>, ChatError> {
+        let list = conversations::list_conversations(&self.pool, user).await?;
+        Ok(group_by_period(list, db::now_ms()))
+    }
+
+    /// One of the user's conversations. A reply still generating carries its
+    /// live text and where its stream stands; models are shown by name.
+    pub async fn conversation(
+        &self,
+        user: UserId,
+        id: &str,
+    ) -> Result<ConversationView, ChatError> {
+        let mut conversation = conversations::get_conversation(&self.pool, user, id).await?;
+        let models = self.models();
+        for m in conversation.messages.iter_mut() {
+            m.model = m.model.as_deref().map(|id| models.name_of(id));
+            if m.state.is_generating() {
+                if let Some(task) = self.generations.get(&m.id) {
+                    (m.content, m.seq) = task.snapshot();
+                }
+            }
+        }
+        conversation.model = models.get_or_default(&conversation.model).id.clone();
+        conversation.models = models.options();
+        Ok(conversation)
+    }
+
+    /// Stores the user's message and its reply's placeholder in one
+    /// transaction and starts the reply. A visitor without a session (`user`
+    /// is `None`) may start a conversation, which makes them an anonymous user.
+    /// Validation and the queue come first: a refused message stores nothing.
+    pub async fn send(
+        &self,
+        user: Option<UserId>,
+        request: SendRequest,
+    ) -> Result<Sending, ChatError> {
+        let SendRequest {
+            conversation_id,
+            content,
+            model,
+        } = request;
+        check_message(&content).map_err(|p| ChatError::Invalid(p.to_string()))?;
+        let chosen = model
+            .filter(|m| !m.is_empty())
+            .map(|id| self.model(&id))
+            .transpose()?;
+        match conversation_id.filter(|id| !id.is_empty()) {
+            Some(id) => {
+                let user = user.ok_or(ChatError::NotFound)?;
+                let current = conversations::conversation_model(&self.pool, user, &id).await?;
+                let model =
+                    chosen.unwrap_or_else(|| self.models().get_or_default(&current).clone());
+                let slot = self.generations.reserve(&model)?;
+                let reply =
+                    conversations::append_with_reply(&self.pool, user, &id, &content, &model.id)
+                        .await?;
+                Ok(Sending {
+                    sent: self.start(slot, user, reply, Some(content)),
+                    new_session: None,
+                })
+            }
+            None => {
+                let model = chosen.unwrap_or_else(|| self.models().default_model().clone());
+                let slot = self.generations.reserve(&model)?;
+                let (user, new_session) = match user {
+                    Some(user) => (user, None),
+                    None => {
+                        let (user, token) = session::new_anonymous_session(&self.pool).await?;
+                        (user, Some(token))
+                    }
+                };
+                let title = title_from(&content);
+                let reply =
+                    conversations::create_with_reply(&self.pool, user, &title, &model.id, &content)
+                        .await?;
+                Ok(Sending {
+                    sent: self.start(slot, user, reply, Some(content)),
+                    new_session,
+                })
+            }
+        }
+    }
+
+    /// Generates a reply again: a new answer to the same user message, shown in
+    /// place of the old one (which stays stored, as a branch).
+    pub async fn retry(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+        message: &str,
+    ) -> Result<Sent, ChatError> {
+        let user = user.ok_or(ChatError::NotFound)?;
+        let current = conversations::conversation_model(&self.pool, user, conversation).await?;
+        let model = self.models().get_or_default(&current).clone();
+        let slot = self.generations.reserve(&model)?;
+        let reply =
+            conversations::retry_with_reply(&self.pool, user, conversation, message, &model.id)
+                .await?;
+        Ok(self.start(slot, user, reply, None))
+    }
+
+    /// Stops the user's reply `message`; it is saved with the text so far and
+    /// finish reason "stopped". Answers once the reply is saved (about one
+    /// token), so a page loaded next shows it stopped.
+    pub async fn stop(&self, user: Option<UserId>, message: &str) -> Result<(), ChatError> {
+        match (user, self.generations.get(message)) {
+            (Some(user), Some(task)) if task.user == user => {
+                task.stop();
+                let _ = tokio::time::timeout(STOP_WAIT, task.finished()).await;
+                Ok(())
+            }
+            _ => Err(ChatError::NotFound),
+        }
+    }
+
+    /// Switches the user's conversation to another model for the replies to come.
+    pub async fn set_model(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+        model: &str,
+    ) -> Result<(), ChatError> {
+        let user = user.ok_or(ChatError::NotFound)?;
+        let model = self.model(model)?;
+        conversations::set_conversation_model(&self.pool, user, conversation, &model.id).await?;
+        Ok(())
+    }
+
+    /// Starts the reply and says what the browser needs to show it at once:
+    /// the stored user message (if any) and the empty reply to stream into.
+    fn start(&self, slot: Slot, user: UserId, reply: NewReply, content: Option<String>) -> Sent {
+        let model_name = slot.model().name.clone();
+        let user_message = reply
+            .user_message_id
+            .clone()
+            .zip(content)
+            .map(|(id, content)| MessageView {
+                id,
+                role: Role::User,
+                content,
+                state: MessageState::Done,
+                finish_reason: None,
+                error: None,
+                seq: 0,
+                model: None,
+            });
+        let conversation_id = reply.conversation_id.clone();
+        let task = self.generations.start(slot, user, reply);
+        Sent {
+            conversation_id,
+            message_id: task.message_id.clone(),
+            user_message,
+            reply: MessageView {
+                id: task.message_id.clone(),
+                role: Role::Assistant,
+                content: String::new(),
+                state: MessageState::Generating,
+                finish_reason: None,
+                error: None,
+                seq: 0,
+                model: Some(model_name),
+            },
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Conversations and their messages, and the rows of replies as they are written.
+//!
+//! A reply's row is created together with what it answers, in one transaction:
+//! a send stores the user's message *and* the reply's placeholder (state
+//! `generating`), so a failure can never leave a question without its reply
+//! row. The partial unique index `messages_one_generating` allows one
+//! generating reply per conversation, which settles two sends racing into the
+//! same conversation: the second transaction fails and stores nothing.
+
+use sqlx::{SqliteConnection, SqlitePool};
+use wick_types::{
+    ConversationSummary, ConversationView, FinishReason, MessageState, MessageView, Role,
+};
+
+use super::{new_id, now_ms, StoreError, UserId};
+
+/// The user's conversations, most recently changed first.
+pub async fn list_conversations(
+    pool: &SqlitePool,
+    user: UserId,
+) -> Result<Vec<ConversationSummary>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, title, updated_at FROM conversations WHERE user_id = ? ORDER BY updated_at DESC, id DESC",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: String,
+    title: String,
+    model: String,
+    leaf_message_id: Option<String>,
+}
+
+/// One of the user's conversations with the messages of its current branch.
+/// `models` is left empty for the caller, who knows the configured models.
+pub async fn get_conversation(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+) -> Result<ConversationView, StoreError> {
+    let row: ConversationRow = sqlx::query_as(
+        "SELECT id, title, model, leaf_message_id FROM conversations WHERE id = ? AND user_id = ?",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let messages = match &row.leaf_message_id {
+        Some(leaf) => branch(pool, id, leaf).await?,
+        None => Vec::new(),
+    };
+    Ok(ConversationView {
+        id: row.id,
+        title: row.title,
+        model: row.model,
+        models: Vec::new(),
+        messages,
+    })
+}
+
+/// The id of the model of one of the user's conversations.
+pub async fn conversation_model(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+) -> Result<String, StoreError> {
+    sqlx::query_scalar("SELECT model FROM conversations WHERE id = ? AND user_id = ?")
+        .bind(id)
+        .bind(user)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Makes `model` the conversation's model for the replies to come.
+pub async fn set_conversation_model(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+    model: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE conversations SET model = ? WHERE id = ? AND user_id = ?")
+        .bind(model)
+        .bind(id)
+        .bind(user)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// A message as stored, as the branch query reads it.
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: String,
+    role: Role,
+    content: String,
+    state: MessageState,
+    finish_reason: Option<FinishReason>,
+    error: Option<String>,
+    model: Option<String>,
+}
+
+impl From<MessageRow> for MessageView {
+    fn from(r: MessageRow) -> Self {
+        MessageView {
+            id: r.id,
+            role: r.role,
+            content: r.content,
+            state: r.state,
+            finish_reason: r.finish_reason,
+            error: r.error,
+            seq: 0,
+            model: r.model,
+        }
+    }
+}
+
+/// The messages from the conversation's root down to `leaf`, oldest first.
+/// Callers have checked that the conversation belongs to the user.
+async fn branch(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    conversation: &str,
+    leaf: &str,
+) -> Result<Vec<MessageView>, StoreError> {
+    // Walk from the leaf up through the parents: that is the branch on screen.
+    let rows: Vec<MessageRow> = sqlx::query_as(
+        "WITH RECURSIVE branch(id, depth) AS (
+             SELECT ?, 0
+             UNION ALL
+             SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id
+             WHERE m.parent_id IS NOT NULL
+         )
+         SELECT m.id, m.role, m.content, m.state, m.finish_reason, m.error, m.model
+         FROM branch b JOIN messages m ON m.id = b.id
+         WHERE m.conversation_id = ?
+         ORDER BY b.depth DESC",
+    )
+    .bind(leaf)
+    .bind(conversation)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(MessageView::from).collect())
+}
+
+/// A reply about to be generated: its message row (state `generating`), the
+/// user message it answers when that was stored with it, and what the model is
+/// to continue (the system prompt and the turns up to the user's message).
+#[derive(Debug, Clone)]
+pub struct NewReply {
+    pub conversation_id: String,
+    /// The user's message stored in the same transaction (`None` for a retry).
+    pub user_message_id: Option<String>,
+    pub message_id: String,
+    pub model: String,
+    pub system_prompt: Option<String>,
+    pub turns: Vec<MessageView>,
+}
+
+/// Starts a conversation with the user's first message and the placeholder of
+/// its reply, in one transaction.
+pub async fn create_with_reply(
+    pool: &SqlitePool,
+    user: UserId,
+    title: &str,
+    model: &str,
+    first_message: &str,
+) -> Result<NewReply, StoreError> {
+    let now = now_ms();
+    let conversation = new_id();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO conversations (id, user_id, title, model, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&conversation)
+    .bind(user)
+    .bind(title)
+    .bind(model)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let reply = add_turn(
+        &mut tx,
+        &conversation,
+        None,
+        first_message,
+        model,
+        None,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(reply)
+}
+
+/// Adds the user's message at the end of the conversation's current branch and
+/// the placeholder of its reply from `model` (which becomes the conversation's
+/// model), in one transaction. `ReplyRunning` when a reply is still being
+/// written there; then nothing is stored.
+pub async fn append_with_reply(
+    pool: &SqlitePool,
+    user: UserId,
+    conversation: &str,
+    content: &str,
+    model: &str,
+) -> Result<NewReply, StoreError> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    // A write first, so this transaction holds SQLite's write lock from its first
+    // statement: concurrent sends queue up here instead of failing on a stale read.
+    let (leaf, system_prompt): (Option<String>, Option<String>) = sqlx::query_as(
+        "UPDATE conversations SET model = ?, updated_at = ? WHERE id = ? AND user_id = ?
+         RETURNING leaf_message_id, system_prompt",
+    )
+    .bind(model)
+    .bind(now)
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let reply = add_turn(
+        &mut tx,
+        conversation,
+        leaf.as_deref(),
+        content,
+        model,
+        system_prompt,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(reply)
+}
+
+/// The placeholder of a new reply to the user message that the assistant
+/// message `message` answers (a retry: the old reply stays, as a branch), in
+/// one transaction. `ReplyRunning` while a reply is being written there.
+pub async fn retry_with_reply(
+    pool: &SqlitePool,
+    user: UserId,
+    conversation: &str,
+    message: &str,
+    model: &str,
+) -> Result<NewReply, StoreError> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let system_prompt: Option<String> = sqlx::query_scalar(
+        "UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ? RETURNING system_prompt",
+    )
+    .bind(now)
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let parent: Option<String> = sqlx::query_scalar(
+        "SELECT parent_id FROM messages WHERE id = ? AND conversation_id = ? AND role = ?",
+    )
+    .bind(message)
+    .bind(conversation)
+    .bind(Role::Assistant)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let parent = parent
+        .ok_or_else(|| StoreError::Corrupt(format!("assistant message {message} has no parent")))?;
+    let message_id = insert_placeholder(&mut tx, conversation, &parent, model, now).await?;
+    let turns = branch(&mut *tx, conversation, &parent).await?;
+    tx.commit().await?;
+    Ok(NewReply {
+        conversation_id: conversation.to_owned(),
+        user_message_id: None,
+        message_id,
+        model: model.to_owned(),
+        system_prompt,
+        turns,
+    })
+}
+
+/// Stores a user message under `parent` and the placeholder of its reply,
+/// and makes the placeholder the conversation's leaf; inside the caller's
+/// transaction.
+async fn add_turn(
+    tx: &mut SqliteConnection,
+    conversation: &str,
+    parent: Option<&str>,
+    content: &str,
+    model: &str,
+    system_prompt: Option<String>,
+    now: i64,
+) -> Result<NewReply, StoreError> {
+    let user_message = new_id();
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, state, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&user_message)
+    .bind(conversation)
+    .bind(parent)
+    .bind(Role::User)
+    .bind(content)
+    .bind(MessageState::Done)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let message_id = insert_placeholder(&mut *tx, conversation, &user_message, model, now).await?;
+    let turns = branch(&mut *tx, conversation, &user_message).await?;
+    Ok(NewReply {
+        conversation_id: conversation.to_owned(),
+        user_message_id: Some(user_message),
+        message_id,
+        model: model.to_owned(),
+        system_prompt,
+        turns,
+    })
+}
+
+/// An empty assistant message in state `generating` under `parent`, made the
+/// conversation's leaf. `ReplyRunning` when the conversation has one already.
+async fn insert_placeholder(
+    tx: &mut SqliteConnection,
+    conversation: &str,
+    parent: &str,
+    model: &str,
+    now: i64,
+) -> Result<String, StoreError> {
+    let message = new_id();
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, parent_id, role, content, state, model, created_at, updated_at)
+         VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)",
+    )
+    .bind(&message)
+    .bind(conversation)
+    .bind(parent)
+    .bind(Role::Assistant)
+    .bind(MessageState::Generating)
+    .bind(model)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::ReplyRunning,
+        _ => StoreError::Sqlx(e),
+    })?;
+    sqlx::query("UPDATE conversations SET leaf_message_id = ?, updated_at = ? WHERE id = ?")
+        .bind(&message)
+        .bind(now)
+        .bind(conversation)
+        .execute(&mut *tx)
+        .await?;
+    Ok(message)
+}
+
+/// Saves the text of a reply that is still being generated.
+pub async fn save_partial(
+    pool: &SqlitePool,
+    message: &str,
+    content: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE messages SET content = ?, updated_at = ? WHERE id = ? AND state = ?")
+        .bind(content)
+        .bind(now_ms())
+        .bind(message)
+        .bind(MessageState::Generating)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// How a reply ended, as stored on its message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// `Done`, `Interrupted` or `Error`.
+    pub state: MessageState,
+    /// `None` when interrupted.
+    pub finish_reason: Option<FinishReason>,
+    /// For the reader, when the reply failed.
+    pub error: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+}
+
+/// Stores a reply's final text and how it ended.
+pub async fn finish_reply(
+    pool: &SqlitePool,
+    message: &str,
+    content: &str,
+    finish: &Finish,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let conversation: Option<String> = sqlx::query_scalar(
+        "UPDATE messages SET content = ?, state = ?, finish_reason = ?, error = ?, prompt_tokens = ?,
+             completion_tokens = ?, updated_at = ?
+         WHERE id = ? RETURNING conversation_id",
+    )
+    .bind(content)
+    .bind(finish.state)
+    .bind(finish.finish_reason)
+    .bind(&finish.error)
+    .bind(finish.prompt_tokens)
+    .bind(finish.completion_tokens)
+    .bind(now)
+    .bind(message)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(conversation) = conversation {
+        sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(conversation)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Wick's chat domain, with no web framework: the database ([`db`]), the
+//! generation runtime ([`generation`]: tasks, their event logs, flushes and
+//! queue places), the model registry ([`models`]), session crypto
+//! ([`session`]) and the chat's operations ([`chat`]: send, retry, stop, read)
+//! that the web layers call. The Leptos app and the `wick` server are thin
+//! adapters over it; the inference APIs use its registry and queue too.
+
+pub mod chat;
+pub mod db;
+pub mod generation;
+pub mod models;
+pub mod session;
+
+pub use chat::{Chat, ChatError, SendRequest, Sending};
+pub use db::{StoreError, UserId};
+pub use generation::{random_seed, Busy, ChatSettings, Generations, Slot, Task};
+pub use models::{Model, ModelKind, Models};
