@@ -1,11 +1,13 @@
 //! Gemma 3, the second architecture: the same parts as Wick's llama engine
-//! (mapped Q8_0 / Q4_1 matrices, f16 KV cache, ggml's attention order) plus
-//! what Gemma adds — embeddings scaled by √dim, RMS norms on queries and keys
-//! and after attention and feed-forward, NeoX rotary embeddings with a local
-//! base on sliding-window layers, GELU — following llama.cpp's `gemma3` graph.
+//! (matrices read in place from the mapped file, f16 KV cache, ggml's
+//! attention order; see [`crate::model`]) plus what Gemma adds — embeddings
+//! scaled by √dim, RMS norms on queries and keys and after attention and
+//! feed-forward, NeoX rotary embeddings with a local base on sliding-window
+//! layers, GELU — following llama.cpp's `gemma3` graph.
 //!
-//! Matrices in the formats Wick's kernels do not have (Q5_0, Q4_K, Q6_K in
-//! the Q4_K_M file) run through candle's quantized matrix product.
+//! Matrices in a format Wick's kernels do not have run through candle's
+//! quantized matrix product, matrix by matrix (none in the Q4_K_M file, whose
+//! Q5_0, Q8_0, Q4_K and Q6_K matrices all run on Wick's kernels).
 //! candle's own `quantized_gemma3` is not used: in candle 0.11.1 it applies
 //! SiLU where Gemma uses GELU, skips the sliding window when decoding, and
 //! precomputes rotary tables for 131072 positions in every layer.
@@ -13,76 +15,36 @@
 use std::fs::File;
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::QMatMul;
-use candle_core::{Device, Module, Tensor};
 use memmap2::Mmap;
 
 use crate::gguf::Metadata;
 use crate::kernels::{self, Activations};
-use crate::llama::{
-    attention, map_file, matmuls, new_team, weight_type, Heads, Job, KvCache, Matrix, Rope,
-    TensorFile,
-};
-use crate::team::Team;
+use crate::model::attention::{attention, Heads};
+use crate::model::kv_cache::KvCache;
+use crate::model::linear::{matmuls, Job, Linear};
+use crate::model::rope::Rope;
+use crate::model::tensors::{Matrix, TensorFile};
+use crate::model::{map_file, CausalLm, Cpu};
 use crate::InferenceError;
 
-/// A weight matrix: read in place by Wick's kernels, or held by candle.
-enum Weight {
-    Native(Matrix),
-    Candle(QMatMul),
-}
-
-impl Weight {
-    fn load(file: &TensorFile, reader: &mut File, name: &str) -> Result<Self, InferenceError> {
-        let info = file
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| InferenceError::MissingMetadata(format!("tensor {name}")))?;
-        if weight_type(info.ggml_dtype).is_some() {
-            return Ok(Self::Native(file.matrix(name)?));
-        }
-        let tensor = file.content.tensor(reader, name, &Device::Cpu)?;
-        Ok(Self::Candle(QMatMul::from_qtensor(tensor)?))
-    }
-
-    /// `x` is `n` rows of `cols`; the result is `n` rows of this matrix's rows.
-    fn forward(
-        &self,
-        team: &Team,
-        map: &[u8],
-        x: &[f32],
-        n: usize,
-        cols: usize,
-    ) -> Result<Vec<f32>, InferenceError> {
-        match self {
-            Self::Native(m) => {
-                let a = Activations::quantize(m.ty.activation_type(), x, n, cols);
-                let mut out = vec![0f32; n * m.rows];
-                matmuls(team, map, &mut [Job::new(m, &a, &mut out)]);
-                Ok(out)
-            }
-            Self::Candle(q) => {
-                let t = Tensor::from_slice(x, (n, cols), &Device::Cpu)?;
-                Ok(q.forward(&t)?.flatten_all()?.to_vec1()?)
-            }
-        }
-    }
-}
+/// Gemma 3 27B's number of layers. llama.cpp tells the 27B model by it
+/// (`LLM_TYPE_27B`) and scales its queries by `1/√(dim / heads)` instead of
+/// `1/√head_dim` (the two differ there: 5376 / 32 = 168, head_dim 128).
+const GEMMA3_27B_LAYERS: usize = 62;
 
 struct Layer {
     attn_norm: Vec<f32>,
-    q: Weight,
-    k: Weight,
-    v: Weight,
+    q: Linear,
+    k: Linear,
+    v: Linear,
     q_norm: Vec<f32>,
     k_norm: Vec<f32>,
-    o: Weight,
+    o: Linear,
     post_attn_norm: Vec<f32>,
     ffn_norm: Vec<f32>,
-    gate: Weight,
-    up: Weight,
-    down: Weight,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     post_ffn_norm: Vec<f32>,
     /// Sliding-window layers see 512 positions back and use the local rotary base.
     sliding: bool,
@@ -90,7 +52,7 @@ struct Layer {
 }
 
 pub struct Gemma3 {
-    team: Team,
+    cpu: Cpu,
     map: Mmap,
     dim: usize,
     ffn: usize,
@@ -137,7 +99,7 @@ impl Gemma3 {
         let pattern = md
             .usize("gemma3.attention.sliding_window_pattern")
             .unwrap_or(6);
-        let query_scale = if blocks == 62 {
+        let query_scale = if blocks == GEMMA3_27B_LAYERS {
             1.0 / ((dim / heads) as f32).sqrt()
         } else {
             1.0 / (head_dim as f32).sqrt()
@@ -149,7 +111,7 @@ impl Gemma3 {
         for i in 0..blocks {
             let p = format!("blk.{i}");
             let mut weight =
-                |name: &str| Weight::load(&file, reader, &format!("{p}.{name}.weight"));
+                |name: &str| Linear::load(&file, reader, &format!("{p}.{name}.weight"));
             let (q, k, v, o) = (
                 weight("attn_q")?,
                 weight("attn_k")?,
@@ -194,16 +156,17 @@ impl Gemma3 {
             output_norm: file.vector("output_norm.weight")?,
             layers,
             map,
-            team: new_team(threads)?,
+            cpu: Cpu::new(threads)?,
         })
     }
+}
 
-    pub fn context_length(&self) -> usize {
+impl CausalLm for Gemma3 {
+    fn context_length(&self) -> usize {
         self.context
     }
 
-    /// Runs `tokens` placed from `position` on and returns the logits of the last.
-    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError> {
+    fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError> {
         let n = tokens.len();
         if n == 0 || position + n > self.context {
             return Err(InferenceError::Worker(format!(
@@ -235,9 +198,9 @@ impl Gemma3 {
         let layer_count = self.layers.len();
         for (li, layer) in self.layers.iter_mut().enumerate() {
             let normed = norm_rows(&x, &layer.attn_norm, dim);
-            let q = layer.q.forward(&self.team, map, &normed, n, dim)?;
-            let k = layer.k.forward(&self.team, map, &normed, n, dim)?;
-            let v = layer.v.forward(&self.team, map, &normed, n, dim)?;
+            let q = layer.q.forward(&mut self.cpu, map, &normed, n, dim)?;
+            let k = layer.k.forward(&mut self.cpu, map, &normed, n, dim)?;
+            let v = layer.v.forward(&mut self.cpu, map, &normed, n, dim)?;
             let mut q = norm_rows(&q, &layer.q_norm, hd);
             let mut k = norm_rows(&k, &layer.k_norm, hd);
             let rope = if layer.sliding { &local } else { &global };
@@ -248,7 +211,7 @@ impl Gemma3 {
             q.iter_mut().for_each(|v| *v *= self.query_scale);
             layer.cache.store(position, kv_dim, &k, &v);
 
-            // In the last layer only the last token goes on: it alone gives logits.
+            // The queries are already scaled (`query_scale`, above).
             let heads = Heads {
                 heads: self.heads,
                 kv_heads: self.kv_heads,
@@ -256,8 +219,8 @@ impl Gemma3 {
                 scale: 1.0,
                 window: layer.sliding.then_some(self.window),
             };
-            let attn = attention(&self.team, &heads, &layer.cache, &q, position, n);
-            let mut o = layer.o.forward(&self.team, map, &attn, n, q_dim)?;
+            let attn = attention(&mut self.cpu, &heads, &layer.cache, &q, position, n);
+            let mut o = layer.o.forward(&mut self.cpu, map, &attn, n, q_dim)?;
             // After the attention's output matrix (as llama.cpp does: the number
             // of rows decides how some matrices are computed), the last layer
             // goes on with the last token alone: it alone gives logits.
@@ -273,11 +236,11 @@ impl Gemma3 {
             }
 
             let normed = norm_rows(&x, &layer.ffn_norm, dim);
-            let gate = layer.gate.forward(&self.team, map, &normed, rows, dim)?;
-            let up = layer.up.forward(&self.team, map, &normed, rows, dim)?;
+            let gate = layer.gate.forward(&mut self.cpu, map, &normed, rows, dim)?;
+            let up = layer.up.forward(&mut self.cpu, map, &normed, rows, dim)?;
             let mut h = vec![0f32; rows * self.ffn];
             kernels::geglu(&gate, &up, &mut h);
-            let down = layer.down.forward(&self.team, map, &h, rows, self.ffn)?;
+            let down = layer.down.forward(&mut self.cpu, map, &h, rows, self.ffn)?;
             let down = norm_rows(&down, &layer.post_ffn_norm, dim);
             for (x, d) in x.iter_mut().zip(&down) {
                 *x += d;
@@ -289,7 +252,7 @@ impl Gemma3 {
         let a = Activations::quantize(self.output.ty.activation_type(), &normed, 1, dim);
         let mut logits = vec![0f32; self.output.rows];
         matmuls(
-            &self.team,
+            &mut self.cpu,
             map,
             &mut [Job::new(&self.output, &a, &mut logits)],
         );

@@ -10,6 +10,7 @@ use candle_transformers::models::quantized_llama;
 
 use crate::gemma3::Gemma3;
 use crate::llama::{self, Llama};
+use crate::model::CausalLm;
 use crate::InferenceError;
 
 /// Architectures Wick can run, by `general.architecture`.
@@ -89,11 +90,11 @@ impl Metadata<'_> {
 
 /// The network itself, behind one forward function.
 pub enum Weights {
-    /// Wick's own engine: llama-family files with Q4_1 / Q8_0 matrices.
-    Native(Box<Llama>),
-    Gemma3(Box<Gemma3>),
-    /// Candle's quantized llama, for the other tensor types.
-    Llama(Box<quantized_llama::ModelWeights>),
+    /// Wick's own engine: Gemma 3, and llama-family files whose matrices are
+    /// all in the formats of its kernels.
+    Native(Box<dyn CausalLm>),
+    /// Candle's quantized llama, for llama-family files with other tensor types.
+    Candle(Box<quantized_llama::ModelWeights>),
 }
 
 impl Weights {
@@ -102,8 +103,7 @@ impl Weights {
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, InferenceError> {
         let logits = match self {
             Weights::Native(m) => m.forward(tokens, position)?,
-            Weights::Gemma3(m) => m.forward(tokens, position)?,
-            Weights::Llama(m) => {
+            Weights::Candle(m) => {
                 let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
                 return Ok(m.forward(&input, position)?.squeeze(0)?);
             }
@@ -150,7 +150,7 @@ pub fn load(path: &Path, threads: usize) -> Result<LoadedGguf, InferenceError> {
         Architecture::Gemma3 => {
             let model = Gemma3::load(&content, &mut file, threads)?;
             let n = model.context_length();
-            (Weights::Gemma3(Box::new(model)), n)
+            (Weights::Native(Box::new(model)), n)
         }
         Architecture::Llama => match llama::unsupported(&content) {
             None => {
@@ -164,7 +164,7 @@ pub fn load(path: &Path, threads: usize) -> Result<LoadedGguf, InferenceError> {
                     quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
                 // Candle's quantized llama precomputes rotary tables for 4096 positions.
                 (
-                    Weights::Llama(Box::new(model)),
+                    Weights::Candle(Box::new(model)),
                     declared.min(quantized_llama::MAX_SEQ_LEN),
                 )
             }

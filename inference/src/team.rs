@@ -7,6 +7,17 @@
 //! time in the scheduler). The team's threads instead spin for a short while
 //! after each loop, as llama.cpp's do, and only then sleep, so the model keeps
 //! its cores while it is generating and gives them back when it is idle.
+//!
+//! Soundness. [`Team::run`] hands its members a borrowed closure through a
+//! pointer whose lifetime is erased, so it must not return while a member
+//! may still call it. It takes `&mut self`: the borrow checker then proves
+//! that one `run` at a time uses the shared state (the pointer, the task
+//! counters, `done`), so the `done` count it waits for counts only its own
+//! members' passes. (With `&self` on a `Sync` team, two threads could run at
+//! once, each overwrite the other's closure and counters, and one return
+//! while a member still ran its freed closure.) A member takes the pointer
+//! only after it sees the loop's epoch, and signals `done` only after its
+//! last call, with release ordering that `run`'s acquiring wait pairs with.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,10 +45,12 @@ struct Shared {
     wake: Condvar,
 }
 
+/// The closure of the loop in progress, its lifetime erased.
 #[derive(Clone, Copy)]
 struct TaskPtr(*const Task);
-// SAFETY: the pointer is only dereferenced while `run` keeps the closure alive
-// (it waits for every member), and the closure itself is `Sync`.
+// SAFETY: sending the pointer to a member shares the closure with it, which
+// is sound because the closure is `Sync` (`Task` requires it), and it is only
+// dereferenced while `run` keeps the closure alive (see the module's notes).
 unsafe impl Send for TaskPtr {}
 
 pub struct Team {
@@ -75,16 +88,21 @@ impl Team {
         self.members.len() + 1
     }
 
-    /// Calls `f(0)` … `f(n - 1)`, spread over the team, and returns when all are done.
-    pub fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    /// Calls `f(0)` … `f(n - 1)`, spread over the team, and returns when all
+    /// are done (also when `f` panics: then it panics too, after the members).
+    ///
+    /// `&mut self` is what makes this sound: see the module's notes.
+    pub fn run(&mut self, n: usize, f: &(dyn Fn(usize) + Sync)) {
         let s = &*self.shared;
         if self.members.is_empty() || n <= 1 {
             (0..n).for_each(f);
             return;
         }
-        // SAFETY (lifetime): the pointer is erased to 'static only to be
-        // shared; this function does not return before every member is done
-        // with it.
+        // SAFETY: only the lifetime changes (same type, same layout). The
+        // erased reference is shared with the members only until they have
+        // all counted themselves `done` below, which this function waits for
+        // (even if `f` panics) before it returns and `f`'s borrow ends; and
+        // `&mut self` keeps any other `run` from reusing the slot meanwhile.
         let erased: *const Task =
             unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Task>(f) };
         *s.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(TaskPtr(erased));
@@ -148,7 +166,9 @@ fn member(s: &Shared) {
         }
         let task = *s.task.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(TaskPtr(f)) = task {
-            // SAFETY: `run` keeps the closure alive until `done` counts this member.
+            // SAFETY: `run` stored this pointer before bumping the epoch we
+            // saw, and keeps the closure alive until `done` counts this
+            // member, which happens only after its last call below.
             let f = unsafe { &*f };
             if catch_unwind(AssertUnwindSafe(|| work(s, f))).is_err() {
                 s.panicked.store(true, Ordering::Relaxed);
@@ -179,7 +199,7 @@ mod tests {
 
     #[test]
     fn every_task_runs_once_across_many_loops() {
-        let team = Team::new(3).unwrap();
+        let mut team = Team::new(3).unwrap();
         for round in 0..2000 {
             let n = round % 17;
             let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
@@ -195,7 +215,7 @@ mod tests {
 
     #[test]
     fn members_wake_after_sleeping() {
-        let team = Team::new(2).unwrap();
+        let mut team = Team::new(2).unwrap();
         std::thread::sleep(SPIN * 4);
         let sum = AtomicUsize::new(0);
         team.run(100, &|i| {
@@ -206,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_panicking_task_is_reported_to_the_caller() {
-        let team = Team::new(2).unwrap();
+        let mut team = Team::new(2).unwrap();
         let result = catch_unwind(AssertUnwindSafe(|| {
             team.run(64, &|i| assert!(i != 40, "task 40"));
         }));

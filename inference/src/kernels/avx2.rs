@@ -1,20 +1,95 @@
 //! The AVX2 + FMA + F16C kernels. A weight row meets up to four activation
 //! rows in one pass, so that each unpacked block is used several times, while
 //! every output keeps exactly the per-block order of ggml's single dot product.
+//!
+//! Soundness. Every function here is compiled for AVX2, FMA and F16C, and the
+//! only way in from the rest of the crate is through an [`Avx2`] token, which
+//! [`Avx2::detect`] alone makes, after asking the CPU: holding one proves that
+//! calling them is sound. Inside, the register-only helpers are safe
+//! `#[target_feature]` functions; the block kernels read weights and
+//! activations through raw pointers, so they are `unsafe fn`s whose `# Safety`
+//! sections state the lengths they read (checked with `debug_assert!` at their
+//! entry; [`super::Kernels::matmul_rows`] checks the sizes they derive from
+//! with `assert!` once per call). No load needs alignment: every one is
+//! unaligned (`loadu`, `read_unaligned`).
 
 #![cfg(target_arch = "x86_64")]
 // Lanes and tokens are indexed together in the kernels below.
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
-use super::{hsum8, Activations, WeightType};
+use super::{hsum8, portable, ActivationType, Activations, WeightType};
+
+/// Proof that this CPU runs AVX2, FMA and F16C code: only [`Avx2::detect`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Avx2(());
+
+impl Avx2 {
+    /// A token if the CPU has AVX2, FMA and F16C.
+    pub(super) fn detect() -> Option<Self> {
+        (is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c"))
+        .then_some(Self(()))
+    }
+
+    /// See [`super::Kernels::matmul_rows`], which checked the sizes.
+    ///
+    /// # Safety
+    /// `x.ty == ty.activation_type()`, `row_bytes / ty.block_bytes()` equals
+    /// the blocks of an activation row, `rows.end * row_bytes <= w.len()`;
+    /// `out` is valid for writes at every `t * out_stride + r` (`r` in `rows`,
+    /// `t < x.rows`), and no one else accesses those values meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn matmul_rows(
+        self,
+        ty: WeightType,
+        w: &[u8],
+        row_bytes: usize,
+        rows: Range<usize>,
+        x: &Activations,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        // SAFETY: `self` proves the CPU features; the rest is this function's
+        // own contract, passed on unchanged.
+        unsafe { matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) }
+    }
+
+    /// See [`super::Kernels::dot_f16`].
+    pub(super) fn dot_f16(self, x: &[u16], y: &[u16]) -> f32 {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { dot_f16(x, y) }
+    }
+
+    /// See [`super::Kernels::mad_f16`].
+    pub(super) fn mad_f16(self, y: &mut [u16], x: &[u16], v: f32) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { mad_f16(y, x, v) }
+    }
+
+    /// See [`super::Kernels::scale_f16`].
+    pub(super) fn scale_f16(self, y: &mut [u16], v: f32) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { scale_f16(y, v) }
+    }
+
+    /// Q6_K · Q8_K over `nb` blocks, in ggml's lanes or (`tiled`) as its tiled product.
+    #[cfg(test)]
+    pub(super) fn dot_q6k(self, w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { dot_q6k(w, x, nb, tiled) }
+    }
+}
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn lanes(v: __m256) -> [f32; 8] {
+fn lanes(v: __m256) -> [f32; 8] {
     let mut a = [0f32; 8];
-    _mm256_storeu_ps(a.as_mut_ptr(), v);
+    // SAFETY: `a` holds the eight floats written; the store is unaligned.
+    unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
     a
 }
 
@@ -22,39 +97,74 @@ unsafe fn lanes(v: __m256) -> [f32; 8] {
 /// (`x` unsigned, `y` signed: ggml's `mul_sum_us8_pairs_float`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn mul_sum_us8(x: __m256i, y: __m256i) -> __m256 {
+fn mul_sum_us8(x: __m256i, y: __m256i) -> __m256 {
     let dot = _mm256_maddubs_epi16(x, y);
     _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, _mm256_set1_epi16(1)))
 }
 
-/// The two f16 values at `p`, widened.
+/// The two f16 values in the four bytes `bits` (little-endian), widened.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn two_f16(p: *const u8) -> (f32, f32) {
-    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(p as *const i32)));
+fn two_f16(bits: u32) -> (f32, f32) {
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
     (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
 }
 
-/// One Q4_1 weight row (at `w`) · `N` Q8_1 activation rows from `t0`.
+/// The four bytes at `p`, read unaligned.
+///
+/// # Safety
+/// `p` is valid for reading four bytes.
+#[inline]
+unsafe fn read_u32(p: *const u8) -> u32 {
+    // SAFETY: the caller's promise; the read is unaligned.
+    unsafe { std::ptr::read_unaligned(p as *const u32) }
+}
+
+/// Checks (in debug builds) what the block kernels below require of the
+/// activation rows `t0..t0 + n` they read: `nb` blocks a row, of the format
+/// `ty`, with the widened scales (and Q8_1's sums) of every block.
+#[inline]
+fn debug_check_activations(x: &Activations, ty: ActivationType, t0: usize, n: usize, nb: usize) {
+    debug_assert_eq!(x.ty, ty);
+    debug_assert!(t0 + n <= x.rows);
+    debug_assert_eq!(x.row_bytes, nb * ty.block_bytes());
+    debug_assert_eq!(x.data.len(), x.rows * x.row_bytes);
+    debug_assert_eq!(x.scales.len(), x.rows * nb);
+    debug_assert!(ty != ActivationType::Q8_1 || x.sums.len() == x.rows * nb);
+}
+
+/// One Q4_1 weight row (`w`) · `N` Q8_1 activation rows from `t0`.
+///
+/// # Safety
+/// `w` holds at least `nb` Q4_1 blocks (`nb * 20` bytes); `x` is Q8_1 with
+/// `nb` blocks a row and rows `t0..t0 + N`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usize) -> [f32; N] {
+unsafe fn q4_1<const N: usize>(w: &[u8], x: &Activations, t0: usize, nb: usize) -> [f32; N] {
+    debug_assert!(w.len() >= nb * 20);
+    debug_check_activations(x, ActivationType::Q8_1, t0, N, nb);
     let mut acc = [_mm256_setzero_ps(); N];
     let mut summs = [0f32; N];
     let low = _mm256_set1_epi8(0x0f);
-    let xq = x.data.as_ptr().add(t0 * x.row_bytes);
-    let xd = x.scales.as_ptr().add(t0 * nb);
-    let xs = x.sums.as_ptr().add(t0 * nb);
-    for i in 0..nb {
-        let wb = w.add(i * 20);
-        let (d0, m) = two_f16(wb);
-        let packed = _mm_loadu_si128(wb.add(4) as *const __m128i);
-        let qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
-        for t in 0..N {
-            let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 36 + 4) as *const __m256i);
-            summs[t] = m.mul_add(*xs.add(t * nb + i), summs[t]);
-            let d = _mm256_set1_ps(d0 * *xd.add(t * nb + i));
-            acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(qx, qy), acc[t]);
+    // SAFETY: every offset below stays inside what the contract promises:
+    // weight block `i < nb` at `20 * i` (20 bytes), activation row `t0 + t`
+    // (`t < N`) at `(t0 + t) * row_bytes`, its block `i` at `36 * i` (36
+    // bytes), and the scales and sums at `(t0 + t) * nb + i`.
+    unsafe {
+        let xq = x.data.as_ptr().add(t0 * x.row_bytes);
+        let xd = x.scales.as_ptr().add(t0 * nb);
+        let xs = x.sums.as_ptr().add(t0 * nb);
+        for i in 0..nb {
+            let wb = w.as_ptr().add(i * 20);
+            let (d0, m) = two_f16(read_u32(wb));
+            let packed = _mm_loadu_si128(wb.add(4) as *const __m128i);
+            let qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
+            for t in 0..N {
+                let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 36 + 4) as *const __m256i);
+                summs[t] = m.mul_add(*xs.add(t * nb + i), summs[t]);
+                let d = _mm256_set1_ps(d0 * *xd.add(t * nb + i));
+                acc[t] = _mm256_fmadd_ps(d, mul_sum_us8(qx, qy), acc[t]);
+            }
         }
     }
     let mut out = [0f32; N];
@@ -67,6 +177,9 @@ unsafe fn q4_1<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usi
 /// Block `i` of a signed 8-bit weight row (values `qx`, scale `dw`) against
 /// block `i` of the `N` Q8_0 activation rows from `t0`, into `acc` (ggml's
 /// `mul_sum_i8_pairs_float`, then one fused multiply-add per block).
+///
+/// # Safety
+/// `x` is Q8_0 with `nb` blocks a row, `i < nb`, and has rows `t0..t0 + N`.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -79,33 +192,58 @@ unsafe fn signed_block<const N: usize>(
     i: usize,
     nb: usize,
 ) {
+    debug_assert!(i < nb);
+    debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
     let ax = _mm256_sign_epi8(qx, qx);
     for (t, acc) in acc.iter_mut().enumerate() {
         let at = (t0 + t) * x.row_bytes + i * 34;
-        let qy = _mm256_loadu_si256(x.data.as_ptr().add(at + 2) as *const __m256i);
-        let d = _mm256_set1_ps(dw * *x.scales.as_ptr().add((t0 + t) * nb + i));
+        // SAFETY: block `i` of row `t0 + t` (34 bytes from `at`) and its
+        // scale at `(t0 + t) * nb + i` exist, by the contract.
+        let (qy, xd) = unsafe {
+            (
+                _mm256_loadu_si256(x.data.as_ptr().add(at + 2) as *const __m256i),
+                *x.scales.as_ptr().add((t0 + t) * nb + i),
+            )
+        };
+        let d = _mm256_set1_ps(dw * xd);
         *acc = _mm256_fmadd_ps(d, mul_sum_us8(ax, _mm256_sign_epi8(qy, qx)), *acc);
     }
 }
 
-/// One Q8_0 weight row · `N` Q8_0 activation rows from `t0`.
+/// One Q8_0 weight row (`w`) · `N` Q8_0 activation rows from `t0`.
+///
+/// # Safety
+/// `w` holds at least `nb` Q8_0 blocks (`nb * 34` bytes); `x` is Q8_0 with
+/// `nb` blocks a row and rows `t0..t0 + N`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usize) -> [f32; N] {
+unsafe fn q8_0<const N: usize>(w: &[u8], x: &Activations, t0: usize, nb: usize) -> [f32; N] {
+    debug_assert!(w.len() >= nb * 34);
+    debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
     let mut acc = [_mm256_setzero_ps(); N];
     for i in 0..nb {
-        let wb = w.add(i * 34);
-        let (dw, _) = two_f16(wb);
-        let qx = _mm256_loadu_si256(wb.add(2) as *const __m256i);
-        signed_block(&mut acc, qx, dw, x, t0, i, nb);
+        // SAFETY: weight block `i < nb` is the 34 bytes at `34 * i`; the
+        // activation side is this function's own contract.
+        unsafe {
+            let wb = w.as_ptr().add(i * 34);
+            let (dw, _) = two_f16(read_u32(wb));
+            let qx = _mm256_loadu_si256(wb.add(2) as *const __m256i);
+            signed_block(&mut acc, qx, dw, x, t0, i, nb);
+        }
     }
     acc.map(|a| hsum8(lanes(a)))
 }
 
-/// One Q5_0 weight row · `N` Q8_0 activation rows from `t0`.
+/// One Q5_0 weight row (`w`) · `N` Q8_0 activation rows from `t0`.
+///
+/// # Safety
+/// `w` holds at least `nb` Q5_0 blocks (`nb * 22` bytes); `x` is Q8_0 with
+/// `nb` blocks a row and rows `t0..t0 + N`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usize) -> [f32; N] {
+unsafe fn q5_0<const N: usize>(w: &[u8], x: &Activations, t0: usize, nb: usize) -> [f32; N] {
+    debug_assert!(w.len() >= nb * 22);
+    debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
     let mut acc = [_mm256_setzero_ps(); N];
     let low = _mm256_set1_epi8(0x0f);
     // Spreads the 32 fifth bits over 32 bytes (ggml's `bytes_from_bits_32`).
@@ -117,21 +255,29 @@ unsafe fn q5_0<const N: usize>(w: *const u8, x: &Activations, t0: usize, nb: usi
     );
     let bit = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
     for i in 0..nb {
-        let wb = w.add(i * 22);
-        let (dw, _) = two_f16(wb);
-        let packed = _mm_loadu_si128(wb.add(6) as *const __m128i);
-        let mut qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
-        let qh = std::ptr::read_unaligned(wb.add(2) as *const u32);
-        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuffle);
-        let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1));
-        // Without the fifth bit a value is its nibble − 16: set the high nibble.
-        qx = _mm256_or_si256(qx, _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)));
-        signed_block(&mut acc, qx, dw, x, t0, i, nb);
+        // SAFETY: weight block `i < nb` is the 22 bytes at `22 * i` (scale at
+        // 0, fifth bits at 2, nibbles at 6); the activation side is this
+        // function's own contract.
+        unsafe {
+            let wb = w.as_ptr().add(i * 22);
+            let (dw, _) = two_f16(read_u32(wb));
+            let packed = _mm_loadu_si128(wb.add(6) as *const __m128i);
+            let mut qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
+            let qh = read_u32(wb.add(2));
+            let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuffle);
+            let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1));
+            // Without the fifth bit a value is its nibble − 16: set the high nibble.
+            qx = _mm256_or_si256(qx, _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)));
+            signed_block(&mut acc, qx, dw, x, t0, i, nb);
+        }
     }
     acc.map(|a| hsum8(lanes(a)))
 }
 
 /// Row `r` of `w` against the `N` activation rows from `t0`.
+///
+/// # Safety
+/// As [`matmul_rows`], for this one row `r` and the rows `t0..t0 + N` of `x`.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -146,67 +292,116 @@ unsafe fn row<const N: usize>(
     out_stride: usize,
 ) {
     let nb = row_bytes / ty.block_bytes();
-    let wp = w.as_ptr().add(r * row_bytes);
-    let v = match ty {
-        WeightType::Q4_1 => q4_1::<N>(wp, x, t0, nb),
-        WeightType::Q8_0 => q8_0::<N>(wp, x, t0, nb),
-        WeightType::Q5_0 => q5_0::<N>(wp, x, t0, nb),
-        WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K => {
-            unreachable!("K-quants take the portable path")
+    let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+    // SAFETY: `wr` is a whole row, `nb` blocks of `ty`; `x` has the matching
+    // format and block count and the rows `t0..t0 + N` (the contract).
+    let v = unsafe {
+        match ty {
+            WeightType::Q4_1 => q4_1::<N>(wr, x, t0, nb),
+            WeightType::Q8_0 => q8_0::<N>(wr, x, t0, nb),
+            WeightType::Q5_0 => q5_0::<N>(wr, x, t0, nb),
+            WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K => {
+                unreachable!("K-quants take their own loop")
+            }
         }
     };
     for (t, v) in v.iter().enumerate() {
-        *out.add((t0 + t) * out_stride + r) = *v;
+        // SAFETY: `(t0 + t, r)` is one of the outputs the caller gave us.
+        unsafe { *out.add((t0 + t) * out_stride + r) = *v };
     }
 }
 
-/// See [`super::matmul_rows`] (which checked the sizes).
+/// See [`Avx2::matmul_rows`] (which states the contract).
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C, and `out` must be valid for every
-/// `t * out_stride + r` with `r` in `rows` and `t` below `x.rows`.
+/// The CPU has AVX2, FMA and F16C, and the contract of [`Avx2::matmul_rows`] holds.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn matmul_rows(
+unsafe fn matmul_rows(
     ty: WeightType,
     w: &[u8],
     row_bytes: usize,
-    rows: std::ops::Range<usize>,
+    rows: Range<usize>,
     x: &Activations,
     out: *mut f32,
     out_stride: usize,
 ) {
+    let nb = row_bytes / ty.block_bytes();
+    debug_assert_eq!(x.ty, ty.activation_type());
+    debug_assert_eq!(x.row_bytes, nb * x.ty.block_bytes());
+    debug_assert!(rows.end * row_bytes <= w.len());
+    if matches!(ty, WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K) {
+        // One weight row against one activation row at a time, as llama.cpp
+        // chooses its kernels by batch size (see `portable::matmul_rows`).
+        let in_fours = x.rows - x.rows % 4;
+        let tiled = x.rows >= 8;
+        for r in rows {
+            let wr = &w[r * row_bytes..(r + 1) * row_bytes];
+            for t in 0..x.rows {
+                let xr = x.row(t);
+                let v = match ty {
+                    // No AVX2 version: the portable one computes ggml's AVX2 lanes.
+                    WeightType::Q4K => portable::dot_q4k_q8k(wr, xr, nb),
+                    WeightType::Q4KRows8 => {
+                        // The closure inherits this function's target features.
+                        let dots = |wb: &[u8], xb: &[u8]| q4k_group_dots(wb, xb);
+                        portable::dot_q4k_q8k_by_row(wr, xr, nb, t < in_fours, dots)
+                    }
+                    _ => dot_q6k(wr, xr, nb, tiled),
+                };
+                // SAFETY: `(t, r)` is one of the outputs the caller gave us.
+                unsafe { *out.add(t * out_stride + r) = v };
+            }
+        }
+        return;
+    }
     // Four activation rows share each unpacked weight block. (Several weight
     // rows per pass were measured slower: decoding is bound by reading weights.)
     const N: usize = 4;
     for r in rows {
         let mut t = 0;
-        while t + N <= x.rows {
-            row::<N>(ty, w, row_bytes, r, x, t, out, out_stride);
-            t += N;
-        }
-        while t < x.rows {
-            row::<1>(ty, w, row_bytes, r, x, t, out, out_stride);
-            t += 1;
+        // SAFETY: `t + N <= x.rows` (and `t < x.rows`) in these loops; the
+        // rest is this function's contract.
+        unsafe {
+            while t + N <= x.rows {
+                row::<N>(ty, w, row_bytes, r, x, t, out, out_stride);
+                t += N;
+            }
+            while t < x.rows {
+                row::<1>(ty, w, row_bytes, r, x, t, out, out_stride);
+                t += 1;
+            }
         }
     }
 }
 
-/// See [`super::dot_f16`]; `n` a multiple of 32 is all vector work.
+/// The 8 f16 values at `p`, widened.
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C; `x` and `y` have the same length.
+/// `p` is valid for reading 8 values.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+unsafe fn load8_f16(p: *const u16) -> __m256 {
+    // SAFETY: the caller's promise; the load is unaligned.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p as *const __m128i) })
+}
+
+/// See [`super::Kernels::dot_f16`]; `n` a multiple of 32 is all vector work.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+    assert_eq!(x.len(), y.len());
     let n = x.len();
     let np = n & !31;
-    let load = |p: &[u16], at: usize| {
-        _mm256_cvtph_ps(_mm_loadu_si128(p.as_ptr().add(at) as *const __m128i))
-    };
     let mut sum = [_mm256_setzero_ps(); 4];
     let mut i = 0;
     while i < np {
         for (j, s) in sum.iter_mut().enumerate() {
-            *s = _mm256_fmadd_ps(load(x, i + j * 8), load(y, i + j * 8), *s);
+            let at = i + j * 8;
+            // SAFETY: `at + 8 <= np <= n`, the length of both.
+            let (a, b) = unsafe { (load8_f16(x.as_ptr().add(at)), load8_f16(y.as_ptr().add(at))) };
+            *s = _mm256_fmadd_ps(a, b, *s);
         }
         i += 32;
     }
@@ -222,12 +417,13 @@ pub(super) unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
     total as f32
 }
 
-/// See [`super::mad_f16`].
+/// See [`super::Kernels::mad_f16`].
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C; `x` is at least as long as `y`.
+/// The CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+unsafe fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+    assert!(x.len() >= y.len());
     let n = y.len();
     let np = n & !31;
     let vv = _mm256_set1_ps(v);
@@ -235,39 +431,46 @@ pub(super) unsafe fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
     while i < np {
         for j in 0..4 {
             let at = i + j * 8;
-            let py = y.as_mut_ptr().add(at) as *mut __m128i;
-            let ax = _mm256_cvtph_ps(_mm_loadu_si128(x.as_ptr().add(at) as *const __m128i));
-            let ay = _mm256_fmadd_ps(ax, vv, _mm256_cvtph_ps(_mm_loadu_si128(py)));
-            _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
+            // SAFETY: `at + 8 <= np <= n`, within `y` and (longer or equal) `x`;
+            // the loads and the store are unaligned.
+            unsafe {
+                let py = y.as_mut_ptr().add(at) as *mut __m128i;
+                let ax = load8_f16(x.as_ptr().add(at));
+                let ay = _mm256_fmadd_ps(ax, vv, _mm256_cvtph_ps(_mm_loadu_si128(py)));
+                _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
+            }
         }
         i += 32;
     }
-    super::mad_f16_scalar(&mut y[np..], &x[np..n], v);
+    portable::mad_f16(&mut y[np..], &x[np..n], v);
 }
 
-/// See [`super::scale_f16`].
+/// See [`super::Kernels::scale_f16`].
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C.
+/// The CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn scale_f16(y: &mut [u16], v: f32) {
+unsafe fn scale_f16(y: &mut [u16], v: f32) {
     let n = y.len();
     let np = n & !7;
     let vv = _mm256_set1_ps(v);
     let mut i = 0;
     while i < np {
-        let py = y.as_mut_ptr().add(i) as *mut __m128i;
-        let ay = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(py)), vv);
-        _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
+        // SAFETY: `i + 8 <= np <= n`; the load and the store are unaligned.
+        unsafe {
+            let py = y.as_mut_ptr().add(i) as *mut __m128i;
+            let ay = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(py)), vv);
+            _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
+        }
         i += 8;
     }
-    super::scale_f16_scalar(&mut y[np..], v);
+    portable::scale_f16(&mut y[np..], v);
 }
 
 /// The exact sum of the eight 32-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
+fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
@@ -276,58 +479,72 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
 
 /// One Q6_K block against one Q8_K block: ggml's eight integer lanes
 /// (`ggml_vec_dot_q6_K_q8_K` on AVX2), the − 32 already taken off.
+///
+/// # Safety
+/// `wb` is valid for reading a Q6_K block (210 bytes), `xb` a Q8_K block (292).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6k_block_lanes(wb: *const u8, xb: *const u8) -> __m256i {
     let m3 = _mm256_set1_epi8(3);
     let m15 = _mm256_set1_epi8(15);
-    let q8sums = _mm256_loadu_si256(xb.add(260) as *const __m256i);
-    let scales = _mm_loadu_si128(wb.add(192) as *const __m128i);
-    let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, _mm256_cvtepi8_epi16(scales)), 5);
-    let mut sumi = _mm256_setzero_si256();
-    for j in 0..2 {
-        let ql = wb.add(j * 64);
-        let q4bits1 = _mm256_loadu_si256(ql as *const __m256i);
-        let q4bits2 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
-        let q4bits_h = _mm256_loadu_si256(wb.add(128 + j * 32) as *const __m256i);
-        let h0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
-        let h1 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(12)), 2);
-        let h2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
-        let h3 = _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
-        let q = [
-            _mm256_or_si256(_mm256_and_si256(q4bits1, m15), h0),
-            _mm256_or_si256(_mm256_and_si256(q4bits2, m15), h1),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), h2),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), h3),
-        ];
-        let mut p = [_mm256_setzero_si256(); 4];
-        for k in 0..4 {
-            let q8 = _mm256_loadu_si256(xb.add(4 + j * 128 + k * 32) as *const __m256i);
-            // Scales of the two 16-value groups of this 32-value run, eight lanes each.
-            let g = 2 * (4 * j + k);
-            let s = _mm256_set_m128i(
-                _mm_set1_epi16(*wb.add(192 + g + 1) as i8 as i16),
-                _mm_set1_epi16(*wb.add(192 + g) as i8 as i16),
-            );
-            p[k] = _mm256_madd_epi16(s, _mm256_maddubs_epi16(q[k], q8));
+    // SAFETY: every offset read below is inside the two blocks: the Q8_K
+    // sums at 260..292 and values at 4..260, the Q6_K low bits at 0..128,
+    // high bits at 128..192 and scales at 192..208.
+    unsafe {
+        let q8sums = _mm256_loadu_si256(xb.add(260) as *const __m256i);
+        let scales = _mm_loadu_si128(wb.add(192) as *const __m128i);
+        let q8sclsub =
+            _mm256_slli_epi32(_mm256_madd_epi16(q8sums, _mm256_cvtepi8_epi16(scales)), 5);
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..2 {
+            let ql = wb.add(j * 64);
+            let q4bits1 = _mm256_loadu_si256(ql as *const __m256i);
+            let q4bits2 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
+            let q4bits_h = _mm256_loadu_si256(wb.add(128 + j * 32) as *const __m256i);
+            let h0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
+            let h1 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(12)), 2);
+            let h2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
+            let h3 = _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
+            let q = [
+                _mm256_or_si256(_mm256_and_si256(q4bits1, m15), h0),
+                _mm256_or_si256(_mm256_and_si256(q4bits2, m15), h1),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), h2),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), h3),
+            ];
+            let mut p = [_mm256_setzero_si256(); 4];
+            for k in 0..4 {
+                let q8 = _mm256_loadu_si256(xb.add(4 + j * 128 + k * 32) as *const __m256i);
+                // Scales of the two 16-value groups of this 32-value run, eight lanes each.
+                let g = 2 * (4 * j + k);
+                let s = _mm256_set_m128i(
+                    _mm_set1_epi16(*wb.add(192 + g + 1) as i8 as i16),
+                    _mm_set1_epi16(*wb.add(192 + g) as i8 as i16),
+                );
+                p[k] = _mm256_madd_epi16(s, _mm256_maddubs_epi16(q[k], q8));
+            }
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
         }
-        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
-        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
+        _mm256_sub_epi32(sumi, q8sclsub)
     }
-    _mm256_sub_epi32(sumi, q8sclsub)
 }
 
-/// See `portable::dot_q6k_q8k` (`tiled = false`) and `portable::dot_q6k_q8k_tiled`.
+/// Q6_K · Q8_K over `nb` blocks: see `portable::dot_q6k_q8k` (`tiled = false`)
+/// and `portable::dot_q6k_q8k_tiled`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
+fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
     assert!(w.len() >= nb * 210 && x.len() >= nb * 292);
     let mut acc = _mm256_setzero_ps();
     let mut total = 0f32;
     for i in 0..nb {
-        let (wb, xb) = (w.as_ptr().add(i * 210), x.as_ptr().add(i * 292));
-        let yd = std::ptr::read_unaligned(xb as *const f32);
-        let (dw, _) = two_f16(wb.add(208));
-        let lanes_i = q6k_block_lanes(wb, xb);
+        // SAFETY: block `i < nb` of each: 210 bytes at `210 * i` of `w` and
+        // 292 at `292 * i` of `x`, inside them (asserted above).
+        let (yd, dw, lanes_i) = unsafe {
+            let (wb, xb) = (w.as_ptr().add(i * 210), x.as_ptr().add(i * 292));
+            let yd = f32::from_bits(read_u32(xb));
+            let (dw, _) = two_f16(read_u32(wb.add(208)));
+            (yd, dw, q6k_block_lanes(wb, xb))
+        };
         if tiled {
             total = (dw * hsum_i32(lanes_i) as f32).mul_add(yd, total);
         } else {
@@ -343,17 +560,23 @@ pub(super) unsafe fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 
 
 /// The eight 32-value group dot products of one Q4_K block with one Q8_K block, exact.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn q4k_group_dots(wb: &[u8], xb: &[u8]) -> [i32; 8] {
+fn q4k_group_dots(wb: &[u8], xb: &[u8]) -> [i32; 8] {
     assert!(wb.len() >= 144 && xb.len() >= 292);
     let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let mut out = [0i32; 8];
     for j in 0..4 {
-        let bits = _mm256_loadu_si256(wb.as_ptr().add(16 + j * 32) as *const __m256i);
+        // SAFETY: the Q4_K nibbles at 16 + 32j .. 48 + 32j (< 144) and the
+        // Q8_K values at 4 + 64j .. 68 + 64j (< 292), inside (asserted above).
+        let (bits, q8l, q8h) = unsafe {
+            (
+                _mm256_loadu_si256(wb.as_ptr().add(16 + j * 32) as *const __m256i),
+                _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64) as *const __m256i),
+                _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64 + 32) as *const __m256i),
+            )
+        };
         let low = _mm256_and_si256(bits, m4);
         let high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-        let q8l = _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64) as *const __m256i);
-        let q8h = _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64 + 32) as *const __m256i);
         out[2 * j] = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(low, q8l), ones));
         out[2 * j + 1] = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(high, q8h), ones));
     }

@@ -5,8 +5,9 @@
 //! operation for operation and in the same order (the same lanes, the same
 //! fused multiply-adds, the same horizontal sums): that is what makes Wick's
 //! greedy tokens equal llama.cpp's, not just close. The AVX2 versions are
-//! chosen at run time; the portable versions compute bit-identical results
-//! lane by lane, only slower.
+//! chosen once, when a model is loaded ([`Kernels::detect`], kept on the
+//! model); the portable versions compute bit-identical results lane by lane,
+//! only slower.
 
 mod avx2;
 mod portable;
@@ -107,27 +108,104 @@ fn f16_bytes(v: f32) -> [u8; 2] {
     f16::from_f32(v).to_bits().to_le_bytes()
 }
 
-/// Whether this CPU runs the AVX2 kernels (AVX2, FMA and F16C; checked once).
-pub fn has_avx2() -> bool {
+/// The implementation of the kernels that differ by CPU, chosen once when a
+/// model is loaded and kept on it, so that the hot loops only branch on this
+/// value and never ask the CPU again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    /// Plain Rust, lane by lane as the AVX2 versions compute.
+    Portable,
+    /// AVX2, FMA and F16C; the token proves that the CPU has them.
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static AVX2: OnceLock<bool> = OnceLock::new();
-        *AVX2.get_or_init(|| {
-            is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-                && std::env::var_os("WICK_NO_AVX2").is_none()
-        })
+    Avx2(avx2::Avx2),
+}
+
+impl Kernels {
+    /// The fastest kernels this CPU runs: AVX2 (with FMA and F16C) unless the
+    /// CPU lacks them or `WICK_NO_AVX2` is set, else the portable ones.
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::env::var_os("WICK_NO_AVX2").is_none() {
+            if let Some(token) = avx2::Avx2::detect() {
+                return Self::Avx2(token);
+            }
+        }
+        Self::Portable
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+
+    /// `out[t * out_stride + r] = dot(weight row r, activation row t)` for the
+    /// rows `rows` of `w` (each `row_bytes` long, in format `ty`) and every
+    /// row `t` of `x`. Panics unless `x` is in `ty`'s activation format with
+    /// as many blocks a row and `w` holds the rows.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes at every `t * out_stride + r` (`r` in
+    /// `rows`, `t < x.rows()`), and no one else may access those values meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn matmul_rows(
+        self,
+        ty: WeightType,
+        w: &[u8],
+        row_bytes: usize,
+        rows: std::ops::Range<usize>,
+        x: &Activations,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        // What the kernels' pointer arithmetic relies on, checked once a call.
+        assert_eq!(ty.activation_type(), x.ty);
+        assert_eq!(
+            row_bytes / ty.block_bytes(),
+            x.row_bytes / x.ty.block_bytes()
+        );
+        assert!(rows.end * row_bytes <= w.len());
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the sizes were checked above (and `x`'s own lengths hold
+            // by construction); `out` is the caller's promise.
+            Self::Avx2(avx2) => unsafe {
+                avx2.matmul_rows(ty, w, row_bytes, rows, x, out, out_stride)
+            },
+            // SAFETY: as above.
+            Self::Portable => unsafe {
+                portable::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride)
+            },
+        }
+    }
+
+    /// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16`
+    /// computes it on AVX2 (four 8-lane accumulators over 32-value steps).
+    pub(crate) fn dot_f16(self, x: &[u16], y: &[u16]) -> f32 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(avx2) => avx2.dot_f16(x, y),
+            Self::Portable => portable::dot_f16(x, y),
+        }
+    }
+
+    /// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`).
+    pub(crate) fn mad_f16(self, y: &mut [u16], x: &[u16], v: f32) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(avx2) => avx2.mad_f16(y, x, v),
+            Self::Portable => portable::mad_f16(y, x, v),
+        }
+    }
+
+    /// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
+    pub(crate) fn scale_f16(self, y: &mut [u16], v: f32) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(avx2) => avx2.scale_f16(y, v),
+            Self::Portable => portable::scale_f16(y, v),
+        }
+    }
 }
 
 /// Quantizes `x` (a whole number of blocks) into `out`, as ggml's
 /// `quantize_row_q8_0` / `quantize_row_q8_1` do: scale = max|x| / 127, values
 /// rounded to nearest even, the scale (and Q8_1's sum) stored as f16.
-pub fn quantize_row(ty: ActivationType, x: &[f32], out: &mut [u8]) {
+fn quantize_row(ty: ActivationType, x: &[f32], out: &mut [u8]) {
     if ty == ActivationType::Q8K {
         return quantize_row_q8k(x, out);
     }
@@ -213,11 +291,15 @@ pub(crate) fn q6k_value(block: &[u8], e: usize) -> i32 {
 
 /// Rows of activations quantized for one weight type, `[row][blocks]`, with
 /// each block's scale (and Q8_1's sum) also kept as f32 for the kernels.
+///
+/// The fields are private so that their lengths agree, as the kernels'
+/// pointer arithmetic relies on: `data` is `rows * row_bytes` bytes, and
+/// `scales` (and, for Q8_1, `sums`) hold `rows * blocks` values.
 pub struct Activations {
-    pub ty: ActivationType,
-    pub data: Vec<u8>,
-    pub row_bytes: usize,
-    pub rows: usize,
+    ty: ActivationType,
+    data: Vec<u8>,
+    row_bytes: usize,
+    rows: usize,
     /// `[row][block]`: the f16 scale, widened.
     scales: Vec<f32>,
     /// `[row][block]`: Q8_1's f16 `d * sum`, widened (empty for Q8_0).
@@ -249,6 +331,16 @@ impl Activations {
             scales,
             sums,
         }
+    }
+
+    /// The format the rows are quantized to.
+    pub fn ty(&self) -> ActivationType {
+        self.ty
+    }
+
+    /// How many rows (tokens) there are.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     fn row(&self, t: usize) -> &[u8] {
@@ -314,38 +406,6 @@ pub fn dequantize_row(ty: WeightType, row: &[u8], out: &mut [f32]) {
     }
 }
 
-/// `out[t * out_stride + r] = dot(weight row r, activation row t)` for the
-/// rows `rows` of `w` (each `row_bytes` long) and every row of `x`.
-///
-/// # Safety
-/// `out` must be valid for writes at every `t * out_stride + r`, and no one
-/// else may access those values meanwhile.
-pub unsafe fn matmul_rows(
-    ty: WeightType,
-    w: &[u8],
-    row_bytes: usize,
-    rows: std::ops::Range<usize>,
-    x: &Activations,
-    out: *mut f32,
-    out_stride: usize,
-) {
-    assert_eq!(ty.activation_type(), x.ty);
-    assert_eq!(
-        row_bytes / ty.block_bytes(),
-        x.row_bytes / x.ty.block_bytes()
-    );
-    assert!(rows.end * row_bytes <= w.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() && !matches!(ty, WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K) {
-        // SAFETY: the CPU has AVX2 and FMA (checked above), the sizes were
-        // checked above, and `out` is the caller's promise.
-        unsafe { avx2::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) };
-        return;
-    }
-    // SAFETY: as above.
-    unsafe { portable::matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) };
-}
-
 /// ggml's `hsum_float_8`: the horizontal sum of eight lanes, in its order.
 pub(crate) fn hsum8(a: [f32; 8]) -> f32 {
     let r = [a[4] + a[0], a[5] + a[1], a[6] + a[2], a[7] + a[3]];
@@ -354,77 +414,6 @@ pub(crate) fn hsum8(a: [f32; 8]) -> f32 {
 
 pub(crate) fn h2f(v: u16) -> f32 {
     f16::from_bits(v).to_f32()
-}
-
-/// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16` computes
-/// it on AVX2 (four 8-lane accumulators over 32-value steps).
-pub fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
-    assert_eq!(x.len(), y.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has the features (checked above); the lengths match.
-        return unsafe { avx2::dot_f16(x, y) };
-    }
-    dot_f16_scalar(x, y)
-}
-
-fn dot_f16_scalar(x: &[u16], y: &[u16]) -> f32 {
-    let n = x.len();
-    let np = n & !31;
-    let mut sum = [[0f32; 8]; 4];
-    let mut i = 0;
-    while i < np {
-        for (j, s) in sum.iter_mut().enumerate() {
-            for (l, lane) in s.iter_mut().enumerate() {
-                let k = i + j * 8 + l;
-                *lane = h2f(x[k]).mul_add(h2f(y[k]), *lane);
-            }
-        }
-        i += 32;
-    }
-    let mut r = [0f32; 8];
-    for (l, r) in r.iter_mut().enumerate() {
-        *r = (sum[0][l] + sum[2][l]) + (sum[1][l] + sum[3][l]);
-    }
-    let t0 = [r[0] + r[4], r[1] + r[5], r[2] + r[6], r[3] + r[7]];
-    let mut total = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
-    for k in np..n {
-        total += (h2f(x[k]) * h2f(y[k])) as f64;
-    }
-    total as f32
-}
-
-/// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`).
-pub fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
-    assert!(x.len() >= y.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has the features (checked above); `x` is long enough.
-        return unsafe { avx2::mad_f16(y, x, v) };
-    }
-    mad_f16_scalar(y, x, v)
-}
-
-fn mad_f16_scalar(y: &mut [u16], x: &[u16], v: f32) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y = f16::from_f32(h2f(*x).mul_add(v, h2f(*y))).to_bits();
-    }
-}
-
-/// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
-pub fn scale_f16(y: &mut [u16], v: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has the features (checked above).
-        return unsafe { avx2::scale_f16(y, v) };
-    }
-    scale_f16_scalar(y, v)
-}
-
-fn scale_f16_scalar(y: &mut [u16], v: f32) {
-    for y in y.iter_mut() {
-        *y = f16::from_f32(h2f(*y) * v).to_bits();
-    }
 }
 
 pub fn to_f16(x: &[f32], out: &mut [u16]) {
@@ -526,8 +515,58 @@ mod tests {
             .collect()
     }
 
-    /// Quantizes weights with a simple Q4_1 / Q8_0 writer, good enough to make
-    /// blocks for comparing kernels.
+    /// The AVX2 kernels, or `None` after saying on stderr that `test` checked
+    /// nothing here, and why (a test that needs AVX2 must not pass silently).
+    fn avx2_or_skip(test: &str) -> Option<Kernels> {
+        match Kernels::detect() {
+            Kernels::Portable => {
+                eprintln!(
+                    "SKIPPED {test}: this CPU lacks AVX2, FMA or F16C (or WICK_NO_AVX2 is set), \
+                     so there are no AVX2 kernels to compare with the portable ones"
+                );
+                None
+            }
+            avx2 => Some(avx2),
+        }
+    }
+
+    /// `x.rows()` × `rows` products of `w` with `x`, by `kernels`.
+    fn matmul(
+        kernels: Kernels,
+        ty: WeightType,
+        w: &[u8],
+        rows: usize,
+        x: &Activations,
+    ) -> Vec<f32> {
+        let rb = w.len() / rows;
+        let mut out = vec![f32::NAN; x.rows() * rows];
+        // SAFETY: `out` holds every (token, row) written, and nothing else uses it.
+        unsafe { kernels.matmul_rows(ty, w, rb, 0..rows, x, out.as_mut_ptr(), rows) };
+        out
+    }
+
+    /// Random bytes for `rows` rows of `cols` values of a K-quant, with sane
+    /// f16 scales: d and dmin (Q4_K) at the front, d (Q6_K) at the end.
+    fn k_quant_weights(ty: WeightType, rows: usize, cols: usize, seed: u32) -> Vec<u8> {
+        let mut seed = seed;
+        let mut w: Vec<u8> = (0..rows * ty.row_bytes(cols))
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        for b in w.chunks_exact_mut(ty.block_bytes()) {
+            let at = if ty == WeightType::Q6K { 208 } else { 0 };
+            b[at..at + 2].copy_from_slice(&f16_bytes(0.01));
+            if ty != WeightType::Q6K {
+                b[2..4].copy_from_slice(&f16_bytes(0.02));
+            }
+        }
+        w
+    }
+
+    /// Quantizes weights with a simple Q4_1 / Q8_0 / Q5_0 writer, good enough
+    /// to make blocks for comparing kernels.
     fn weights(ty: WeightType, x: &[f32]) -> Vec<u8> {
         let mut out = Vec::new();
         for b in x.chunks_exact(QK) {
@@ -572,9 +611,9 @@ mod tests {
 
     #[test]
     fn avx2_and_portable_kernels_agree_bit_for_bit() {
-        if !has_avx2() {
+        let Some(avx2) = avx2_or_skip("avx2_and_portable_kernels_agree_bit_for_bit") else {
             return;
-        }
+        };
         for ty in [WeightType::Q4_1, WeightType::Q8_0, WeightType::Q5_0] {
             for (rows, tokens) in [(7, 3), (9, 9), (5, 1)] {
                 let cols = 576;
@@ -584,16 +623,11 @@ mod tests {
                     .flat_map(|t| pseudo_random(cols, 10 + t as u32))
                     .collect();
                 let x = Activations::quantize(at, &xs, tokens, cols);
-                let rb = cols / QK * ty.block_bytes();
-                let mut fast = vec![0f32; tokens * rows];
-                let mut slow = vec![1f32; tokens * rows];
-                // SAFETY: both outputs hold tokens × rows values.
-                unsafe {
-                    matmul_rows(ty, &w, rb, 0..rows, &x, fast.as_mut_ptr(), rows);
-                    portable::matmul_rows(ty, &w, rb, 0..rows, &x, slow.as_mut_ptr(), rows);
-                }
+                let fast = matmul(avx2, ty, &w, rows, &x);
+                let slow = matmul(Kernels::Portable, ty, &w, rows, &x);
                 assert_eq!(fast, slow, "{ty:?} {rows}x{tokens}");
                 // And both are the dot product of what the blocks hold.
+                let rb = ty.row_bytes(cols);
                 let mut wf = vec![0f32; cols];
                 dequantize_row(ty, &w[..rb], &mut wf);
                 let xs = pseudo_random(cols, 10);
@@ -613,22 +647,28 @@ mod tests {
         let mut y = vec![0u16; 70];
         to_f16(&pseudo_random(70, 5), &mut x);
         to_f16(&pseudo_random(70, 6), &mut y);
+        let p = Kernels::Portable;
+        let exact: f32 = x.iter().zip(&y).map(|(a, b)| h2f(*a) * h2f(*b)).sum();
+        assert!((p.dot_f16(&x, &y) - exact).abs() < 1e-3 * exact.abs().max(1.0));
+        let Some(avx2) = avx2_or_skip("f16_kernels_agree_bit_for_bit_with_their_portable_versions")
+        else {
+            return;
+        };
         for n in [64, 70] {
-            assert_eq!(dot_f16(&x[..n], &y[..n]), dot_f16_scalar(&x[..n], &y[..n]));
+            assert_eq!(avx2.dot_f16(&x[..n], &y[..n]), p.dot_f16(&x[..n], &y[..n]));
             let (mut a, mut b) = (y[..n].to_vec(), y[..n].to_vec());
-            mad_f16(&mut a, &x, 0.37);
-            mad_f16_scalar(&mut b, &x, 0.37);
+            avx2.mad_f16(&mut a, &x, 0.37);
+            p.mad_f16(&mut b, &x, 0.37);
             assert_eq!(a, b);
-            scale_f16(&mut a, 0.61);
-            scale_f16_scalar(&mut b, 0.61);
+            avx2.scale_f16(&mut a, 0.61);
+            p.scale_f16(&mut b, 0.61);
             assert_eq!(a, b);
         }
-        let exact: f32 = x.iter().zip(&y).map(|(a, b)| h2f(*a) * h2f(*b)).sum();
-        assert!((dot_f16(&x, &y) - exact).abs() < 1e-3 * exact.abs().max(1.0));
     }
 
     /// Q4_K and Q6_K blocks with arbitrary bits: the dot product must equal the
-    /// dequantized weights · dequantized activations (exact integers, then scales).
+    /// dequantized weights · dequantized activations (exact integers, then
+    /// scales), with every implementation this CPU has.
     #[test]
     fn k_quant_dots_match_their_dequantized_values() {
         let cols = 512;
@@ -652,59 +692,44 @@ mod tests {
                 );
             }
         }
-        for ty in [WeightType::Q4K, WeightType::Q4KRows8, WeightType::Q6K] {
-            let rb = ty.row_bytes(cols);
-            let mut seed = 7u32;
-            let mut w: Vec<u8> = (0..rb)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (seed >> 24) as u8
-                })
-                .collect();
-            // Sane f16 scales: d and dmin (Q4_K) at the front, d (Q6_K) at the end.
-            for b in w.chunks_exact_mut(ty.block_bytes()) {
-                let at = if ty == WeightType::Q6K { 208 } else { 0 };
-                b[at..at + 2].copy_from_slice(&f16_bytes(0.01));
-                if ty != WeightType::Q6K {
-                    b[2..4].copy_from_slice(&f16_bytes(0.02));
-                }
+        let mut implementations = vec![Kernels::Portable];
+        implementations.extend(avx2_or_skip(
+            "k_quant_dots_match_their_dequantized_values (AVX2 part)",
+        ));
+        for kernels in implementations {
+            for ty in [WeightType::Q4K, WeightType::Q4KRows8, WeightType::Q6K] {
+                let w = k_quant_weights(ty, 1, cols, 7);
+                let mut wf = vec![0f32; cols];
+                dequantize_row(ty, &w, &mut wf);
+                let expect: f64 = wf.iter().zip(&xq).map(|(a, b)| *a as f64 * *b as f64).sum();
+                let got = matmul(kernels, ty, &w, 1, &x);
+                assert!(
+                    (got[0] as f64 - expect).abs() < 1e-3 * expect.abs().max(1.0),
+                    "{kernels:?} {ty:?}: {} vs {expect}",
+                    got[0]
+                );
             }
-            let mut wf = vec![0f32; cols];
-            dequantize_row(ty, &w, &mut wf);
-            let expect: f64 = wf.iter().zip(&xq).map(|(a, b)| *a as f64 * *b as f64).sum();
-            let mut got = [0f32];
-            // SAFETY: one row, one token, one output.
-            unsafe { matmul_rows(ty, &w, rb, 0..1, &x, got.as_mut_ptr(), 1) };
-            assert!(
-                (got[0] as f64 - expect).abs() < 1e-3 * expect.abs().max(1.0),
-                "{ty:?}: {} vs {expect}",
-                got[0]
-            );
         }
     }
 
-    /// With AVX2, the K-quant kernels compute what their portable versions do, bit for bit.
+    /// With AVX2, the K-quant kernels compute what their portable versions do,
+    /// bit for bit: one block dot, and whole products at the batch sizes where
+    /// llama.cpp changes kernels (four rows at a time, tiled from 8 rows).
     #[test]
     fn k_quant_kernels_agree_with_their_portable_versions() {
-        if !has_avx2() {
+        let Some(avx2) = avx2_or_skip("k_quant_kernels_agree_with_their_portable_versions") else {
             return;
-        }
+        };
         let cols = 512;
         let xs = pseudo_random(cols, 33);
         let x = Activations::quantize(ActivationType::Q8K, &xs, 1, cols);
-        let mut seed = 99u32;
-        let mut w: Vec<u8> = (0..WeightType::Q6K.row_bytes(cols))
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (seed >> 24) as u8
-            })
-            .collect();
-        for b in w.chunks_exact_mut(210) {
-            b[208..210].copy_from_slice(&f16_bytes(0.013));
-        }
+        let w = k_quant_weights(WeightType::Q6K, 1, cols, 99);
+        #[cfg(target_arch = "x86_64")]
         for tiled in [false, true] {
-            // SAFETY: the CPU has the features; the lengths match two blocks.
-            let fast = unsafe { avx2::dot_q6k(&w, &x.data, 2, tiled) };
+            let Kernels::Avx2(token) = avx2 else {
+                unreachable!("avx2_or_skip gives AVX2 kernels")
+            };
+            let fast = token.dot_q6k(&w, &x.data, 2, tiled);
             let slow = if tiled {
                 portable::dot_q6k_q8k_tiled(&w, &x.data, 2)
             } else {
@@ -715,6 +740,20 @@ mod tests {
                 slow.to_bits(),
                 "tiled {tiled}: {fast} vs {slow}"
             );
+        }
+        for ty in [WeightType::Q4K, WeightType::Q4KRows8, WeightType::Q6K] {
+            let rows = 3;
+            let w = k_quant_weights(ty, rows, cols, 5);
+            for tokens in [1, 4, 6, 9] {
+                let xs: Vec<f32> = (0..tokens)
+                    .flat_map(|t| pseudo_random(cols, 40 + t as u32))
+                    .collect();
+                let x = Activations::quantize(ActivationType::Q8K, &xs, tokens, cols);
+                let fast = matmul(avx2, ty, &w, rows, &x);
+                let slow = matmul(Kernels::Portable, ty, &w, rows, &x);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&slow), "{ty:?} {rows}x{tokens}");
+            }
         }
     }
 

@@ -1,7 +1,10 @@
 //! The kernels in plain Rust, lane by lane as the AVX2 versions compute them,
-//! so that a CPU without AVX2 gets the very same numbers.
+//! so that a CPU without AVX2 gets the very same numbers. Nothing here calls
+//! AVX2 code: the AVX2 kernels may use these, never the other way round.
 
-use super::{f16_at, hsum8, q5_0_value, q6k_value, scale_min_k4, Activations, WeightType};
+use half::f16;
+
+use super::{f16_at, h2f, hsum8, q5_0_value, q6k_value, scale_min_k4, Activations, WeightType};
 
 /// Q4_1 weights · Q8_1 activations over `nb` blocks (ggml's `ggml_vec_dot_q4_1_q8_1`).
 fn dot_q4_1_q8_1(w: &[u8], x: &[u8], nb: usize) -> f32 {
@@ -72,7 +75,7 @@ fn q8k_parts(xb: &[u8]) -> (f32, &[u8], [i32; 16]) {
 /// Q4_K weights · Q8_K activations (ggml's `ggml_vec_dot_q4_K_q8_K` on AVX2):
 /// per block, eight integer lanes (bytes 4m..4m+4 of each 32-value group)
 /// for the scales and four float lanes for the mins.
-fn dot_q4k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
+pub(super) fn dot_q4k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
     let mut acc = [0f32; 8];
     let mut acc_m = [0f32; 4];
     for i in 0..nb {
@@ -108,14 +111,23 @@ fn dot_q4k_q8k(w: &[u8], x: &[u8], nb: usize) -> f32 {
 /// compute them: integer sums of scaled products and of mins, then one float
 /// lane per row, fed once per block by the one-token kernel
 /// (`ggml_gemv_q4_K_8x8_q8_K`) and once per 64 values by the four-token one
-/// (`ggml_gemm_q4_K_8x8_q8_K`, `per_64`).
-fn dot_q4k_q8k_by_row(w: &[u8], x: &[u8], nb: usize, per_64: bool) -> f32 {
+/// (`ggml_gemm_q4_K_8x8_q8_K`, `per_64`). `group_dots` gives the exact
+/// integer dot products of a block's eight groups ([`q4k_group_dots`] here;
+/// the AVX2 kernels pass their own).
+#[inline(always)]
+pub(super) fn dot_q4k_q8k_by_row(
+    w: &[u8],
+    x: &[u8],
+    nb: usize,
+    per_64: bool,
+    group_dots: impl Fn(&[u8], &[u8]) -> [i32; 8],
+) -> f32 {
     let (mut acc, mut acc_min) = (0f32, 0f32);
     for i in 0..nb {
         let (wb, xb) = (&w[i * 144..(i + 1) * 144], &x[i * 292..(i + 1) * 292]);
         let (yd, _, bsums) = q8k_parts(xb);
         let (d, dmin) = (f16_at(wb, 0) * yd, f16_at(wb, 2) * yd);
-        let dots = q4k_group_dots(wb, xb);
+        let dots = group_dots(wb, xb);
         let (mut sums, mut mins) = (0i32, 0i32);
         for (g, dot) in dots.iter().enumerate() {
             let (sc, m) = scale_min_k4(g, &wb[4..16]);
@@ -138,11 +150,6 @@ fn dot_q4k_q8k_by_row(w: &[u8], x: &[u8], nb: usize, per_64: bool) -> f32 {
 /// The unscaled dot product of each 32-value group of a Q4_K block with the
 /// activations (exact integers, so any order gives the same).
 fn q4k_group_dots(wb: &[u8], xb: &[u8]) -> [i32; 8] {
-    #[cfg(target_arch = "x86_64")]
-    if super::has_avx2() {
-        // SAFETY: the CPU has the features; the function checks the lengths.
-        return unsafe { super::avx2::q4k_group_dots(wb, xb) };
-    }
     let mut dots = [0i32; 8];
     for (g, dot) in dots.iter_mut().enumerate() {
         let (j, high) = (g / 2, g % 2 == 1);
@@ -205,11 +212,6 @@ pub(super) fn dot_q6k_q8k_tiled(w: &[u8], x: &[u8], nb: usize) -> f32 {
 
 /// Q6_K · Q8_K, in ggml's lanes or (`tiled`) as its tiled product.
 fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if super::has_avx2() {
-        // SAFETY: the CPU has the features; the function checks the lengths.
-        return unsafe { super::avx2::dot_q6k(w, x, nb, tiled) };
-    }
     if tiled {
         dot_q6k_q8k_tiled(w, x, nb)
     } else {
@@ -217,8 +219,11 @@ fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
     }
 }
 
+/// See [`super::Kernels::matmul_rows`], which checked the sizes.
+///
 /// # Safety
-/// As [`super::matmul_rows`].
+/// `out` is valid for writes at every `t * out_stride + r` (`r` in `rows`,
+/// `t < x.rows`), and no one else accesses those values meanwhile.
 pub(super) unsafe fn matmul_rows(
     ty: WeightType,
     w: &[u8],
@@ -241,11 +246,57 @@ pub(super) unsafe fn matmul_rows(
                 WeightType::Q8_0 => dot_q8_0_q8_0(wr, x.row(t), nb),
                 WeightType::Q5_0 => dot_q5_0_q8_0(wr, x.row(t), nb),
                 WeightType::Q4K => dot_q4k_q8k(wr, x.row(t), nb),
-                WeightType::Q4KRows8 => dot_q4k_q8k_by_row(wr, x.row(t), nb, t < in_fours),
+                WeightType::Q4KRows8 => {
+                    dot_q4k_q8k_by_row(wr, x.row(t), nb, t < in_fours, q4k_group_dots)
+                }
                 WeightType::Q6K => dot_q6k(wr, x.row(t), nb, tiled),
             };
-            // SAFETY: the caller guarantees `out` covers every (t, r) written.
+            // SAFETY: `(t, r)` is one of the outputs the caller gave us.
             unsafe { *out.add(t * out_stride + r) = v };
         }
+    }
+}
+
+/// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16` computes
+/// it on AVX2 (four 8-lane accumulators over 32-value steps).
+pub(super) fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+    assert_eq!(x.len(), y.len());
+    let n = x.len();
+    let np = n & !31;
+    let mut sum = [[0f32; 8]; 4];
+    let mut i = 0;
+    while i < np {
+        for (j, s) in sum.iter_mut().enumerate() {
+            for (l, lane) in s.iter_mut().enumerate() {
+                let k = i + j * 8 + l;
+                *lane = h2f(x[k]).mul_add(h2f(y[k]), *lane);
+            }
+        }
+        i += 32;
+    }
+    let mut r = [0f32; 8];
+    for (l, r) in r.iter_mut().enumerate() {
+        *r = (sum[0][l] + sum[2][l]) + (sum[1][l] + sum[3][l]);
+    }
+    let t0 = [r[0] + r[4], r[1] + r[5], r[2] + r[6], r[3] + r[7]];
+    let mut total = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
+    for k in np..n {
+        total += (h2f(x[k]) * h2f(y[k])) as f64;
+    }
+    total as f32
+}
+
+/// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`).
+pub(super) fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+    assert!(x.len() >= y.len());
+    for (y, x) in y.iter_mut().zip(x) {
+        *y = f16::from_f32(h2f(*x).mul_add(v, h2f(*y))).to_bits();
+    }
+}
+
+/// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
+pub(super) fn scale_f16(y: &mut [u16], v: f32) {
+    for y in y.iter_mut() {
+        *y = f16::from_f32(h2f(*y) * v).to_bits();
     }
 }

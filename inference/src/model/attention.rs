@@ -1,0 +1,72 @@
+//! Multi-head attention over the KV cache, in ggml's flash-attention order.
+
+use super::kv_cache::KvCache;
+use super::{Cpu, OutPtr};
+use crate::kernels;
+
+/// The shape of multi-head attention.
+pub(crate) struct Heads {
+    pub(crate) heads: usize,
+    pub(crate) kv_heads: usize,
+    pub(crate) head_dim: usize,
+    /// Multiplies the query·key products.
+    pub(crate) scale: f32,
+    /// Sliding-window attention: a query sees only the keys less than this many positions back.
+    pub(crate) window: Option<usize>,
+}
+
+/// Attention of `rows` query tokens (the first at `position`) over the cache,
+/// each head on its own, in ggml's flash-attention order for short batches:
+/// f16 query and keys, a running softmax, the weighted values summed in f16.
+pub(crate) fn attention(
+    cpu: &mut Cpu,
+    a: &Heads,
+    cache: &KvCache,
+    q: &[f32],
+    position: usize,
+    rows: usize,
+) -> Vec<f32> {
+    let hd = a.head_dim;
+    let dim = a.heads * hd;
+    let kv_dim = a.kv_heads * hd;
+    let group = a.heads / a.kv_heads;
+    assert!(q.len() >= rows * dim);
+    assert!(cache.k.len() >= (position + rows) * kv_dim && cache.v.len() == cache.k.len());
+    let mut out = vec![0f32; rows * dim];
+    let out_ptr = OutPtr::new(&mut out);
+    let isa = cpu.kernels;
+    cpu.team.run(rows * a.heads, &|i| {
+        // SAFETY: task `i < rows * heads` alone writes the `hd` values from
+        // `i * hd`, inside `out` (`rows * heads * hd` values), which outlives
+        // the loop and is not otherwise touched until it ends.
+        let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(i * hd), hd) };
+        let (t, h) = (i / a.heads, i % a.heads);
+        let mut qh = vec![0u16; hd];
+        kernels::to_f16(&q[t * dim + h * hd..t * dim + (h + 1) * hd], &mut qh);
+        let kvh = (h / group) * hd;
+        let mut acc = vec![0u16; hd];
+        let (mut sum, mut max) = (0f32, f32::NEG_INFINITY);
+        let now = position + t;
+        let first = a.window.map_or(0, |w| (now + 1).saturating_sub(w));
+        for p in first..=now {
+            let at = p * kv_dim + kvh;
+            let s = isa.dot_f16(&cache.k[at..at + hd], &qh) * a.scale;
+            let (mut ms, mut vs) = (1f32, 1f32);
+            if s > max {
+                let old = max;
+                max = s;
+                ms = (old - max).exp();
+                isa.scale_f16(&mut acc, ms);
+            } else {
+                vs = (s - max).exp();
+            }
+            isa.mad_f16(&mut acc, &cache.v[at..at + hd], vs);
+            sum = sum.mul_add(ms, vs);
+        }
+        let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+        for (o, a) in out.iter_mut().zip(&acc) {
+            *o = half::f16::from_bits(*a).to_f32() * inv;
+        }
+    });
+    out
+}
