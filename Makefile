@@ -97,7 +97,14 @@ test-llama-server: model
 bench-chat: build model
 	python3 scripts/bench_chat.py
 
-## check: formatting and lints, as before every commit
-check:
+## check: formatting and lints (the server build and the browser's wasm build), and the
+##        browser build's dependency tree, which must not reach the database or the model
+HYDRATE := -p app --no-default-features --features hydrate --target wasm32-unknown-unknown
+BROWSER_FORBIDDEN := sqlx|sqlx-core|candle-core|candle-transformers|inference|wick-core|tokenizers
+check: wasm-target
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy $(HYDRATE) --lib -- -D warnings
+	@bad="$$(cargo tree $(HYDRATE) -e normal --prefix none | awk '{print $$1}' | grep -xE '$(BROWSER_FORBIDDEN)' | sort -u)"; \
+	  if [ -n "$$bad" ]; then echo "the browser build depends on: $$bad"; exit 1; fi; \
+	  echo "the browser build's dependencies hold no database, model or server crate"

@@ -40,9 +40,12 @@ impl FollowBottom {
 
 /// The messages of a conversation, oldest first. Each is an `<article>` named
 /// by its author ("You" / "Assistant") for screen readers and tests alike.
+/// The list grows in place as messages are sent (from what `send_message`
+/// answers), so a message already on screen, and a reply streaming into it,
+/// is never rendered again.
 #[component]
 pub fn MessageList(
-    messages: Vec<MessageView>,
+    messages: RwSignal<Vec<MessageView>>,
     conversation_id: String,
     retry: ServerAction<RetryReply>,
 ) -> impl IntoView {
@@ -52,34 +55,47 @@ pub fn MessageList(
         scroller,
         following,
     };
-    // Open a conversation at its end.
-    Effect::new(move |_| follow.nudge());
+    // Open a conversation at its end, and follow it as it grows.
+    Effect::new(move |_| {
+        messages.track();
+        follow.nudge()
+    });
     let on_scroll = move |_| {
         if let Some(el) = scroller.get_untracked() {
             let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
             following.set_value(from_bottom < 48);
         }
     };
-    let last_reply = messages.iter().rposition(|m| m.role == Role::Assistant);
+    // Only the newest reply offers Retry.
+    let last_reply = Memo::new(move |_| {
+        messages.with(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.role == Role::Assistant)
+                .map(|m| m.id.clone())
+        })
+    });
 
     view! {
         <div class="messages" node_ref=scroller on:scroll=on_scroll>
             <div class="message-column">
-                {messages
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, m)| {
+                <For each=move || messages.get() key=|m| m.id.clone() let:m>
+                    {
+                        let id = m.id.clone();
+                        let can_retry = Signal::derive(move || {
+                            last_reply.with(|last| last.as_deref() == Some(id.as_str()))
+                        });
                         view! {
                             <MessageItem
                                 message=m
-                                can_retry=Some(i) == last_reply
+                                can_retry
                                 conversation_id=conversation_id.clone()
                                 retry
                                 follow
                             />
                         }
-                    })
-                    .collect_view()}
+                    }
+                </For>
             </div>
         </div>
     }
@@ -97,7 +113,7 @@ pub struct LiveReply {
 #[component]
 fn MessageItem(
     message: MessageView,
-    can_retry: bool,
+    #[prop(into)] can_retry: Signal<bool>,
     conversation_id: String,
     retry: ServerAction<RetryReply>,
     follow: FollowBottom,
@@ -167,7 +183,7 @@ fn MessageItem(
     let retry_form = move || {
         let conversation_id = conversation_id.clone();
         let message_id = message_id.clone();
-        (can_retry && !live.state.get().is_generating()).then(move || {
+        (can_retry.get() && !live.state.get().is_generating()).then(move || {
             let failure = move || match retry.value().get() {
                 Some(Err(e)) => Some(e.to_string()),
                 _ => None,

@@ -5,6 +5,7 @@ use leptos_router::hooks::use_params_map;
 use crate::api::{get_conversation, RetryReply, SendMessage};
 use crate::components::message_list::ReplyState;
 use crate::components::{composer::Composer, message_list::MessageList};
+use crate::data::{MessageView, Role};
 use crate::error::AppError;
 use crate::pages::not_found::NotFound;
 
@@ -22,16 +23,11 @@ pub fn ConversationPage() -> impl IntoView {
         reload: RwSignal::new(0),
     };
     provide_context(reply_state);
+    // Loaded once per conversation (and again when a reply's stream is gone);
+    // sending and retrying add to the list from their own answers instead.
     let conversation = Resource::new(
-        move || {
-            (
-                id(),
-                send.version().get(),
-                retry.version().get(),
-                reply_state.reload.get(),
-            )
-        },
-        |(id, ..)| get_conversation(id),
+        move || (id(), reply_state.reload.get()),
+        |(id, _)| get_conversation(id),
     );
 
     view! {
@@ -42,9 +38,11 @@ pub fn ConversationPage() -> impl IntoView {
                         let id = c.id.clone();
                         // The list marks the reply being written, if any, as it renders.
                         reply_state.generating.set(None);
+                        let messages = RwSignal::new(c.messages);
+                        follow_answers(messages, send, retry);
                         view! {
                             <Title text=c.title.clone() />
-                            <MessageList messages=c.messages conversation_id=id.clone() retry />
+                            <MessageList messages conversation_id=id.clone() retry />
                             <Composer action=send conversation_id=Some(id) models=c.models model=c.model />
                         }
                             .into_any()
@@ -55,4 +53,35 @@ pub fn ConversationPage() -> impl IntoView {
             })}
         </Transition>
     }
+}
+
+/// Shows what a send or a retry started as soon as it answers: the stored
+/// message and the empty reply, which then streams in by itself. A retry's
+/// reply takes the place of the one it answers again (that one stays stored,
+/// as a branch). Answers already on screen (after a reload) are not added twice.
+fn follow_answers(
+    messages: RwSignal<Vec<MessageView>>,
+    send: ServerAction<SendMessage>,
+    retry: ServerAction<RetryReply>,
+) {
+    let shown = move |id: &str| messages.with_untracked(|m| m.iter().any(|m| m.id == id));
+    Effect::new(move |_| {
+        if let Some(Ok(sent)) = send.value().get() {
+            if !shown(&sent.reply.id) {
+                messages.update(|m| m.extend(sent.user_message.into_iter().chain([sent.reply])));
+            }
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(sent)) = retry.value().get() {
+            if !shown(&sent.reply.id) {
+                messages.update(|m| {
+                    if let Some(last) = m.iter().rposition(|m| m.role == Role::Assistant) {
+                        m.truncate(last);
+                    }
+                    m.push(sent.reply);
+                });
+            }
+        }
+    });
 }

@@ -1,0 +1,419 @@
+//! Wick's whole router in process (`Router::oneshot`, no socket, no model):
+//! scripted models behind the chat's server functions, its reply stream and
+//! every inference API route, over a real SQLite file. Fast, deterministic,
+//! and with failures on cue — the model's worker vanishing mid-reply above all.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use app::api::{SendMessage, StopReply};
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use inference::scripted::{ScriptedBackend, Step};
+use inference::{Failure, Params};
+use leptos::server_fn::ServerFn;
+use serde_json::{json, Value};
+use server::api::auth::ApiAccess;
+use server::ServerState;
+use tower::ServiceExt;
+use wick_core::{Chat, ChatSettings, Generations, Model, ModelKind, Models};
+use wick_types::{MessageState, Sent};
+
+const KEY: &str = "test-key";
+/// What the vanishing worker's failure is logged as (by `inference::Generation`).
+const VANISHED_DETAIL: &str = "the model's worker stopped without finishing the reply";
+
+/// Everything the server logs, for the tests that check where detail goes.
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .init();
+        buffer
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Wick {
+    router: Router,
+    backend: ScriptedBackend,
+    _dir: tempfile::TempDir,
+}
+
+/// A server whose one (local) model plays `script`.
+async fn wick(script: Vec<Step>) -> Wick {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wick.db", dir.path().display());
+    let pool = wick_core::db::open(&url).await.unwrap();
+    let backend = ScriptedBackend::new(script);
+    let model = Model::new(
+        "fake",
+        "Fake",
+        ModelKind::Local,
+        Arc::new(backend.clone()),
+        Params::default(),
+        4,
+        Some(2048),
+    );
+    let generations = Generations::new(
+        Models::new(vec![model]),
+        pool.clone(),
+        ChatSettings { seed: Some(1) },
+    );
+    let leptos = leptos::prelude::LeptosOptions::builder()
+        .output_name("wick")
+        .site_root(dir.path().display().to_string())
+        .build();
+    let state = ServerState::new(
+        leptos,
+        Chat::new(pool, generations),
+        false,
+        ApiAccess::new(&[KEY.to_owned()], false),
+    );
+    Wick {
+        router: server::router(state),
+        backend,
+        _dir: dir,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The `data:` lines of an SSE body, and the `event:` name before each.
+    fn sse(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for block in self.body.split("\n\n") {
+            let mut name = String::from("message");
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = n.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d));
+                }
+            }
+            if !data.is_empty() {
+                out.push((name, data.join("\n")));
+            }
+        }
+        out
+    }
+}
+
+impl Wick {
+    async fn request(&self, request: Request<Body>) -> Answer {
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            self.router.clone().oneshot(request),
+        )
+        .await
+        .expect("the route answers")
+        .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            axum::body::to_bytes(response.into_body(), usize::MAX),
+        )
+        .await
+        .expect("the body ends: a stream never ends in silence")
+        .unwrap();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    /// Calls a server function as the app's JavaScript does.
+    async fn call<F: ServerFn>(&self, cookie: Option<&str>, form: &[(&str, &str)]) -> Answer {
+        let mut request = Request::post(F::url())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let body = serde_urlencoded(form);
+        self.request(request.body(Body::from(body)).unwrap()).await
+    }
+
+    async fn api(&self, path: &str, body: Value) -> Answer {
+        self.request(
+            Request::post(path)
+                .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Starts a conversation; the session cookie and what `send_message` answered.
+    async fn send_first(&self, content: &str) -> (String, Sent) {
+        let r = self
+            .call::<SendMessage>(None, &[("content", content)])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let cookie = r
+            .headers
+            .get(header::SET_COOKIE)
+            .expect("a new visitor gets a session")
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        (cookie, serde_json::from_str(&r.body).unwrap())
+    }
+
+    async fn reply_stream(&self, cookie: &str, message_id: &str) -> Answer {
+        self.request(
+            Request::get(wick_types::reply::stream_url(message_id))
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+fn serde_urlencoded(form: &[(&str, &str)]) -> String {
+    form.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn assert_logged(detail: &str) {
+    let logs = String::from_utf8(logs().lock().unwrap().clone()).unwrap();
+    assert!(logs.contains(detail), "the log has the detail: {logs}");
+}
+
+fn vanishing() -> Vec<Step> {
+    vec![Step::token("Half"), Step::token(" a reply"), Step::Vanish]
+}
+
+#[tokio::test]
+async fn a_chat_reply_streams_from_what_send_message_answers() {
+    let w = wick(vec![Step::token("Hello"), Step::token(" there")]).await;
+    let (cookie, sent) = w.send_first("Hi").await;
+    assert_eq!(
+        sent.user_message.as_ref().map(|m| m.content.as_str()),
+        Some("Hi")
+    );
+    assert_eq!(sent.reply.id, sent.message_id);
+    assert_eq!(sent.reply.state, MessageState::Generating);
+    let stream = w.reply_stream(&cookie, &sent.message_id).await;
+    assert_eq!(stream.status, StatusCode::OK);
+    assert_eq!(stream.headers["x-accel-buffering"], "no");
+    assert_eq!(stream.headers[header::CACHE_CONTROL], "no-cache");
+    let events = stream.sse();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["token", "token", "end"]);
+    let end: Value = serde_json::from_str(&events[2].1).unwrap();
+    assert_eq!(
+        (end["state"].as_str(), end["finish_reason"].as_str()),
+        (Some("done"), Some("eos"))
+    );
+
+    // Someone else (no cookie, or another session) cannot attach to it.
+    let stranger = w.reply_stream("wick_session=x", &sent.message_id).await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_chat_stream_ends_with_a_failure_when_the_worker_vanishes() {
+    let w = wick(vanishing()).await;
+    let (cookie, sent) = w.send_first("Tell me").await;
+    let events = w.reply_stream(&cookie, &sent.message_id).await.sse();
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "failed");
+    let failed: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(failed["message"], Failure::INTERNAL_MESSAGE);
+    assert_logged(VANISHED_DETAIL);
+}
+
+#[tokio::test]
+async fn every_api_stream_ends_with_an_error_event_when_the_worker_vanishes() {
+    let w = wick(vanishing()).await;
+    let chat =
+        json!({ "model": "fake", "messages": [{"role": "user", "content": "hi"}], "stream": true });
+    let r = w.api("/v1/chat/completions", chat).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["x-accel-buffering"], "no");
+    let events = r.sse();
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let error: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
+    assert_eq!(
+        error["error"]["message"],
+        Failure::INTERNAL_MESSAGE,
+        "{}",
+        r.body
+    );
+    assert_eq!(error["error"]["type"], "server_error");
+
+    let tgi = json!({ "inputs": "Once", "parameters": { "max_new_tokens": 5 } });
+    for path in ["/generate_stream", "/models/fake"] {
+        let body = if path == "/models/fake" {
+            json!({ "inputs": "Once", "stream": true })
+        } else {
+            tgi.clone()
+        };
+        let r = w.api(path, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        let last: Value = serde_json::from_str(&r.sse().last().unwrap().1).unwrap();
+        assert_eq!(
+            last["error"],
+            Failure::INTERNAL_MESSAGE,
+            "{path}: {}",
+            r.body
+        );
+        assert_eq!(last["error_type"], "generation", "{path}");
+    }
+    assert_logged(VANISHED_DETAIL);
+}
+
+#[tokio::test]
+async fn every_whole_api_answer_is_a_500_with_a_sentence_when_the_worker_vanishes() {
+    let w = wick(vanishing()).await;
+    let chat = json!({ "model": "fake", "messages": [{"role": "user", "content": "hi"}] });
+    let r = w.api("/v1/chat/completions", chat).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.json()["error"]["message"], Failure::INTERNAL_MESSAGE);
+    for path in ["/generate", "/models/fake"] {
+        let r = w.api(path, json!({ "inputs": "Once" })).await;
+        assert_eq!(
+            r.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {}",
+            r.body
+        );
+        assert_eq!(r.json()["error"], Failure::INTERNAL_MESSAGE, "{path}");
+        assert!(
+            !r.body.contains("worker"),
+            "no internal detail reaches the client: {}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_api_streams_what_the_model_wrote() {
+    let w = wick(vec![Step::token("Hi"), Step::token("!")]).await;
+    let chat =
+        json!({ "model": "fake", "messages": [{"role": "user", "content": "hi"}], "stream": true });
+    let events = w.api("/v1/chat/completions", chat).await.sse();
+    let text: String = events
+        .iter()
+        .filter(|(_, d)| d != "[DONE]")
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "Hi!");
+    let r = w.api("/generate", json!({ "inputs": "Say" })).await;
+    assert_eq!(r.json()["generated_text"], "Hi!");
+    assert_eq!(w.backend.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn two_concurrent_sends_into_one_conversation_start_exactly_one_reply() {
+    let w = wick(vec![Step::token("slow"), Step::pause_ms(300)]).await;
+    w.backend.push(vec![Step::token("first")]);
+    let (cookie, sent) = w.send_first("start").await;
+    w.reply_stream(&cookie, &sent.message_id).await;
+    let form = |text: &'static str| {
+        [
+            ("conversation_id", sent.conversation_id.clone()),
+            ("content", text.to_owned()),
+        ]
+    };
+    let (a, b) = (form("one"), form("two"));
+    let a: Vec<(&str, &str)> = a.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let b: Vec<(&str, &str)> = b.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (ra, rb) = tokio::join!(
+        w.call::<SendMessage>(Some(&cookie), &a),
+        w.call::<SendMessage>(Some(&cookie), &b),
+    );
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::BAD_REQUEST],
+        "{} / {}",
+        ra.body,
+        rb.body
+    );
+    let refused = if ra.status == StatusCode::OK {
+        &rb
+    } else {
+        &ra
+    };
+    assert!(
+        refused.body.contains("still being written"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        w.backend.requests().len(),
+        2,
+        "exactly one more reply started"
+    );
+
+    // Stop is the owner's only.
+    let started: Sent = serde_json::from_str(if ra.status == StatusCode::OK {
+        &ra.body
+    } else {
+        &rb.body
+    })
+    .unwrap();
+    let r = w
+        .call::<StopReply>(None, &[("message_id", &started.message_id)])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = w
+        .call::<StopReply>(Some(&cookie), &[("message_id", &started.message_id)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
