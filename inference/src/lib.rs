@@ -13,6 +13,7 @@ mod model;
 pub mod remote;
 pub mod request;
 pub mod sampler;
+pub mod scripted;
 pub mod stop;
 mod team;
 pub mod template;
