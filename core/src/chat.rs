@@ -152,7 +152,7 @@ impl Chat {
         match conversation_id.filter(|id| !id.is_empty()) {
             Some(id) => {
                 let user = user.ok_or(ChatError::NotFound)?;
-                let current = conversations::conversation_model(&self.pool, user, &id).await?;
+                let current = self.model_if_idle(user, &id).await?;
                 let model =
                     chosen.unwrap_or_else(|| self.models().get_or_default(&current).clone());
                 let slot = self.generations.reserve(&model)?;
@@ -195,7 +195,7 @@ impl Chat {
         message: &str,
     ) -> Result<Sent, ChatError> {
         let user = user.ok_or(ChatError::NotFound)?;
-        let current = conversations::conversation_model(&self.pool, user, conversation).await?;
+        let current = self.model_if_idle(user, conversation).await?;
         let model = self.models().get_or_default(&current).clone();
         let slot = self.generations.reserve(&model)?;
         let reply =
@@ -229,6 +229,16 @@ impl Chat {
         let model = self.model(model)?;
         conversations::set_conversation_model(&self.pool, user, conversation, &model.id).await?;
         Ok(())
+    }
+
+    /// The conversation's model, or `ReplyRunning` while a reply is being
+    /// written there: said before the queue is asked, so a busy conversation
+    /// is reported as such even when the queue is full.
+    async fn model_if_idle(&self, user: UserId, conversation: &str) -> Result<String, ChatError> {
+        match conversations::conversation_model_and_busy(&self.pool, user, conversation).await? {
+            (_, true) => Err(ChatError::ReplyRunning),
+            (model, false) => Ok(model),
+        }
     }
 
     /// Starts the reply and says what the browser needs to show it at once:

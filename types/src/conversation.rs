@@ -22,15 +22,6 @@ impl Role {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "system" => Some(Role::System),
-            "user" => Some(Role::User),
-            "assistant" => Some(Role::Assistant),
-            _ => None,
-        }
-    }
-
     /// Who wrote the message, as shown to the reader.
     pub fn author(self) -> &'static str {
         match self {

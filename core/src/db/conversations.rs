@@ -63,18 +63,24 @@ pub async fn get_conversation(
     })
 }
 
-/// The id of the model of one of the user's conversations.
-pub async fn conversation_model(
+/// The model of one of the user's conversations, and whether a reply is
+/// being written in it. (A quick answer for callers that check before taking a
+/// queue place; the unique index is what settles races.)
+pub async fn conversation_model_and_busy(
     pool: &SqlitePool,
     user: UserId,
     id: &str,
-) -> Result<String, StoreError> {
-    sqlx::query_scalar("SELECT model FROM conversations WHERE id = ? AND user_id = ?")
-        .bind(id)
-        .bind(user)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound)
+) -> Result<(String, bool), StoreError> {
+    sqlx::query_as(
+        "SELECT c.model, EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.state = ?)
+         FROM conversations c WHERE c.id = ? AND c.user_id = ?",
+    )
+    .bind(MessageState::Generating)
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)
 }
 
 /// Makes `model` the conversation's model for the replies to come.
