@@ -144,7 +144,9 @@ impl From<&crate::InferenceError> for Failure {
         use crate::InferenceError as E;
         match e {
             E::ContextOverflow { .. } => Failure::new(FailureKind::ContextOverflow, e.to_string()),
-            E::Invalid(_) | E::Unsupported(_) => Failure::new(FailureKind::BadRequest, e.to_string()),
+            E::Invalid(_) | E::Unsupported(_) => {
+                Failure::new(FailureKind::BadRequest, e.to_string())
+            }
             _ => Failure::internal(e),
         }
     }

@@ -170,10 +170,18 @@ mod tests {
         backend.push(vec![Step::token("x"), Step::Done(FinishReason::Length)]);
         let events = play_all(&mut backend.generate(request()).unwrap()).await;
         assert_eq!(events.len(), 2);
-        assert!(matches!(&events[1], Event::Done { finish: FinishReason::Length, usage } if usage.completion_tokens == 1));
+        assert!(
+            matches!(&events[1], Event::Done { finish: FinishReason::Length, usage } if usage.completion_tokens == 1)
+        );
         // The queue is used up: the default plays, ending with Eos.
         let events = play_all(&mut backend.generate(request()).unwrap()).await;
-        assert!(matches!(&events[2], Event::Done { finish: FinishReason::Eos, .. }));
+        assert!(matches!(
+            &events[2],
+            Event::Done {
+                finish: FinishReason::Eos,
+                ..
+            }
+        ));
         assert_eq!(backend.requests(), vec![request(), request()]);
     }
 
@@ -193,14 +201,21 @@ mod tests {
 
     #[tokio::test]
     async fn cancelling_ends_a_pause_at_once() {
-        let backend = ScriptedBackend::new(vec![Step::token("a"), Step::Pause(Duration::from_secs(60))]);
+        let backend =
+            ScriptedBackend::new(vec![Step::token("a"), Step::Pause(Duration::from_secs(60))]);
         let mut generation = backend.generate(request()).unwrap();
         assert!(matches!(generation.next().await, Some(Event::Token { .. })));
         generation.cancel.cancel();
         let end = tokio::time::timeout(Duration::from_secs(5), generation.next())
             .await
             .expect("cancel ends the pause");
-        assert!(matches!(end, Some(Event::Done { finish: FinishReason::Cancelled, .. })));
+        assert!(matches!(
+            end,
+            Some(Event::Done {
+                finish: FinishReason::Cancelled,
+                ..
+            })
+        ));
         assert_eq!(generation.next().await, None);
     }
 }
