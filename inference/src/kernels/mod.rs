@@ -158,7 +158,10 @@ impl Kernels {
             row_bytes / ty.block_bytes(),
             x.row_bytes / x.ty.block_bytes()
         );
-        assert!(rows.end * row_bytes <= w.len());
+        assert!(rows
+            .end
+            .checked_mul(row_bytes)
+            .is_some_and(|end| end <= w.len()));
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the sizes were checked above (and `x`'s own lengths hold
