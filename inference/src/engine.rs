@@ -1,5 +1,5 @@
-//! The local Candle engine: a GGUF model on dedicated worker threads, fed
-//! requests through a channel so that model work never runs on an async runtime.
+//! The local engine: a GGUF model on dedicated worker threads, fed requests
+//! through a channel so that model work never runs on an async runtime.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

@@ -1,7 +1,9 @@
 //! Model backends for Wick, with no web dependencies: the `Backend` trait,
-//! request validation, and the local Candle engine for GGUF models (loading by
-//! architecture, tokenizer and chat template from the file's metadata,
-//! sampling, UTF-8-safe streaming, a worker thread off the async runtime).
+//! request validation, the local engine for GGUF models (Wick's own forward
+//! passes and kernels for llama-family files and Gemma 3, Candle for other
+//! tensor types; the architecture, tokenizer and chat template read from the
+//! file's metadata; sampling, UTF-8-safe streaming, worker threads off the
+//! async runtime), the remote HTTP backends, and a scripted backend for tests.
 
 pub mod backend;
 pub mod engine;
