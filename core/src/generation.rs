@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use futures::Stream;
 use inference::{
-    CancelHandle, ChatMessage, Event, Failure, Generation, GenerationRequest, InferenceError,
-    Prompt, Usage,
+    CancelHandle, ChatMessage, Event, Failure, Generation, GenerationRequest, Prompt, RequestError,
+    Usage,
 };
 use sqlx::SqlitePool;
 use tokio::sync::watch;
@@ -311,7 +311,7 @@ impl Drop for TerminalGuard {
 async fn run(
     generations: Generations,
     task: Arc<Task>,
-    started: Result<Generation, InferenceError>,
+    started: Result<Generation, RequestError>,
     slot: Slot,
 ) {
     let guard = TerminalGuard(task.clone());

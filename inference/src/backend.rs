@@ -7,8 +7,31 @@ use std::task::{Context, Poll};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use crate::request::GenerationRequest;
+use crate::request::{GenerationRequest, ValidationError};
 use crate::InferenceError;
+
+/// Why one request failed or could not start; the model itself is fine.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// A parameter is out of bounds; the message names it.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The prompt does not fit the model's context window.
+    #[error("the prompt is {prompt_tokens} tokens long; the model's context window is {context_length} tokens")]
+    ContextOverflow {
+        prompt_tokens: usize,
+        context_length: usize,
+    },
+    /// This backend cannot do what was asked (a raw prompt to a chat-only server).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The model's worker thread is gone.
+    #[error("the model worker has stopped")]
+    WorkerStopped,
+    /// The engine failed (tokenizer, chat template, computation): Wick's fault.
+    #[error(transparent)]
+    Engine(#[from] InferenceError),
+}
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,11 +160,11 @@ impl std::fmt::Display for Failure {
     }
 }
 
-impl From<&crate::InferenceError> for Failure {
+impl From<&RequestError> for Failure {
     /// The caller's mistakes keep their message (it names what to change);
     /// everything else is internal: logged, and told as a generic sentence.
-    fn from(e: &crate::InferenceError) -> Self {
-        use crate::InferenceError as E;
+    fn from(e: &RequestError) -> Self {
+        use RequestError as E;
         match e {
             E::ContextOverflow { .. } => Failure::new(FailureKind::ContextOverflow, e.to_string()),
             E::Invalid(_) | E::Unsupported(_) => {
@@ -255,5 +278,5 @@ impl Drop for Generation {
 
 pub trait Backend: Send + Sync {
     /// Validates `request` and starts generating; errors here mean nothing started.
-    fn generate(&self, request: GenerationRequest) -> Result<Generation, InferenceError>;
+    fn generate(&self, request: GenerationRequest) -> Result<Generation, RequestError>;
 }

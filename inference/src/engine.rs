@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::backend::{Backend, CancelHandle, Event, Failure, FinishReason, Generation, Usage};
+use crate::backend::{
+    Backend, CancelHandle, Event, Failure, FinishReason, Generation, RequestError, Usage,
+};
 use crate::gguf::{self, Architecture, Metadata, Weights};
 use crate::request::{ChatMessage, GenerationRequest, Prompt};
 use crate::sampler::Sampler;
@@ -95,7 +97,7 @@ impl LocalEngine {
             .num_threads(threads)
             .thread_name(|i| format!("wick-model-{i}"))
             .build()
-            .map_err(|e| InferenceError::Worker(e.to_string()))?;
+            .map_err(|e| InferenceError::Threads(e.to_string()))?;
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wick-model".into())
@@ -105,7 +107,7 @@ impl LocalEngine {
                     pool.install(|| model.run(job));
                 }
             })
-            .map_err(|e| InferenceError::Worker(e.to_string()))?;
+            .map_err(|e| InferenceError::Threads(e.to_string()))?;
         Ok(Self { jobs, info })
     }
 
@@ -115,7 +117,7 @@ impl LocalEngine {
 }
 
 impl Backend for LocalEngine {
-    fn generate(&self, request: GenerationRequest) -> Result<Generation, InferenceError> {
+    fn generate(&self, request: GenerationRequest) -> Result<Generation, RequestError> {
         request.validate()?;
         let (events, receiver) = unbounded_channel();
         let cancel = CancelHandle::default();
@@ -125,7 +127,7 @@ impl Backend for LocalEngine {
                 events,
                 cancel: cancel.clone(),
             })
-            .map_err(|_| InferenceError::Worker("the model worker has stopped".into()))?;
+            .map_err(|_| RequestError::WorkerStopped)?;
         Ok(Generation::new(receiver, cancel))
     }
 }
@@ -176,7 +178,7 @@ impl Model {
         Ok(ids)
     }
 
-    fn generate(&mut self, job: Job) -> Result<(), InferenceError> {
+    fn generate(&mut self, job: Job) -> Result<(), RequestError> {
         let Job {
             request,
             events,
@@ -193,7 +195,7 @@ impl Model {
         let params = &request.params;
         let prompt = self.prompt_ids(&request)?;
         if prompt.len() >= self.context_length {
-            return Err(InferenceError::ContextOverflow {
+            return Err(RequestError::ContextOverflow {
                 prompt_tokens: prompt.len(),
                 context_length: self.context_length,
             });

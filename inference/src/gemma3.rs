@@ -169,10 +169,11 @@ impl CausalLm for Gemma3 {
     fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError> {
         let n = tokens.len();
         if n == 0 || position + n > self.context {
-            return Err(InferenceError::Worker(format!(
-                "{n} tokens at position {position} do not fit the {} positions of the model",
-                self.context
-            )));
+            return Err(InferenceError::Positions {
+                tokens: n,
+                position,
+                context: self.context,
+            });
         }
         let map: &[u8] = &self.map;
         let (dim, hd) = (self.dim, self.head_dim);

@@ -22,7 +22,8 @@ pub mod template;
 pub mod tokenizer;
 
 pub use backend::{
-    Backend, CancelHandle, Event, Failure, FailureKind, FinishReason, Generation, Usage,
+    Backend, CancelHandle, Event, Failure, FailureKind, FinishReason, Generation, RequestError,
+    Usage,
 };
 pub use engine::{EngineConfig, LocalEngine, ModelInfo};
 pub use request::{ChatMessage, GenerationRequest, Params, Prompt, ValidationError};
@@ -31,7 +32,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Errors of this crate; each message says what was wrong and where.
+/// Why a model could not be loaded or configured (at start-up), or why its
+/// engine failed while computing (wrapped in [`RequestError::Engine`] then);
+/// each message says what was wrong and where. What one request did wrong is
+/// a [`RequestError`].
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
     #[error("model file {path} does not exist (run `make model` to fetch the default model)")]
@@ -53,17 +57,22 @@ pub enum InferenceError {
     Tokenizer(String),
     #[error("chat template: {0}")]
     Template(String),
-    #[error("the prompt is {prompt_tokens} tokens long; the model's context window is {context_length} tokens")]
-    ContextOverflow {
-        prompt_tokens: usize,
-        context_length: usize,
-    },
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
-    #[error("model worker: {0}")]
-    Worker(String),
+    #[error("could not start the model's threads: {0}")]
+    Threads(String),
+    #[error("could not map the model file into memory: {0}")]
+    MapFile(std::io::Error),
+    #[error(
+        "{tokens} tokens at position {position} do not fit the {context} positions of the model"
+    )]
+    Positions {
+        tokens: usize,
+        position: usize,
+        context: usize,
+    },
+    #[error("token id {0} is outside the vocabulary")]
+    TokenOutOfRange(usize),
     #[error("{0}")]
     Unsupported(String),
     #[error("remote model {model}: {detail}")]

@@ -158,10 +158,11 @@ impl CausalLm for Llama {
         let c = &self.config;
         let n = tokens.len();
         if n == 0 || position + n > c.context {
-            return Err(InferenceError::Worker(format!(
-                "{n} tokens at position {position} do not fit the {} positions of the model",
-                c.context
-            )));
+            return Err(InferenceError::Positions {
+                tokens: n,
+                position,
+                context: c.context,
+            });
         }
         let map: &[u8] = &self.map;
         let (dim, kv_dim) = (c.dim, c.kv_heads * c.head_dim);

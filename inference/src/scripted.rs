@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::backend::{Backend, CancelHandle, Event, Failure, FinishReason, Generation, Usage};
+use crate::backend::{
+    Backend, CancelHandle, Event, Failure, FinishReason, Generation, RequestError, Usage,
+};
 use crate::request::GenerationRequest;
-use crate::InferenceError;
 
 /// One step of a script.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +78,7 @@ impl ScriptedBackend {
 }
 
 impl Backend for ScriptedBackend {
-    fn generate(&self, request: GenerationRequest) -> Result<Generation, InferenceError> {
+    fn generate(&self, request: GenerationRequest) -> Result<Generation, RequestError> {
         request.validate()?;
         let prompt_tokens = match &request.prompt {
             crate::Prompt::Chat(messages) => messages.len(),

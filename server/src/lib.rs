@@ -42,6 +42,8 @@ pub enum ServerError {
     #[error("a model thread failed: {0}")]
     Thread(#[from] tokio::task::JoinError),
     #[error("{0}")]
+    Request(#[from] inference::RequestError),
+    #[error("{0}")]
     Generation(inference::Failure),
     #[error("--name must be 1 to 100 characters")]
     TokenName,

@@ -41,8 +41,7 @@ pub(crate) struct Cpu {
 impl Cpu {
     /// `threads` threads in all and the fastest kernels this CPU runs.
     pub(crate) fn new(threads: usize) -> Result<Self, InferenceError> {
-        let team = Team::new(threads)
-            .map_err(|e| InferenceError::Worker(format!("starting model threads: {e}")))?;
+        let team = Team::new(threads).map_err(|e| InferenceError::Threads(e.to_string()))?;
         let kernels = Kernels::detect();
         tracing::debug!("model kernels: {kernels:?}, {threads} threads");
         Ok(Self { team, kernels })
@@ -53,8 +52,7 @@ impl Cpu {
 pub(crate) fn map_file(file: &File) -> Result<Mmap, InferenceError> {
     // SAFETY: the model file is opened read-only and not modified while it
     // is in use, the same contract as llama.cpp's memory-mapped loading.
-    unsafe { Mmap::map(file) }
-        .map_err(|e| InferenceError::Worker(format!("mapping the model file: {e}")))
+    unsafe { Mmap::map(file) }.map_err(InferenceError::MapFile)
 }
 
 /// The start of a buffer that parallel tasks write at disjoint places.

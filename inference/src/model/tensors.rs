@@ -43,9 +43,7 @@ impl Matrix {
         out: &mut [f32],
     ) -> Result<(), InferenceError> {
         if id >= self.rows {
-            return Err(InferenceError::Worker(format!(
-                "token id {id} is outside the vocabulary"
-            )));
+            return Err(InferenceError::TokenOutOfRange(id));
         }
         let row = &self.bytes(map)[id * self.row_bytes()..(id + 1) * self.row_bytes()];
         kernels::dequantize_row(self.ty, row, out);

@@ -15,6 +15,8 @@ mod wire;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::RequestError;
+
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -117,7 +119,7 @@ impl RemoteBackend {
     fn request(
         &self,
         request: &GenerationRequest,
-    ) -> Result<(String, serde_json::Value), InferenceError> {
+    ) -> Result<(String, serde_json::Value), RequestError> {
         let base = &self.config.base_url;
         match (&self.protocol, &request.prompt) {
             (Protocol::OpenAi, Prompt::Chat(messages)) => {
@@ -128,7 +130,7 @@ impl RemoteBackend {
                     openai::body(model, &messages, &request.params),
                 ))
             }
-            (Protocol::OpenAi, Prompt::Raw(_)) => Err(InferenceError::Unsupported(
+            (Protocol::OpenAi, Prompt::Raw(_)) => Err(RequestError::Unsupported(
                 "an OpenAI-compatible chat server takes messages, not a raw prompt".into(),
             )),
             (Protocol::Tgi(template), prompt) => {
@@ -173,7 +175,7 @@ impl RemoteBackend {
 }
 
 impl Backend for RemoteBackend {
-    fn generate(&self, request: GenerationRequest) -> Result<Generation, InferenceError> {
+    fn generate(&self, request: GenerationRequest) -> Result<Generation, RequestError> {
         request.validate()?;
         let (url, body) = self.request(&request)?;
         let job = Job {

@@ -78,7 +78,7 @@ pub fn start(
         .reserve(model)
         .map_err(|busy| StartError::Busy(busy.to_string()))?;
     let generation = model.backend.generate(request).map_err(|e| match e {
-        inference::InferenceError::Invalid(v) => StartError::Invalid(v),
+        inference::RequestError::Invalid(v) => StartError::Invalid(v),
         // Internal detail is logged by `Failure::from`; the client gets a sentence.
         other => StartError::Failed(Failure::from(&other)),
     })?;
