@@ -291,18 +291,57 @@ enum Outcome {
     Failed(Failure),
 }
 
+/// How often, and how far apart, the final save of a reply is tried: the row
+/// must leave `generating`, or the conversation would refuse new messages
+/// (one generating reply per conversation) until the next start-up.
+const FINISH_TRIES: u32 = 3;
+const FINISH_RETRY: Duration = Duration::from_millis(200);
+
 /// Publishes a failure as the task's terminal event if the task that drives a
 /// generation ends without one (it panicked, or its runtime shut down), so
-/// that no subscriber waits for an end that never comes.
-struct TerminalGuard(Arc<Task>);
+/// that no subscriber waits for an end that never comes, and stores the reply
+/// as failed so its conversation can take new messages.
+struct TerminalGuard {
+    task: Arc<Task>,
+    pool: SqlitePool,
+}
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        if !self.0.is_finished() {
-            tracing::error!(message = %self.0.message_id, "a generation ended without its final event");
-            self.0.publish(ReplyEvent::Failed {
-                message: Failure::INTERNAL_MESSAGE.to_owned(),
-            });
+        if self.task.is_finished() {
+            return;
+        }
+        tracing::error!(message = %self.task.message_id, "a generation ended without its final event");
+        let message = Failure::INTERNAL_MESSAGE.to_owned();
+        let finish = Finish {
+            state: MessageState::Error,
+            finish_reason: Some(FinishReason::Error),
+            error: Some(message.clone()),
+            prompt_tokens: None,
+            completion_tokens: None,
+        };
+        self.task.publish(ReplyEvent::Failed { message });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (pool, task) = (self.pool.clone(), self.task.clone());
+            runtime.spawn(async move { store_ending(&pool, &task, &finish).await });
+        }
+    }
+}
+
+/// Stores how a reply ended, trying again on a failed write.
+async fn store_ending(pool: &SqlitePool, task: &Task, finish: &Finish) {
+    let (text, _) = task.snapshot();
+    for attempt in 1..=FINISH_TRIES {
+        match conversations::finish_reply(pool, &task.message_id, &text, finish).await {
+            Ok(()) => return,
+            Err(e) if attempt < FINISH_TRIES => {
+                tracing::warn!(message = %task.message_id, error = %e, attempt, "could not store the finished reply; trying again");
+                tokio::time::sleep(FINISH_RETRY * attempt).await;
+            }
+            Err(e) => {
+                // The text flushed so far stays; on restart the row becomes "interrupted".
+                tracing::error!(message = %task.message_id, error = %e, "could not store the finished reply");
+            }
         }
     }
 }
@@ -314,19 +353,18 @@ async fn run(
     started: Result<Generation, RequestError>,
     slot: Slot,
 ) {
-    let guard = TerminalGuard(task.clone());
     let pool = &generations.0.pool;
+    let guard = TerminalGuard {
+        task: task.clone(),
+        pool: pool.clone(),
+    };
     let outcome = match started {
         Ok(generation) => follow(pool, &task, generation).await,
         Err(e) => Outcome::Failed(Failure::from(&e)),
     };
     let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
     let (finish, event) = ending(outcome, shutting_down);
-    let (text, _) = task.snapshot();
-    if let Err(e) = conversations::finish_reply(pool, &task.message_id, &text, &finish).await {
-        // The text flushed so far stays; on restart the row becomes "interrupted".
-        tracing::error!(message = %task.message_id, error = %e, "could not store the finished reply");
-    }
+    store_ending(pool, &task, &finish).await;
     // Free the place before announcing the end, so a client that sends its next
     // message the moment it sees the end is not told the server is busy.
     drop(slot);
