@@ -10,12 +10,21 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// The user making the current request, if their cookie names a live session.
+/// When the session has just slid, its cookie is sent again with a full lifetime.
 pub async fn current_user() -> Result<Option<UserId>, AppError> {
     let state = expect_context::<AppState>();
     let headers = use_context::<http::request::Parts>()
         .map(|parts| parts.headers)
         .unwrap_or_default();
-    Ok(session::user_from_headers(state.chat.pool(), &headers).await?)
+    match session::current(state.chat.pool(), &headers).await? {
+        Some((user, renew)) => {
+            if let Some(token) = renew {
+                set_session_cookie(&token);
+            }
+            Ok(Some(user))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Hands a new session's token to the browser as its cookie.

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::db::{users, StoreError, UserId};
 
 pub const COOKIE_NAME: &str = "wick_session";
-/// How long an anonymous session lives without a new message.
+/// How long a session lives without being used (it slides: see
+/// [`users::user_for_session`] and [`current`]).
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// A fresh session token: 32 random bytes, base64url without padding (43 characters).
@@ -40,6 +41,11 @@ pub fn token_hash(token: &str) -> Option<[u8; 32]> {
 
 /// The hashes of every well-formed session cookie in the request.
 pub fn token_hashes(headers: &HeaderMap) -> Vec<[u8; 32]> {
+    tokens(headers).into_iter().map(|(_, hash)| hash).collect()
+}
+
+/// Every well-formed session cookie in the request, with its hash.
+fn tokens(headers: &HeaderMap) -> Vec<(String, [u8; 32])> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -47,7 +53,7 @@ pub fn token_hashes(headers: &HeaderMap) -> Vec<[u8; 32]> {
         .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()))
         .filter_map(Result::ok)
         .filter(|c| c.name() == COOKIE_NAME)
-        .filter_map(|c| token_hash(c.value()))
+        .filter_map(|c| token_hash(c.value()).map(|h| (c.value().to_owned(), h)))
         .collect()
 }
 
@@ -71,9 +77,19 @@ pub async fn user_from_headers(
     pool: &sqlx::SqlitePool,
     headers: &HeaderMap,
 ) -> Result<Option<UserId>, StoreError> {
-    for hash in token_hashes(headers) {
-        if let Some(user) = users::user_for_session(pool, &hash).await? {
-            return Ok(Some(user));
+    Ok(current(pool, headers).await?.map(|(user, _)| user))
+}
+
+/// The user whose live session a request's cookies name, if any, and the
+/// token to hand back to the browser with a full lifetime when the session
+/// has just slid (so the cookie does not expire before the session does).
+pub async fn current(
+    pool: &sqlx::SqlitePool,
+    headers: &HeaderMap,
+) -> Result<Option<(UserId, Option<String>)>, StoreError> {
+    for (token, hash) in tokens(headers) {
+        if let Some(session) = users::user_for_session(pool, &hash).await? {
+            return Ok(Some((session.user, session.renewed.then_some(token))));
         }
     }
     Ok(None)

@@ -65,7 +65,10 @@ async fn sessions_are_found_by_hash_until_they_expire() {
     let (_dir, _url, pool) = fresh_db().await;
     let alice = user(&pool, 1).await;
     assert_eq!(
-        users::user_for_session(&pool, &[1; 32]).await.unwrap(),
+        users::user_for_session(&pool, &[1; 32])
+            .await
+            .unwrap()
+            .map(|s| s.user),
         Some(alice)
     );
     assert_eq!(
@@ -136,10 +139,15 @@ async fn sessions_in_use_slide_their_expiry() {
     .execute(&pool)
     .await
     .unwrap();
-    assert_eq!(
-        users::user_for_session(&pool, &[1; 32]).await.unwrap(),
-        Some(alice)
-    );
+    let session = users::user_for_session(&pool, &[1; 32]).await.unwrap();
+    let renewed = users::Session {
+        user: alice,
+        renewed: true,
+    };
+    assert_eq!(session, Some(renewed), "the cookie is to be renewed too");
+    // Within the hour it is not written again.
+    let again = users::user_for_session(&pool, &[1; 32]).await.unwrap();
+    assert_eq!(again.map(|s| s.renewed), Some(false));
     let (seen, expires): (i64, i64) =
         sqlx::query_as("SELECT last_seen_at, expires_at FROM sessions WHERE user_id = ?")
             .bind(alice)

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use app::api::{SendMessage, StopReply};
+use app::api::{ListConversations, SendMessage, StopReply};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -54,6 +54,7 @@ impl Write for LogWriter {
 struct Wick {
     router: Router,
     backend: ScriptedBackend,
+    pool: sqlx::SqlitePool,
     _dir: tempfile::TempDir,
 }
 
@@ -84,13 +85,14 @@ async fn wick(script: Vec<Step>) -> Wick {
         .build();
     let state = ServerState::new(
         leptos,
-        Chat::new(pool, generations),
+        Chat::new(pool.clone(), generations),
         false,
         ApiAccess::new(&[KEY.to_owned()], false),
     );
     Wick {
         router: server::router(state),
         backend,
+        pool,
         _dir: dir,
     }
 }
@@ -416,4 +418,35 @@ async fn two_concurrent_sends_into_one_conversation_start_exactly_one_reply() {
         .call::<StopReply>(Some(&cookie), &[("message_id", &started.message_id)])
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_session_in_use_slides_and_its_cookie_is_renewed() {
+    let w = wick(vec![Step::token("ok")]).await;
+    let (cookie, sent) = w.send_first("hello").await;
+    w.reply_stream(&cookie, &sent.message_id).await;
+    // Used just now: nothing to renew.
+    let r = w.call::<ListConversations>(Some(&cookie), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    // Last seen two hours ago: the session slides and the browser gets its cookie again.
+    let two_hours_ago = wick_core::db::now_ms() - 2 * 3_600_000;
+    sqlx::query("UPDATE sessions SET last_seen_at = ?")
+        .bind(two_hours_ago)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    let r = w.call::<ListConversations>(Some(&cookie), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let renewed = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        renewed.starts_with(&format!("{cookie};")),
+        "the same session: {renewed}"
+    );
+    assert!(renewed.contains("Max-Age=31536000"), "{renewed}");
+    let seen: i64 = sqlx::query_scalar("SELECT last_seen_at FROM sessions")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert!(seen > two_hours_ago);
 }

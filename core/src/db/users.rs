@@ -47,13 +47,22 @@ struct SessionRow {
     expires_at: i64,
 }
 
+/// A live session, as found by its token's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub user: UserId,
+    /// Its expiry has just slid: the browser's cookie should be given a full
+    /// lifetime again too.
+    pub renewed: bool,
+}
+
 /// The user of an unexpired session, if any. A session in use slides: at most
 /// once an hour its `last_seen_at` is written and its expiry moved to a full
 /// lifetime (the one it was created with) from now.
 pub async fn user_for_session(
     pool: &SqlitePool,
     token_hash: &[u8; 32],
-) -> Result<Option<UserId>, StoreError> {
+) -> Result<Option<Session>, StoreError> {
     let now = now_ms();
     let row: Option<SessionRow> = sqlx::query_as(
         "SELECT user_id, created_at, last_seen_at, expires_at FROM sessions
@@ -64,7 +73,8 @@ pub async fn user_for_session(
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    if now - row.last_seen_at >= TOUCH_EVERY_MS {
+    let renewed = now - row.last_seen_at >= TOUCH_EVERY_MS;
+    if renewed {
         let lifetime = row.expires_at - row.last_seen_at.max(row.created_at);
         sqlx::query("UPDATE sessions SET last_seen_at = ?, expires_at = max(expires_at, ?) WHERE token_hash = ?")
             .bind(now)
@@ -73,5 +83,8 @@ pub async fn user_for_session(
             .execute(pool)
             .await?;
     }
-    Ok(Some(row.user_id))
+    Ok(Some(Session {
+        user: row.user_id,
+        renewed,
+    }))
 }
