@@ -36,7 +36,8 @@ pub enum StartError {
 /// A generation holding its place in the queue until it ends.
 pub struct Running {
     generation: Generation,
-    _slot: Slot,
+    /// The place in the model's queue, given back when the reply ends.
+    slot: Slot,
 }
 
 /// A generation that ran to its end.
@@ -82,10 +83,7 @@ pub fn start(
         // Internal detail is logged by `Failure::from`; the client gets a sentence.
         other => StartError::Failed(Failure::from(&other)),
     })?;
-    Ok(Running {
-        generation,
-        _slot: slot,
-    })
+    Ok(Running { generation, slot })
 }
 
 /// Whether a failure was caused by the request (a prompt longer than the
@@ -135,8 +133,8 @@ impl Running {
         self,
         mut map: impl FnMut(Event) -> Vec<SseEvent> + Send + 'static,
     ) -> Response {
-        let Running { generation, _slot } = self;
-        let mut slot = Some(_slot);
+        let Running { generation, slot } = self;
+        let mut slot = Some(slot);
         let events = generation.flat_map(move |event| {
             if !matches!(event, Event::Token { .. }) {
                 // Free the queue place before the client sees the end, so its
