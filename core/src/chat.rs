@@ -160,7 +160,7 @@ impl Chat {
                     conversations::append_with_reply(&self.pool, user, &id, &content, &model.id)
                         .await?;
                 Ok(Sending {
-                    sent: self.start(slot, user, reply, Some(content)),
+                    sent: self.start(slot, user, reply),
                     new_session: None,
                 })
             }
@@ -179,7 +179,7 @@ impl Chat {
                     conversations::create_with_reply(&self.pool, user, &title, &model.id, &content)
                         .await?;
                 Ok(Sending {
-                    sent: self.start(slot, user, reply, Some(content)),
+                    sent: self.start(slot, user, reply),
                     new_session,
                 })
             }
@@ -201,7 +201,7 @@ impl Chat {
         let reply =
             conversations::retry_with_reply(&self.pool, user, conversation, message, &model.id)
                 .await?;
-        Ok(self.start(slot, user, reply, None))
+        Ok(self.start(slot, user, reply))
     }
 
     /// Stops the user's reply `message`; it is saved with the text so far and
@@ -243,22 +243,9 @@ impl Chat {
 
     /// Starts the reply and says what the browser needs to show it at once:
     /// the stored user message (if any) and the empty reply to stream into.
-    fn start(&self, slot: Slot, user: UserId, reply: NewReply, content: Option<String>) -> Sent {
+    fn start(&self, slot: Slot, user: UserId, reply: NewReply) -> Sent {
         let model_name = slot.model().name.clone();
-        let user_message = reply
-            .user_message_id
-            .clone()
-            .zip(content)
-            .map(|(id, content)| MessageView {
-                id,
-                role: Role::User,
-                content,
-                state: MessageState::Done,
-                finish_reason: None,
-                error: None,
-                seq: 0,
-                model: None,
-            });
+        let user_message = reply.user_message.clone();
         let conversation_id = reply.conversation_id.clone();
         let task = self.generations.start(slot, user, reply);
         Sent {

@@ -201,7 +201,7 @@ async fn a_send_stores_the_message_and_its_reply_together_on_one_branch() {
         ]
     );
     assert_eq!(c.messages[1].finish_reason, Some(FinishReason::Eos));
-    assert_eq!(Some(c.messages[2].id.clone()), second.user_message_id);
+    assert_eq!(second.user_message.as_ref(), Some(&c.messages[2]));
     assert_eq!(c.messages[3].id, second.message_id);
 
     // Each message's parent is the one before it: the branch structure edits will use.
@@ -248,7 +248,7 @@ async fn a_second_reply_while_one_is_generating_stores_nothing() {
     let retried = conversations::retry_with_reply(&pool, alice, id, &first.message_id, "m")
         .await
         .unwrap();
-    assert_eq!(retried.user_message_id, None);
+    assert_eq!(retried.user_message, None);
     assert_eq!(
         retried.turns.len(),
         1,

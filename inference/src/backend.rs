@@ -115,11 +115,6 @@ impl FailureKind {
             FailureKind::Timeout => 504,
         }
     }
-
-    /// Whether the caller's request caused it (and may change to succeed).
-    pub fn is_client_error(self) -> bool {
-        matches!(self, FailureKind::ContextOverflow | FailureKind::BadRequest)
-    }
 }
 
 /// Why a generation failed, in words for the person who asked. Internal
@@ -243,9 +238,6 @@ impl Generation {
 
     /// Notes a terminal event, and stands in for the one a vanished backend never sent.
     fn seen(&mut self, event: Option<Event>) -> Option<Event> {
-        if self.ended {
-            return None;
-        }
         match event {
             Some(Event::Token { .. }) => event,
             Some(_) => {

@@ -163,9 +163,8 @@ async fn branch(
 pub struct NewReply {
     pub conversation_id: String,
     /// The user's message stored in the same transaction (`None` for a retry).
-    pub user_message_id: Option<String>,
+    pub user_message: Option<MessageView>,
     pub message_id: String,
-    pub model: String,
     pub system_prompt: Option<String>,
     pub turns: Vec<MessageView>,
 }
@@ -285,9 +284,8 @@ pub async fn retry_with_reply(
     tx.commit().await?;
     Ok(NewReply {
         conversation_id: conversation.to_owned(),
-        user_message_id: None,
+        user_message: None,
         message_id,
-        model: model.to_owned(),
         system_prompt,
         turns,
     })
@@ -324,9 +322,9 @@ async fn add_turn(
     let turns = branch(&mut *tx, conversation, &user_message).await?;
     Ok(NewReply {
         conversation_id: conversation.to_owned(),
-        user_message_id: Some(user_message),
+        // The branch ends with the message just stored, as the database has it.
+        user_message: turns.last().cloned(),
         message_id,
-        model: model.to_owned(),
         system_prompt,
         turns,
     })
