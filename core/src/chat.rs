@@ -12,8 +12,9 @@ use wick_types::{
     group_by_period, ConversationView, MessageState, MessageView, Role, Sent, SidebarGroup,
 };
 
+use crate::db::conversations::Owner;
 use crate::db::{self, conversations, NewReply, StoreError, UserId};
-use crate::generation::{Busy, Generations, Slot};
+use crate::generation::{Busy, Generations, Requester, Slot};
 use crate::models::{Model, Models};
 use crate::session;
 
@@ -46,6 +47,10 @@ impl From<StoreError> for ChatError {
         match e {
             StoreError::NotFound => ChatError::NotFound,
             StoreError::ReplyRunning => ChatError::ReplyRunning,
+            StoreError::NotLatestReply => ChatError::Invalid(
+                "Only the latest reply can be written again; earlier ones keep their answers."
+                    .to_owned(),
+            ),
             other => ChatError::Store(other),
         }
     }
@@ -93,6 +98,11 @@ impl Chat {
         self.generations.models()
     }
 
+    /// Whether the last write of a reply failed, and none succeeded since.
+    pub fn write_failing(&self) -> bool {
+        self.generations.write_failing()
+    }
+
     /// A configured model, or a message naming the unknown one.
     pub fn model(&self, id: &str) -> Result<Arc<Model>, ChatError> {
         self.models().get(id).cloned().ok_or_else(|| {
@@ -120,8 +130,13 @@ impl Chat {
         for m in conversation.messages.iter_mut() {
             m.model = m.model.as_deref().map(|id| models.name_of(id));
             if m.state.is_generating() {
-                if let Some(task) = self.generations.get(&m.id) {
-                    (m.content, m.seq) = task.snapshot();
+                match self.generations.get(&m.id) {
+                    Some(task) => (m.content, m.seq) = task.snapshot(),
+                    // Stored as generating but written by nobody: its final
+                    // save failed and was given up. Shown as interrupted, so
+                    // that no browser waits (or reconnects) for a stream that
+                    // does not exist.
+                    None => m.state = MessageState::Interrupted,
                 }
             }
         }
@@ -155,7 +170,7 @@ impl Chat {
                 let current = self.model_if_idle(user, &id).await?;
                 let model =
                     chosen.unwrap_or_else(|| self.models().get_or_default(&current).clone());
-                let slot = self.generations.reserve(&model)?;
+                let slot = self.generations.reserve(&model, Requester::User(user))?;
                 let reply =
                     conversations::append_with_reply(&self.pool, user, &id, &content, &model.id)
                         .await?;
@@ -166,18 +181,30 @@ impl Chat {
             }
             None => {
                 let model = chosen.unwrap_or_else(|| self.models().default_model().clone());
-                let slot = self.generations.reserve(&model)?;
-                let (user, new_session) = match user {
-                    Some(user) => (user, None),
+                let requester = user.map_or(Requester::Unlimited, Requester::User);
+                let mut slot = self.generations.reserve(&model, requester)?;
+                // A first-time visitor's user and session are stored with the
+                // conversation, in one transaction.
+                let (owner, new_session) = match user {
+                    Some(user) => (Owner::User(user), None),
                     None => {
-                        let (user, token) = session::new_anonymous_session(&self.pool).await?;
-                        (user, Some(token))
+                        let (token, token_hash) = session::new_token_and_hash();
+                        let lifetime = session::SESSION_LIFETIME;
+                        (
+                            Owner::NewVisitor {
+                                token_hash,
+                                lifetime,
+                            },
+                            Some(token),
+                        )
                     }
                 };
                 let title = title_from(&content);
-                let reply =
-                    conversations::create_with_reply(&self.pool, user, &title, &model.id, &content)
-                        .await?;
+                let (user, reply) = conversations::create_with_reply(
+                    &self.pool, owner, &title, &model.id, &content,
+                )
+                .await?;
+                slot.assign(&self.generations, user);
                 Ok(Sending {
                     sent: self.start(slot, user, reply),
                     new_session,
@@ -197,7 +224,7 @@ impl Chat {
         let user = user.ok_or(ChatError::NotFound)?;
         let current = self.model_if_idle(user, conversation).await?;
         let model = self.models().get_or_default(&current).clone();
-        let slot = self.generations.reserve(&model)?;
+        let slot = self.generations.reserve(&model, Requester::User(user))?;
         let reply =
             conversations::retry_with_reply(&self.pool, user, conversation, message, &model.id)
                 .await?;

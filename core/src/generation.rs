@@ -38,12 +38,46 @@ pub struct ChatSettings {
     /// A fixed seed makes replies reproducible (tests, demos); `None` draws a
     /// fresh one per reply, so that "Retry" gives a different answer.
     pub seed: Option<u64>,
+    /// Replies one person (a session's user, or an API token's) may have
+    /// running or waiting at once, across all models: one visitor cannot
+    /// take every place in a queue.
+    pub replies_per_user: usize,
 }
 
-/// The model's queue is full.
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            replies_per_user: DEFAULT_REPLIES_PER_USER,
+        }
+    }
+}
+
+pub const DEFAULT_REPLIES_PER_USER: usize = 2;
+
+/// No place for the reply: nothing was stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("The server is busy: {0} replies are already being written. Please try again in a moment.")]
-pub struct Busy(pub usize);
+pub enum Busy {
+    /// The model's queue is full.
+    #[error(
+        "The server is busy: {0} replies are already being written. Please try again in a moment."
+    )]
+    Server(usize),
+    /// This person already has as many replies running or waiting as one may.
+    #[error("You already have {0} replies being written. Wait for one to finish, or stop it, before starting another.")]
+    User(usize),
+}
+
+/// Who a reply is for, for the per-person limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Requester {
+    /// A user: a browser session's, or an API token's.
+    User(UserId),
+    /// The operator's own access (a static API key, an anonymous API on a
+    /// private network, a visitor's very first message before they have a
+    /// user): only the model's queue limits it.
+    Unlimited,
+}
 
 /// All generations of this server process.
 #[derive(Clone)]
@@ -54,7 +88,18 @@ struct Inner {
     pool: SqlitePool,
     settings: ChatSettings,
     tasks: Mutex<HashMap<String, Arc<Task>>>,
+    /// Replies running or waiting per user (entries at zero are removed).
+    per_user: Mutex<HashMap<UserId, usize>>,
     shutting_down: AtomicBool,
+    /// The last write of a reply failed and none has succeeded since (a full
+    /// disk, a broken file): `/health` says so.
+    write_failing: AtomicBool,
+}
+
+impl Inner {
+    fn per_user(&self) -> MutexGuard<'_, HashMap<UserId, usize>> {
+        self.per_user.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Generations {
@@ -66,19 +111,42 @@ impl std::fmt::Debug for Generations {
     }
 }
 
-/// A place in a model's queue, taken before anything is stored; given back
-/// when the generation ends or when it was never started.
-pub struct Slot(Arc<Model>);
+/// A place in a model's queue (and in its user's allowance), taken before
+/// anything is stored; given back when the generation ends or when it was
+/// never started.
+pub struct Slot {
+    model: Arc<Model>,
+    /// The user whose allowance the place counts against, if any.
+    user: Option<(UserId, Arc<Inner>)>,
+}
 
 impl Slot {
     pub fn model(&self) -> &Arc<Model> {
-        &self.0
+        &self.model
+    }
+
+    /// Counts the place against `user` from now on: for a visitor whose user
+    /// was made only after the place was taken (their first message).
+    pub fn assign(&mut self, generations: &Generations, user: UserId) {
+        if self.user.is_none() {
+            *generations.0.per_user().entry(user).or_insert(0) += 1;
+            self.user = Some((user, generations.0.clone()));
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.unfinished.fetch_sub(1, Ordering::AcqRel);
+        self.model.unfinished.fetch_sub(1, Ordering::AcqRel);
+        if let Some((user, inner)) = &self.user {
+            let mut per_user = inner.per_user();
+            if let Some(n) = per_user.get_mut(user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per_user.remove(user);
+                }
+            }
+        }
     }
 }
 
@@ -193,7 +261,9 @@ impl Generations {
             pool,
             settings,
             tasks: Mutex::new(HashMap::new()),
+            per_user: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            write_failing: AtomicBool::new(false),
         }))
     }
 
@@ -201,18 +271,39 @@ impl Generations {
         self.0.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes a place in `model`'s queue, or says the server is busy. Callers
-    /// that stream a model themselves (the inference APIs) take one too, so
-    /// the queue's limit holds for everyone.
-    pub fn reserve(&self, model: &Arc<Model>) -> Result<Slot, Busy> {
+    /// Takes a place in `model`'s queue for `requester`, or says why there is
+    /// none: the person's own limit is checked first, so one visitor filling
+    /// the queue hears about their limit and everyone else still gets in.
+    /// Callers that stream a model themselves (the inference APIs) take one
+    /// too, so the limits hold for everyone.
+    pub fn reserve(&self, model: &Arc<Model>, requester: Requester) -> Result<Slot, Busy> {
+        // Held across both checks, so two requests of one user cannot both
+        // pass the per-user check on the last place.
+        let mut per_user = self.0.per_user();
+        if let Requester::User(user) = requester {
+            let limit = self.0.settings.replies_per_user;
+            if per_user.get(&user).copied().unwrap_or(0) >= limit {
+                return Err(Busy::User(limit));
+            }
+        }
         let depth = model.queue_depth;
         model
             .unfinished
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < depth).then_some(n + 1)
             })
-            .map(|_| Slot(model.clone()))
-            .map_err(|_| Busy(depth))
+            .map_err(|_| Busy::Server(depth))?;
+        let user = match requester {
+            Requester::User(user) => {
+                *per_user.entry(user).or_insert(0) += 1;
+                Some((user, self.0.clone()))
+            }
+            Requester::Unlimited => None,
+        };
+        Ok(Slot {
+            model: model.clone(),
+            user,
+        })
     }
 
     pub fn models(&self) -> &Models {
@@ -254,6 +345,15 @@ impl Generations {
         task
     }
 
+    /// Whether the last write of a reply failed (and none succeeded since).
+    pub fn write_failing(&self) -> bool {
+        self.0.write_failing.load(Ordering::Acquire)
+    }
+
+    fn wrote(&self, ok: bool) {
+        self.0.write_failing.store(!ok, Ordering::Release);
+    }
+
     /// Stops every generation, saving each as interrupted; for shutdown.
     pub fn shutdown(&self) {
         self.0.shutting_down.store(true, Ordering::Release);
@@ -291,11 +391,21 @@ enum Outcome {
     Failed(Failure),
 }
 
-/// How often, and how far apart, the final save of a reply is tried: the row
-/// must leave `generating`, or the conversation would refuse new messages
-/// (one generating reply per conversation) until the next start-up.
+/// How often, and how far apart, the final save of a reply is tried before
+/// the visitor is told it could not be saved; after that it is tried again
+/// in the background, ever less often, until it is written.
 const FINISH_TRIES: u32 = 3;
 const FINISH_RETRY: Duration = Duration::from_millis(200);
+const BACKGROUND_RETRY_FIRST: Duration = Duration::from_secs(1);
+const BACKGROUND_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// What the visitor is told when their reply was written but cannot be
+/// stored; the text stays in the server's memory (and on their screen) and is
+/// stored with this note as soon as the database takes writes again.
+pub const NOT_SAVED_MESSAGE: &str =
+    "This reply could not be saved: the server cannot write to its \
+     database right now. Its text is kept and will be saved when the database works again; copy \
+     it if you need it now.";
 
 /// Publishes a failure as the task's terminal event if the task that drives a
 /// generation ends without one (it panicked, or its runtime shut down), so
@@ -323,27 +433,45 @@ impl Drop for TerminalGuard {
         self.task.publish(ReplyEvent::Failed { message });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (pool, task) = (self.pool.clone(), self.task.clone());
-            runtime.spawn(async move { store_ending(&pool, &task, &finish).await });
+            runtime.spawn(async move { store_ending(&pool, &task, &finish, FINISH_TRIES).await });
         }
     }
 }
 
-/// Stores how a reply ended, trying again on a failed write.
-async fn store_ending(pool: &SqlitePool, task: &Task, finish: &Finish) {
+/// Stores how a reply ended, trying `tries` times; whether it was stored.
+async fn store_ending(pool: &SqlitePool, task: &Task, finish: &Finish, tries: u32) -> bool {
     let (text, _) = task.snapshot();
-    for attempt in 1..=FINISH_TRIES {
+    for attempt in 1..=tries {
         match conversations::finish_reply(pool, &task.message_id, &text, finish).await {
-            Ok(()) => return,
-            Err(e) if attempt < FINISH_TRIES => {
+            Ok(()) => return true,
+            Err(e) if attempt < tries => {
                 tracing::warn!(message = %task.message_id, error = %e, attempt, "could not store the finished reply; trying again");
                 tokio::time::sleep(FINISH_RETRY * attempt).await;
             }
             Err(e) => {
-                // The text flushed so far stays; on restart the row becomes "interrupted".
                 tracing::error!(message = %task.message_id, error = %e, "could not store the finished reply");
             }
         }
     }
+    false
+}
+
+/// Keeps trying to store a reply whose final save failed, with back-off,
+/// as an error that keeps its text. The task (and so the text, which the
+/// conversation page shows from memory meanwhile) stays until it is stored.
+async fn store_when_possible(generations: Generations, task: Arc<Task>, finish: Finish) {
+    let mut wait = BACKGROUND_RETRY_FIRST;
+    loop {
+        tokio::time::sleep(wait).await;
+        if store_ending(&generations.0.pool, &task, &finish, 1).await {
+            tracing::info!(message = %task.message_id, "a reply that could not be saved is now stored");
+            generations.wrote(true);
+            break;
+        }
+        wait = (wait * 2).min(BACKGROUND_RETRY_MAX);
+    }
+    tokio::time::sleep(KEEP_FINISHED).await;
+    generations.tasks().remove(&task.message_id);
 }
 
 /// Drives one generation to its end, then stores and publishes how it ended.
@@ -359,25 +487,39 @@ async fn run(
         pool: pool.clone(),
     };
     let outcome = match started {
-        Ok(generation) => follow(pool, &task, generation).await,
+        Ok(generation) => follow(&generations, &task, generation).await,
         Err(e) => Outcome::Failed(Failure::from(&e)),
     };
     let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
     let (finish, event) = ending(outcome, shutting_down);
-    store_ending(pool, &task, &finish).await;
+    let stored = store_ending(pool, &task, &finish, FINISH_TRIES).await;
+    generations.wrote(stored);
     // Free the place before announcing the end, so a client that sends its next
     // message the moment it sees the end is not told the server is busy.
     drop(slot);
-    task.publish(event);
-    drop(guard);
-    tokio::spawn(async move {
-        tokio::time::sleep(KEEP_FINISHED).await;
-        generations.tasks().remove(&task.message_id);
-    });
+    if stored {
+        task.publish(event);
+        drop(guard);
+        tokio::spawn(async move {
+            tokio::time::sleep(KEEP_FINISHED).await;
+            generations.tasks().remove(&task.message_id);
+        });
+    } else {
+        let message = NOT_SAVED_MESSAGE.to_owned();
+        let finish = Finish {
+            state: MessageState::Error,
+            finish_reason: Some(FinishReason::Error),
+            error: Some(message.clone()),
+            ..finish
+        };
+        task.publish(ReplyEvent::Failed { message });
+        drop(guard);
+        tokio::spawn(store_when_possible(generations.clone(), task, finish));
+    }
 }
 
 /// Publishes the tokens as they come and flushes the text regularly.
-async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> Outcome {
+async fn follow(generations: &Generations, task: &Task, mut generation: Generation) -> Outcome {
     let mut flush = tokio::time::interval(FLUSH_INTERVAL);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unflushed = 0usize;
@@ -392,17 +534,19 @@ async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> O
                         unflushed += 1;
                     }
                     if unflushed >= FLUSH_TOKENS {
-                        save(pool, task).await;
+                        save(generations, task).await;
                         unflushed = 0;
                     }
                 }
+                // Progress through a long prompt: nothing to show yet.
+                Some(Event::Prefill { .. }) => {}
                 Some(Event::Done { finish, usage }) => return Outcome::Done(finish, usage),
                 Some(Event::Error(e)) => return Outcome::Failed(e),
                 None => return Outcome::Failed(Failure::internal("the generation's stream ended without a final event")),
             },
             _ = flush.tick() => {
                 if unflushed > 0 {
-                    save(pool, task).await;
+                    save(generations, task).await;
                     unflushed = 0;
                 }
             }
@@ -410,9 +554,11 @@ async fn follow(pool: &SqlitePool, task: &Task, mut generation: Generation) -> O
     }
 }
 
-async fn save(pool: &SqlitePool, task: &Task) {
+async fn save(generations: &Generations, task: &Task) {
     let (text, _) = task.snapshot();
-    if let Err(e) = conversations::save_partial(pool, &task.message_id, &text).await {
+    let result = conversations::save_partial(&generations.0.pool, &task.message_id, &text).await;
+    generations.wrote(result.is_ok());
+    if let Err(e) = result {
         // Not fatal: the next flush or the final save writes the whole text again.
         tracing::warn!(message = %task.message_id, error = %e, "could not flush a reply");
     }

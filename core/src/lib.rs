@@ -13,5 +13,7 @@ pub mod session;
 
 pub use chat::{Chat, ChatError, SendRequest, Sending};
 pub use db::{StoreError, UserId};
-pub use generation::{random_seed, Busy, ChatSettings, Generations, Slot, Task};
+pub use generation::{
+    random_seed, Busy, ChatSettings, Generations, Requester, Slot, Task, DEFAULT_REPLIES_PER_USER,
+};
 pub use models::{Model, ModelKind, Models};

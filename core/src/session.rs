@@ -44,7 +44,13 @@ pub fn token_hashes(headers: &HeaderMap) -> Vec<[u8; 32]> {
     tokens(headers).into_iter().map(|(_, hash)| hash).collect()
 }
 
-/// Every well-formed session cookie in the request, with its hash.
+/// How many session cookies of one request are looked up. A browser sends
+/// one (two at most, when an old cookie lingers under another path); a
+/// request with thousands must not cost thousands of database lookups.
+pub const MAX_SESSION_COOKIES: usize = 2;
+
+/// The first well-formed session cookies of the request (at most
+/// [`MAX_SESSION_COOKIES`]), with their hashes.
 fn tokens(headers: &HeaderMap) -> Vec<(String, [u8; 32])> {
     headers
         .get_all(COOKIE)
@@ -54,6 +60,7 @@ fn tokens(headers: &HeaderMap) -> Vec<(String, [u8; 32])> {
         .filter_map(Result::ok)
         .filter(|c| c.name() == COOKIE_NAME)
         .filter_map(|c| token_hash(c.value()).map(|h| (c.value().to_owned(), h)))
+        .take(MAX_SESSION_COOKIES)
         .collect()
 }
 
@@ -95,13 +102,19 @@ pub async fn current(
     Ok(None)
 }
 
+/// A fresh token and the hash to store for it.
+pub fn new_token_and_hash() -> (String, [u8; 32]) {
+    let token = new_token();
+    let hash = token_hash(&token).expect("a new token is well-formed");
+    (token, hash)
+}
+
 /// A new anonymous user with a fresh session; returns the user and the token
 /// to hand to the browser (only its hash is stored).
 pub async fn new_anonymous_session(
     pool: &sqlx::SqlitePool,
 ) -> Result<(UserId, String), StoreError> {
-    let token = new_token();
-    let hash = token_hash(&token).expect("a new token is well-formed");
+    let (token, hash) = new_token_and_hash();
     let user = users::create_anonymous_user(pool, &hash, SESSION_LIFETIME).await?;
     Ok((user, token))
 }
@@ -135,6 +148,20 @@ mod tests {
         assert_eq!(token_hashes(&headers), vec![token_hash(&good).unwrap()]);
         assert!(token_hash(&"A".repeat(44)).is_none());
         assert!(token_hash("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!").is_none());
+    }
+
+    #[test]
+    fn thousands_of_session_cookies_cost_two_lookups() {
+        let many: Vec<String> = (0..5000)
+            .map(|_| format!("{COOKIE_NAME}={}", new_token()))
+            .collect();
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_str(&many.join("; ")).unwrap());
+        let found = token_hashes(&headers);
+        assert_eq!(found.len(), MAX_SESSION_COOKIES);
+        // The first ones, in order: a browser puts the most specific path first.
+        let first = many[0].split_once('=').unwrap().1;
+        assert_eq!(found[0], token_hash(first).unwrap());
     }
 
     #[test]

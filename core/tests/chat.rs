@@ -38,7 +38,10 @@ async fn fixture_with(script: Vec<Step>, depth: usize) -> Fixture {
     let generations = Generations::new(
         Models::new(vec![model]),
         pool.clone(),
-        ChatSettings { seed: Some(7) },
+        ChatSettings {
+            seed: Some(7),
+            ..ChatSettings::default()
+        },
     );
     Fixture {
         chat: Chat::new(pool, generations),
@@ -418,4 +421,221 @@ async fn bad_input_is_refused_before_anything_is_stored() {
         .unwrap();
     assert_eq!(users, 0, "no session was made for refused sends");
     assert!(f.backend.requests().is_empty());
+}
+
+/// A chat over a fresh database whose model takes `depth` replies at once.
+async fn roomy_fixture(script: Vec<Step>, depth: usize) -> Fixture {
+    fixture_with(script, depth).await
+}
+
+#[tokio::test]
+async fn one_visitor_cannot_take_every_place_in_the_queue() {
+    // Eight places, as the audit's server had; replies that wait a long time.
+    let f = roomy_fixture(vec![Step::token("a"), Step::pause_ms(30_000)], 8).await;
+    let first = f.chat.send(None, send(None, "one")).await.unwrap().sent;
+    let user = f.chat.generations().get(&first.message_id).unwrap().user;
+    f.chat.send(Some(user), send(None, "two")).await.unwrap();
+    let refused = f
+        .chat
+        .send(Some(user), send(None, "three"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ChatError::Busy(wick_core::Busy::User(2))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "You already have 2 replies being written. Wait for one to finish, or stop it, before starting another."
+    );
+    assert_eq!(
+        f.chat.sidebar(user).await.unwrap()[0].conversations.len(),
+        2,
+        "the refused message stored nothing"
+    );
+    // Everyone else still gets in.
+    let other = f.chat.send(None, send(None, "hello")).await.unwrap().sent;
+    // A retry counts too; once a reply ends, its place is the user's again.
+    f.chat.stop(Some(user), &first.message_id).await.unwrap();
+    f.chat.send(Some(user), send(None, "four")).await.unwrap();
+    let other_user = f.chat.generations().get(&other.message_id).unwrap().user;
+    assert_ne!(other_user, user);
+}
+
+#[tokio::test]
+async fn retry_takes_only_the_latest_reply() {
+    let f = fixture(words(&["answer"])).await;
+    let first = f.chat.send(None, send(None, "Q1")).await.unwrap().sent;
+    all_events(&f.chat, &first.message_id).await;
+    let user = f.chat.generations().get(&first.message_id).unwrap().user;
+    let second = f
+        .chat
+        .send(Some(user), send(Some(&first.conversation_id), "Q2"))
+        .await
+        .unwrap()
+        .sent;
+    all_events(&f.chat, &second.message_id).await;
+    let refused = f
+        .chat
+        .retry(Some(user), &first.conversation_id, &first.message_id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "Only the latest reply can be written again; earlier ones keep their answers."
+    );
+    let c = f
+        .chat
+        .conversation(user, &first.conversation_id)
+        .await
+        .unwrap();
+    let shown: Vec<&str> = c.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(
+        shown,
+        ["Q1", "answer", "Q2", "answer"],
+        "no turn was hidden"
+    );
+    f.chat
+        .retry(Some(user), &first.conversation_id, &second.message_id)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn forty_parallel_sends_all_start_and_store_everything() {
+    let f = roomy_fixture(words(&["ok"]), 64).await;
+    let sends = (0..40).map(|i| {
+        let chat = f.chat.clone();
+        tokio::spawn(async move { chat.send(None, send(None, &format!("message {i}"))).await })
+    });
+    let sent: Vec<_> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every send is stored").sent)
+        .collect();
+    for s in &sent {
+        all_events(&f.chat, &s.message_id).await;
+    }
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT role, state FROM messages ORDER BY created_at")
+            .fetch_all(f.chat.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 80);
+    assert!(
+        rows.iter()
+            .all(|(role, state)| state == "done" && (role == "user" || role == "assistant")),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_first_message_that_cannot_be_stored_leaves_no_user_behind() {
+    let f = fixture(words(&["x"])).await;
+    // A write that fails on cue, as a full disk would.
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON conversations
+         BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END",
+    )
+    .execute(f.chat.pool())
+    .await
+    .unwrap();
+    let refused = f.chat.send(None, send(None, "hi")).await.unwrap_err();
+    assert!(matches!(refused, ChatError::Store(_)), "{refused:?}");
+    let (users, sessions): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM sessions)")
+            .fetch_one(f.chat.pool())
+            .await
+            .unwrap();
+    assert_eq!((users, sessions), (0, 0), "nothing half-written");
+}
+
+#[tokio::test]
+async fn a_reply_whose_final_save_fails_keeps_its_text_and_is_stored_once_writes_work() {
+    let f = fixture(vec![
+        Step::token("kept"),
+        Step::pause_ms(300),
+        Step::token(" text"),
+    ])
+    .await;
+    let sent = f.chat.send(None, send(None, "hi")).await.unwrap().sent;
+    let user = f.chat.generations().get(&sent.message_id).unwrap().user;
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON messages
+         BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END",
+    )
+    .execute(f.chat.pool())
+    .await
+    .unwrap();
+    let events = all_events(&f.chat, &sent.message_id).await;
+    assert_eq!(text(&events), "kept text");
+    assert_eq!(
+        events.last(),
+        Some(&ReplyEvent::Failed {
+            message: wick_core::generation::NOT_SAVED_MESSAGE.to_owned()
+        }),
+        "the visitor is told, not shown a clean end"
+    );
+    assert!(f.chat.write_failing(), "/health can say so");
+    // Meanwhile the page shows the text from memory.
+    let c = f
+        .chat
+        .conversation(user, &sent.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(c.messages.last().unwrap().content, "kept text");
+
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(f.chat.pool())
+        .await
+        .unwrap();
+    let stored = async {
+        loop {
+            let row: (String, String, Option<String>) =
+                sqlx::query_as("SELECT content, state, error FROM messages WHERE id = ?")
+                    .bind(&sent.message_id)
+                    .fetch_one(f.chat.pool())
+                    .await
+                    .unwrap();
+            if row.1 != "generating" {
+                return row;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (content, state, error) = tokio::time::timeout(Duration::from_secs(10), stored)
+        .await
+        .expect("the reply is stored once the database takes writes");
+    assert_eq!((content.as_str(), state.as_str()), ("kept text", "error"));
+    assert_eq!(
+        error.as_deref(),
+        Some(wick_core::generation::NOT_SAVED_MESSAGE)
+    );
+    assert!(!f.chat.write_failing());
+}
+
+#[tokio::test]
+async fn a_reply_stored_as_generating_with_no_writer_is_shown_interrupted() {
+    let f = fixture(words(&["x"])).await;
+    let (user, token) = wick_core::session::new_anonymous_session(f.chat.pool())
+        .await
+        .unwrap();
+    let _ = token;
+    // Stored as the start of a reply, but no generation writes it (as after a
+    // final save that was given up): no browser may wait for its stream.
+    let (_, reply) = wick_core::db::conversations::create_with_reply(
+        f.chat.pool(),
+        wick_core::db::conversations::Owner::User(user),
+        "t",
+        "fake",
+        "hi",
+    )
+    .await
+    .unwrap();
+    let c = f
+        .chat
+        .conversation(user, &reply.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(c.messages.last().unwrap().state, MessageState::Interrupted);
 }

@@ -115,9 +115,11 @@ async fn conversation(
     title: &str,
     first: &str,
 ) -> String {
-    let reply = conversations::create_with_reply(pool, user, title, "m", first)
-        .await
-        .unwrap();
+    let reply =
+        conversations::create_with_reply(pool, conversations::Owner::User(user), title, "m", first)
+            .await
+            .unwrap()
+            .1;
     finish(pool, &reply, "ok").await;
     reply.conversation_id
 }
@@ -166,9 +168,16 @@ async fn sessions_in_use_slide_their_expiry() {
 async fn a_send_stores_the_message_and_its_reply_together_on_one_branch() {
     let (_dir, _url, pool) = fresh_db().await;
     let alice = user(&pool, 1).await;
-    let first = conversations::create_with_reply(&pool, alice, "Hello", "SmolLM2", "Hello there")
-        .await
-        .unwrap();
+    let first = conversations::create_with_reply(
+        &pool,
+        conversations::Owner::User(alice),
+        "Hello",
+        "SmolLM2",
+        "Hello there",
+    )
+    .await
+    .unwrap()
+    .1;
     assert_eq!(first.turns.len(), 1, "the model sees the user's message");
     let id = first.conversation_id.clone();
     finish(&pool, &first, "Hi!").await;
@@ -218,9 +227,11 @@ async fn a_send_stores_the_message_and_its_reply_together_on_one_branch() {
 async fn a_second_reply_while_one_is_generating_stores_nothing() {
     let (_dir, _url, pool) = fresh_db().await;
     let alice = user(&pool, 1).await;
-    let first = conversations::create_with_reply(&pool, alice, "t", "m", "one")
-        .await
-        .unwrap();
+    let first =
+        conversations::create_with_reply(&pool, conversations::Owner::User(alice), "t", "m", "one")
+            .await
+            .unwrap()
+            .1;
     let id = &first.conversation_id;
     let count = |pool: sqlx::SqlitePool| async move {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM messages")
@@ -336,9 +347,16 @@ async fn someone_elses_conversation_is_not_found_and_untouched() {
     let (_dir, _url, pool) = fresh_db().await;
     let alice = user(&pool, 1).await;
     let mallory = user(&pool, 9).await;
-    let first = conversations::create_with_reply(&pool, alice, "private", "m", "my secret")
-        .await
-        .unwrap();
+    let first = conversations::create_with_reply(
+        &pool,
+        conversations::Owner::User(alice),
+        "private",
+        "m",
+        "my secret",
+    )
+    .await
+    .unwrap()
+    .1;
     finish(&pool, &first, "ok").await;
     let id = &first.conversation_id;
 
@@ -378,9 +396,11 @@ async fn someone_elses_conversation_is_not_found_and_untouched() {
 async fn replies_left_generating_are_interrupted_with_their_text() {
     let (_dir, _url, pool) = fresh_db().await;
     let alice = user(&pool, 1).await;
-    let reply = conversations::create_with_reply(&pool, alice, "t", "m", "q")
-        .await
-        .unwrap();
+    let reply =
+        conversations::create_with_reply(&pool, conversations::Owner::User(alice), "t", "m", "q")
+            .await
+            .unwrap()
+            .1;
     conversations::save_partial(&pool, &reply.message_id, "half a rep")
         .await
         .unwrap();
@@ -440,4 +460,42 @@ async fn data_survives_reopening_the_file() {
         .await
         .unwrap();
     assert_eq!(c.messages[0].content, "still here");
+}
+
+#[tokio::test]
+async fn expired_sessions_are_deleted_and_live_ones_kept() {
+    let (_dir, _url, pool) = fresh_db().await;
+    let live = users::create_anonymous_user(&pool, &[1; 32], Duration::from_secs(3600))
+        .await
+        .unwrap();
+    users::create_anonymous_user(&pool, &[2; 32], Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(users::delete_expired_sessions(&pool).await.unwrap(), 1);
+    assert_eq!(users::delete_expired_sessions(&pool).await.unwrap(), 0);
+    let found = users::user_for_session(&pool, &[1; 32]).await.unwrap();
+    assert_eq!(found.map(|s| s.user), Some(live));
+}
+
+#[tokio::test]
+async fn write_transactions_that_read_first_queue_instead_of_failing() {
+    // Making a token for an existing user reads (is there such a user?) before
+    // it writes: a deferred transaction could not wait for the write lock
+    // and would fail with "database is locked" under concurrent writers.
+    let (_dir, _url, pool) = fresh_db().await;
+    let alice = user(&pool, 1).await;
+    let makes = (0..40u8).map(|i| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            store::tokens::create_api_token(&pool, Some(alice), &format!("t{i}"), &[i; 32]).await
+        })
+    });
+    for made in futures::future::join_all(makes).await {
+        made.unwrap().expect("every token is stored");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 40);
 }

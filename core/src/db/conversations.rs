@@ -169,18 +169,37 @@ pub struct NewReply {
     pub turns: Vec<MessageView>,
 }
 
+/// Whose new conversation it is: a user's, or a first-time visitor's, whose
+/// anonymous user and session are made in the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner {
+    User(UserId),
+    NewVisitor {
+        token_hash: [u8; 32],
+        lifetime: std::time::Duration,
+    },
+}
+
 /// Starts a conversation with the user's first message and the placeholder of
-/// its reply, in one transaction.
+/// its reply (and, for a new visitor, their user and session), in one
+/// transaction: either all of it is stored or none. Returns the owner's id.
 pub async fn create_with_reply(
     pool: &SqlitePool,
-    user: UserId,
+    owner: Owner,
     title: &str,
     model: &str,
     first_message: &str,
-) -> Result<NewReply, StoreError> {
+) -> Result<(UserId, NewReply), StoreError> {
     let now = now_ms();
     let conversation = new_id();
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
+    let user = match owner {
+        Owner::User(user) => user,
+        Owner::NewVisitor {
+            token_hash,
+            lifetime,
+        } => super::users::insert_anonymous_user(&mut tx, &token_hash, lifetime).await?,
+    };
     sqlx::query(
         "INSERT INTO conversations (id, user_id, title, model, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -204,7 +223,7 @@ pub async fn create_with_reply(
     )
     .await?;
     tx.commit().await?;
-    Ok(reply)
+    Ok((user, reply))
 }
 
 /// Adds the user's message at the end of the conversation's current branch and
@@ -219,7 +238,7 @@ pub async fn append_with_reply(
     model: &str,
 ) -> Result<NewReply, StoreError> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     // A write first, so this transaction holds SQLite's write lock from its first
     // statement: concurrent sends queue up here instead of failing on a stale read.
     let (leaf, system_prompt): (Option<String>, Option<String>) = sqlx::query_as(
@@ -258,9 +277,10 @@ pub async fn retry_with_reply(
     model: &str,
 ) -> Result<NewReply, StoreError> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
-    let system_prompt: Option<String> = sqlx::query_scalar(
-        "UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ? RETURNING system_prompt",
+    let mut tx = super::begin_write(pool).await?;
+    let (system_prompt, leaf): (Option<String>, Option<String>) = sqlx::query_as(
+        "UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ?
+         RETURNING system_prompt, leaf_message_id",
     )
     .bind(now)
     .bind(conversation)
@@ -268,6 +288,12 @@ pub async fn retry_with_reply(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(StoreError::NotFound)?;
+    // Only the reply at the end of the branch shown: retrying an earlier one
+    // would silently hide every turn after it. (The transaction is rolled
+    // back on every early return.)
+    if leaf.as_deref() != Some(message) {
+        return Err(StoreError::NotLatestReply);
+    }
     let parent: Option<String> = sqlx::query_scalar(
         "SELECT parent_id FROM messages WHERE id = ? AND conversation_id = ? AND role = ?",
     )
@@ -404,7 +430,7 @@ pub async fn finish_reply(
     finish: &Finish,
 ) -> Result<(), StoreError> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     let conversation: Option<String> = sqlx::query_scalar(
         "UPDATE messages SET content = ?, state = ?, finish_reason = ?, error = ?, prompt_tokens = ?,
              completion_tokens = ?, updated_at = ?

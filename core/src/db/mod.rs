@@ -28,6 +28,9 @@ pub enum StoreError {
     /// partial unique index `messages_one_generating` refused a second one).
     #[error("a reply is already being generated in this conversation")]
     ReplyRunning,
+    /// A retry named a reply that is not the last of its conversation.
+    #[error("only the latest reply can be written again")]
+    NotLatestReply,
     #[error("invalid database URL {url:?}: {source}")]
     BadUrl { url: String, source: sqlx::Error },
     #[error("could not create the database directory {dir}: {source}")]
@@ -76,6 +79,16 @@ pub async fn open(url: &str) -> Result<SqlitePool, StoreError> {
     // Embedded at compile time; `build.rs` makes cargo rebuild when a file is added.
     sqlx::migrate!("../migrations").run(&pool).await?;
     Ok(pool)
+}
+
+/// A write transaction that takes SQLite's write lock at once (`BEGIN
+/// IMMEDIATE`): a deferred one that reads first and writes later cannot wait
+/// for the lock (SQLite answers "database is locked" at once, the busy timeout
+/// notwithstanding), so concurrent sends would fail instead of queueing.
+pub async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
 /// Milliseconds since the Unix epoch.

@@ -24,7 +24,7 @@ pub async fn create_api_token(
     token_hash: &[u8; 32],
 ) -> Result<(i64, UserId), StoreError> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     let user = match user {
         Some(user) => sqlx::query_scalar("SELECT id FROM users WHERE id = ?")
             .bind(user)

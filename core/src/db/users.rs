@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::{now_ms, StoreError, UserId};
 
@@ -16,9 +16,20 @@ pub async fn create_anonymous_user(
     token_hash: &[u8; 32],
     lifetime: Duration,
 ) -> Result<UserId, StoreError> {
+    let mut tx = super::begin_write(pool).await?;
+    let user = insert_anonymous_user(&mut tx, token_hash, lifetime).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Inserts an anonymous user and its one session, inside the caller's transaction.
+pub(crate) async fn insert_anonymous_user(
+    tx: &mut SqliteConnection,
+    token_hash: &[u8; 32],
+    lifetime: Duration,
+) -> Result<UserId, StoreError> {
     let now = now_ms();
     let expires = now + lifetime.as_millis() as i64;
-    let mut tx = pool.begin().await?;
     let user_id: UserId = sqlx::query_scalar(
         "INSERT INTO users (kind, created_at) VALUES ('anonymous', ?) RETURNING id",
     )
@@ -35,8 +46,16 @@ pub async fn create_anonymous_user(
     .bind(expires)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(user_id)
+}
+
+/// Deletes the sessions that have expired; returns how many.
+pub async fn delete_expired_sessions(pool: &SqlitePool) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        .bind(now_ms())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 #[derive(sqlx::FromRow)]
