@@ -15,6 +15,19 @@ use wick_types::{FinishReason, MessageState};
 use crate::components::message_list::{FollowBottom, LiveReply, ReplyState};
 use crate::ConversationsChanged;
 
+thread_local! {
+    /// Streams refused in a row: each reload of the conversation after one
+    /// waits twice as long as the last (0.5 s up to 30 s), so a reply the
+    /// server cannot stream never turns into a reload loop.
+    static REFUSED_IN_A_ROW: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// How long to wait before reloading after `refused` refused streams in a row.
+fn reload_delay(refused: u32) -> std::time::Duration {
+    let ms = 500u64.saturating_mul(1 << refused.min(6));
+    std::time::Duration::from_millis(ms.min(30_000))
+}
+
 /// The reply event in an SSE message named `name`.
 fn parse(name: &str, event: &MessageEvent) -> Option<ReplyEvent> {
     ReplyEvent::parse(name, &event.data().as_string()?)
@@ -43,6 +56,7 @@ pub fn follow(
     };
 
     let on_token = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        REFUSED_IN_A_ROW.with(|n| n.set(0));
         if let Some(ReplyEvent::Token { text }) = parse("token", &e) {
             live.text.update(|s| s.push_str(&text));
             follow.nudge();
@@ -51,6 +65,7 @@ pub fn follow(
     let src = source.clone();
     let on_end = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         src.close();
+        REFUSED_IN_A_ROW.with(|n| n.set(0));
         if let Some(ReplyEvent::End(end)) = parse("end", &e) {
             live.finish_reason.set(end.finish_reason);
             live.state.set(end.state);
@@ -60,6 +75,7 @@ pub fn follow(
     let src = source.clone();
     let on_failed = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         src.close();
+        REFUSED_IN_A_ROW.with(|n| n.set(0));
         if let Some(ReplyEvent::Failed { message }) = parse("failed", &e) {
             live.error.set(Some(message));
         }
@@ -69,13 +85,20 @@ pub fn follow(
     });
     // A dropped connection is retried by the browser; a refused one (the reply
     // is no longer live, e.g. the server restarted) closes the source: then the
-    // stored message tells how it ended.
+    // stored message tells how it ended, read again after a growing pause.
     let src = source.clone();
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
         if src.ready_state() == EventSource::CLOSED {
             if let Some(r) = reply_state {
                 r.generating.set(None);
-                r.reload.update(|n| *n += 1);
+                let refused = REFUSED_IN_A_ROW.with(|n| {
+                    n.set(n.get().saturating_add(1));
+                    n.get() - 1
+                });
+                set_timeout(
+                    move || r.reload.update(|n| *n += 1),
+                    reload_delay(refused),
+                );
             }
         }
     });

@@ -1,4 +1,5 @@
-//! `GET /health`: is the server up, which version, does the database answer.
+//! `GET /health`: is the server up, which version, can the database be read
+//! and written.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,23 +12,31 @@ use crate::ServerState;
 pub struct Health {
     pub status: &'static str,
     pub version: &'static str,
+    /// `ok`, `unavailable` (it does not answer) or `cannot write` (the last
+    /// write of a reply failed: a full disk, a broken file).
     pub database: &'static str,
     pub model: String,
 }
 
 pub async fn health(State(state): State<ServerState>) -> (StatusCode, Json<Health>) {
-    let db_ok = wick_core::db::ping(state.chat().pool()).await;
-    let code = if db_ok {
-        StatusCode::OK
+    let database = if !wick_core::db::ping(state.chat().pool()).await {
+        "unavailable"
+    } else if state.chat().write_failing() {
+        "cannot write"
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        "ok"
     };
+    let ok = database == "ok";
     (
-        code,
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
         Json(Health {
-            status: if db_ok { "ok" } else { "degraded" },
+            status: if ok { "ok" } else { "degraded" },
             version: env!("CARGO_PKG_VERSION"),
-            database: if db_ok { "ok" } else { "unavailable" },
+            database,
             model: state.chat().models().default_model().id.clone(),
         }),
     )
