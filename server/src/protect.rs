@@ -5,8 +5,7 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header::{
-    CONTENT_SECURITY_POLICY, HOST, ORIGIN, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CONTENT_SECURITY_POLICY, HOST, ORIGIN, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
@@ -94,10 +93,10 @@ fn from_own_origin(headers: &HeaderMap) -> bool {
 /// Wick show text of its choosing as an error message. Leptos' redirect after
 /// a failed plain form post is a same-origin navigation and keeps it.
 pub async fn drop_foreign_error_text(mut request: Request, next: Next) -> Response {
-    let carries_error = request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair.split('=').next() == Some(ERROR_PARAM)));
+    let carries_error = request.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some(ERROR_PARAM))
+    });
     let from_our_form = request
         .headers()
         .get("sec-fetch-site")
@@ -159,11 +158,20 @@ mod tests {
 
     #[test]
     fn only_the_pages_own_origin_may_change_state() {
-        assert!(from_own_origin(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(from_own_origin(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
         assert!(from_own_origin(&headers(&[("sec-fetch-site", "none")])));
-        assert!(!from_own_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!from_own_origin(&headers(&[(
+            "sec-fetch-site",
+            "cross-site"
+        )])));
         // Another port of the same host is the same *site*, not the same origin.
-        assert!(!from_own_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(!from_own_origin(&headers(&[(
+            "sec-fetch-site",
+            "same-site"
+        )])));
         assert!(from_own_origin(&headers(&[
             ("origin", "http://127.0.0.1:3000"),
             ("host", "127.0.0.1:3000")

@@ -77,7 +77,10 @@ async fn wick(script: Vec<Step>) -> Wick {
     let generations = Generations::new(
         Models::new(vec![model]),
         pool.clone(),
-        ChatSettings { seed: Some(1) },
+        ChatSettings {
+            seed: Some(1),
+            ..ChatSettings::default()
+        },
     );
     let leptos = leptos::prelude::LeptosOptions::builder()
         .output_name("wick")
@@ -449,4 +452,97 @@ async fn a_session_in_use_slides_and_its_cookie_is_renewed() {
         .await
         .unwrap();
     assert!(seen > two_hours_ago);
+}
+
+/// A `send_message` post as a browser on `site` (its `Sec-Fetch-Site`, or
+/// only an `Origin` when `site` is `None`) would send it.
+async fn post_from(w: &Wick, cookie: Option<&str>, site: Option<&str>, origin: &str) -> Answer {
+    let mut request = Request::post(SendMessage::url())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, origin);
+    if let Some(site) = site {
+        request = request.header("sec-fetch-site", site);
+    }
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    w.request(request.body(Body::from("content=from+elsewhere")).unwrap())
+        .await
+}
+
+#[tokio::test]
+async fn state_changes_from_other_sites_are_refused_and_store_nothing() {
+    let w = wick(vec![Step::token("ok")]).await;
+    let (cookie, _) = w.send_first("mine").await;
+    let cases = [
+        (Some("cross-site"), "https://evil.example"),
+        // Another port of the same host, a sibling subdomain: same site, other origin.
+        (Some("same-site"), "http://127.0.0.1:8080"),
+        // An older browser that sends only `Origin`.
+        (None, "http://127.0.0.1:8080"),
+        (None, "null"),
+    ];
+    for (site, origin) in cases {
+        for cookie in [None, Some(cookie.as_str())] {
+            let r = post_from(&w, cookie, site, origin).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{site:?} {origin}: {}",
+                r.body
+            );
+            assert_eq!(r.body, server::protect::CROSS_SITE_MESSAGE);
+            assert!(
+                r.headers.get(header::SET_COOKIE).is_none(),
+                "no session is made or replaced"
+            );
+        }
+    }
+    let (users, messages): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM messages)")
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (users, messages),
+        (1, 2),
+        "only the visitor's own first exchange"
+    );
+
+    // The page's own origin, by either header, still works.
+    let r = post_from(
+        &w,
+        Some(&cookie),
+        Some("same-origin"),
+        "http://127.0.0.1:3000",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = post_from(&w, None, None, "http://127.0.0.1:3000").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let w = wick(vec![Step::token("ok")]).await;
+    for path in ["/health", "/v1/models", "/no-such-page"] {
+        let r = w
+            .request(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        let h = |name: &str| {
+            r.headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert!(
+            h("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}: {}",
+            h("content-security-policy")
+        );
+        assert!(!h("referrer-policy").is_empty(), "{path}");
+    }
 }
