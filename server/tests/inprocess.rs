@@ -546,3 +546,71 @@ async fn every_answer_carries_the_security_headers() {
         assert!(!h("referrer-policy").is_empty(), "{path}");
     }
 }
+
+#[tokio::test]
+async fn health_says_when_the_database_cannot_write_and_the_stream_says_the_reply_was_not_saved() {
+    let w = wick(vec![Step::token("Hello"), Step::token(" there")]).await;
+    let health = w
+        .request(Request::get("/health").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(health.status, StatusCode::OK);
+    // Every write of a message fails from now on, as on a full disk.
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON messages
+         BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    let (cookie, sent) = w.send_first("Hi").await;
+    let events = w.reply_stream(&cookie, &sent.message_id).await.sse();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["token", "token", "failed"]);
+    assert!(
+        events[2].1.contains("could not be saved"),
+        "{}",
+        events[2].1
+    );
+    let health = w
+        .request(Request::get("/health").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.json()["database"], "cannot write");
+}
+
+#[tokio::test]
+async fn an_api_token_has_its_own_allowance_of_replies_at_once() {
+    let w = wick(vec![Step::token("a"), Step::pause_ms(30_000)]).await;
+    let (token, hash) = server::api::auth::new_token();
+    wick_core::db::tokens::create_api_token(&w.pool, None, "script", &hash)
+        .await
+        .unwrap();
+    let stream = |bearer: &str| {
+        Request::post("/generate_stream")
+            .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({ "inputs": "hi" }).to_string()))
+            .unwrap()
+    };
+    // Two streams held open (their replies wait), a third refused.
+    let first = w.router.clone().oneshot(stream(&token)).await.unwrap();
+    let second = w.router.clone().oneshot(stream(&token)).await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = w.router.clone().oneshot(stream(&token)).await.unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = axum::body::to_bytes(third.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("You already have 2 replies"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // The queue (four places) still takes someone else's request.
+    let other = w.router.clone().oneshot(stream(KEY)).await.unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    drop((first, second, other));
+}
