@@ -22,6 +22,20 @@ pub enum RequestError {
         prompt_tokens: usize,
         context_length: usize,
     },
+    /// The prompt is longer than this server lets one request be (the
+    /// operator's `max_prompt_tokens`), however long the model's window: a
+    /// long prefill holds the model for everyone. The message is for the
+    /// person who wrote the prompt.
+    #[error(
+        "This message is {} tokens long; this model accepts at most {} tokens of conversation. \
+         Shorten it or start a new conversation.",
+        thousands(*prompt_tokens),
+        thousands(*max_prompt_tokens)
+    )]
+    PromptTooLong {
+        prompt_tokens: usize,
+        max_prompt_tokens: usize,
+    },
     /// This backend cannot do what was asked (a raw prompt to a chat-only server).
     #[error("{0}")]
     Unsupported(String),
@@ -31,6 +45,19 @@ pub enum RequestError {
     /// The engine failed (tokenizer, chat template, computation): Wick's fault.
     #[error(transparent)]
     Engine(#[from] InferenceError),
+}
+
+/// `8030` as "8,030", for messages people read.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Why generation ended.
@@ -68,6 +95,10 @@ pub struct Usage {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// Progress through the prompt: `done` of its `total` tokens are in the
+    /// model's cache. Sent after each chunk of the prefill (a long prompt
+    /// takes a while before the first token); never terminal.
+    Prefill { done: usize, total: usize },
     /// A generated token and the text it completes. The text may be empty (a
     /// character split across tokens, or text held back as a possible stop
     /// sequence) and is always whole UTF-8. `id` is `None` for text flushed at
@@ -77,6 +108,13 @@ pub enum Event {
     Done { finish: FinishReason, usage: Usage },
     /// The last event when generation failed part-way.
     Error(Failure),
+}
+
+impl Event {
+    /// Whether this is the generation's last event (`Done` or `Error`).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Event::Done { .. } | Event::Error(_))
+    }
 }
 
 /// What kind of failure ended a generation, so that callers can answer with
@@ -161,7 +199,9 @@ impl From<&RequestError> for Failure {
     fn from(e: &RequestError) -> Self {
         use RequestError as E;
         match e {
-            E::ContextOverflow { .. } => Failure::new(FailureKind::ContextOverflow, e.to_string()),
+            E::ContextOverflow { .. } | E::PromptTooLong { .. } => {
+                Failure::new(FailureKind::ContextOverflow, e.to_string())
+            }
             E::Invalid(_) | E::Unsupported(_) => {
                 Failure::new(FailureKind::BadRequest, e.to_string())
             }
@@ -170,8 +210,9 @@ impl From<&RequestError> for Failure {
     }
 }
 
-/// Cancels a generation from anywhere; the decode loop ends within one token,
-/// and a remote request is dropped at once (async code can await `cancelled`).
+/// Cancels a generation from anywhere; the local engine stops within one
+/// token (or one chunk of the prompt), and a remote request is dropped at
+/// once (async code can await `cancelled`).
 #[derive(Debug, Clone, Default)]
 pub struct CancelHandle(CancellationToken);
 
@@ -239,7 +280,7 @@ impl Generation {
     /// Notes a terminal event, and stands in for the one a vanished backend never sent.
     fn seen(&mut self, event: Option<Event>) -> Option<Event> {
         match event {
-            Some(Event::Token { .. }) => event,
+            Some(ref e) if !e.is_terminal() => event,
             Some(_) => {
                 self.ended = true;
                 event

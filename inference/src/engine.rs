@@ -10,6 +10,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use crate::backend::{
     Backend, CancelHandle, Event, Failure, FinishReason, Generation, RequestError, Usage,
 };
+use crate::fit::drop_old_turns;
 use crate::gguf::{self, Architecture, Metadata, Weights};
 use crate::request::{ChatMessage, GenerationRequest, Prompt};
 use crate::sampler::Sampler;
@@ -18,10 +19,31 @@ use crate::template::ChatTemplate;
 use crate::tokenizer::ModelTokenizer;
 use crate::InferenceError;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Threads for the model's matrix work; 0 means one per core.
     pub threads: usize,
+    /// The longest prompt one request may have, in tokens: reading a prompt
+    /// holds the model for everyone, so a longer one is refused before any
+    /// model work, with a sentence saying so; a chat drops its oldest turns
+    /// to fit it first.
+    pub max_prompt_tokens: usize,
+}
+
+/// The default of [`EngineConfig::max_prompt_tokens`].
+pub const DEFAULT_MAX_PROMPT_TOKENS: usize = 4096;
+
+/// Prompt tokens per forward pass: llama.cpp's default micro-batch. Between
+/// two chunks the worker checks whether the request was cancelled.
+pub const PREFILL_CHUNK: usize = 512;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            max_prompt_tokens: DEFAULT_MAX_PROMPT_TOKENS,
+        }
+    }
 }
 
 /// What the loaded model is.
@@ -46,6 +68,7 @@ struct Model {
     tokenizer: ModelTokenizer,
     template: ChatTemplate,
     context_length: usize,
+    max_prompt_tokens: usize,
 }
 
 pub struct LocalEngine {
@@ -88,6 +111,7 @@ impl LocalEngine {
             tokenizer,
             template,
             context_length: loaded.context_length,
+            max_prompt_tokens: config.max_prompt_tokens,
         };
         // Wick's engines run their loops on their own team of threads; candle
         // (Gemma's K-quant matrices, other llama files) parallelises with rayon:
@@ -140,16 +164,15 @@ impl Model {
         }
     }
 
-    /// The prompt's token ids: a conversation through the chat template, or raw text.
+    /// The prompt's token ids: a conversation through the chat template (its
+    /// messages read as plain text), or raw text (which may name special
+    /// tokens: API callers write whole prompts).
     fn prompt_ids(&self, request: &GenerationRequest) -> Result<Vec<u32>, InferenceError> {
         match &request.prompt {
             Prompt::Chat(messages) if request.drop_old_turns => {
                 self.fitted_chat_ids(messages, request.params.max_new_tokens)
             }
-            Prompt::Chat(messages) => {
-                let text = self.template.render(messages, true)?;
-                self.tokenizer.encode(&text)
-            }
+            Prompt::Chat(messages) => self.chat_ids(messages),
             Prompt::Raw(text) => {
                 let mut ids = Vec::new();
                 if self.tokenizer.add_bos {
@@ -161,20 +184,34 @@ impl Model {
         }
     }
 
-    /// A conversation's ids after dropping its oldest turns until it fits with
-    /// room for a reply (up to a quarter of the window).
+    fn chat_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferenceError> {
+        let pieces = self.template.render_pieces(messages, true)?;
+        self.tokenizer.encode_pieces(&pieces)
+    }
+
+    /// A conversation's ids after dropping its oldest turns until it fits
+    /// the prompt cap and the window with room for a reply (up to a quarter
+    /// of the window).
     fn fitted_chat_ids(
         &self,
         messages: &[ChatMessage],
         max_new: usize,
     ) -> Result<Vec<u32>, InferenceError> {
         let room = max_new.min(self.context_length / 4);
-        let budget = self.context_length.saturating_sub(room);
+        let budget = self
+            .context_length
+            .saturating_sub(room)
+            .min(self.max_prompt_tokens);
         let mut ids = Vec::new();
-        drop_old_turns(messages, budget, |m| {
-            ids = self.tokenizer.encode(&self.template.render(m, true)?)?;
-            Ok(ids.len())
-        })?;
+        drop_old_turns(
+            messages,
+            budget,
+            |m| Ok::<_, InferenceError>(self.tokenizer.encode_text(&m.content)?.len()),
+            |m| {
+                ids = self.chat_ids(m)?;
+                Ok(ids.len())
+            },
+        )?;
         Ok(ids)
     }
 
@@ -194,6 +231,12 @@ impl Model {
         }
         let params = &request.params;
         let prompt = self.prompt_ids(&request)?;
+        if prompt.len() > self.max_prompt_tokens {
+            return Err(RequestError::PromptTooLong {
+                prompt_tokens: prompt.len(),
+                max_prompt_tokens: self.max_prompt_tokens,
+            });
+        }
         if prompt.len() >= self.context_length {
             return Err(RequestError::ContextOverflow {
                 prompt_tokens: prompt.len(),
@@ -209,8 +252,38 @@ impl Model {
         let mut decoder = self.tokenizer.tokenizer.decode_stream(true);
 
         let started = Instant::now();
-        let mut logits = self.weights.forward(&prompt, 0)?;
+        let stopped = || cancel.is_cancelled() || events.is_closed();
+        let weights = &mut self.weights;
+        let prefilled = prefill(
+            &prompt,
+            PREFILL_CHUNK,
+            |chunk, position| weights.forward(chunk, position),
+            |done| {
+                if done > 0 {
+                    let _ = events.send(Event::Prefill {
+                        done,
+                        total: prompt.len(),
+                    });
+                }
+                !stopped()
+            },
+        )?;
         let prompt_seconds = started.elapsed().as_secs_f64();
+        let mut logits = match prefilled {
+            Prefilled::Logits(logits) => logits,
+            Prefilled::Stopped { done } => {
+                let usage = Usage {
+                    prompt_tokens: done,
+                    prompt_seconds,
+                    ..Usage::default()
+                };
+                let _ = events.send(Event::Done {
+                    finish: FinishReason::Cancelled,
+                    usage,
+                });
+                return Ok(());
+            }
+        };
         let decode_started = Instant::now();
 
         let mut history = prompt.clone();
@@ -262,83 +335,91 @@ impl Model {
     }
 }
 
-/// The turns of `messages` that fit in `budget` tokens as counted by `count`
-/// (which is called last on the turns returned): the oldest go first. System
-/// messages and the newest message always stay; an assistant turn left at the
-/// front goes too, since chat templates expect a user turn first. When even
-/// that is too long, the result is still returned and the caller reports the
-/// overflow.
-pub(crate) fn drop_old_turns(
-    messages: &[ChatMessage],
-    budget: usize,
-    mut count: impl FnMut(&[ChatMessage]) -> Result<usize, InferenceError>,
-) -> Result<Vec<ChatMessage>, InferenceError> {
-    let mut kept = messages.to_vec();
-    let first_turn = |m: &[ChatMessage]| m.iter().position(|m| m.role != "system");
-    while count(&kept)? > budget {
-        match first_turn(&kept) {
-            Some(i) if i + 1 < kept.len() => {
-                kept.remove(i);
-                while let Some(j) = first_turn(&kept) {
-                    if kept[j].role == "assistant" && j + 1 < kept.len() {
-                        kept.remove(j);
-                    } else {
-                        break;
-                    }
-                }
-            }
-            _ => break,
+/// How a prefill ended.
+enum Prefilled<T> {
+    /// The logits after the whole prompt.
+    Logits(T),
+    /// Stopped (cancelled, or nobody listening) after `done` tokens.
+    Stopped { done: usize },
+}
+
+/// Runs `prompt` through `forward` in chunks of `chunk` tokens (the logits of
+/// the last chunk are the prompt's: each chunk extends the model's cache).
+/// `go_on` is asked before each chunk, with the tokens done so far, and
+/// stops the prefill when it answers false.
+fn prefill<T, E>(
+    prompt: &[u32],
+    chunk: usize,
+    mut forward: impl FnMut(&[u32], usize) -> Result<T, E>,
+    mut go_on: impl FnMut(usize) -> bool,
+) -> Result<Prefilled<T>, E> {
+    let mut done = 0;
+    let mut logits = None;
+    for piece in prompt.chunks(chunk.max(1)) {
+        if !go_on(done) {
+            return Ok(Prefilled::Stopped { done });
         }
+        logits = Some(forward(piece, done)?);
+        done += piece.len();
     }
-    Ok(kept)
+    // Told of the end too (for progress), though nothing is left to stop.
+    go_on(done);
+    Ok(match logits {
+        Some(logits) => Prefilled::Logits(logits),
+        None => Prefilled::Stopped { done },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn chat(turns: &[(&str, &str)]) -> Vec<ChatMessage> {
-        turns
-            .iter()
-            .map(|(r, c)| ChatMessage::new(*r, *c))
-            .collect()
-    }
-
-    /// One "token" per character, to make budgets easy to reason about.
-    fn chars(m: &[ChatMessage]) -> Result<usize, InferenceError> {
-        Ok(m.iter().map(|m| m.content.len()).sum())
-    }
-
+    /// A prompt of 2,000 tokens is read in 4 chunks, each placed after the
+    /// last; a stop asked for after the first chunk ends it there, with no
+    /// more model work.
     #[test]
-    fn a_conversation_that_fits_is_kept_whole() {
-        let c = chat(&[("system", "sys"), ("user", "aaaa"), ("assistant", "bbbb")]);
-        assert_eq!(drop_old_turns(&c, 100, chars).unwrap(), c);
-    }
-
-    #[test]
-    fn the_oldest_turns_go_first_never_the_system_prompt_or_the_newest() {
-        let c = chat(&[
-            ("system", "sys"),
-            ("user", "u1u1u1"),
-            ("assistant", "a1a1a1"),
-            ("user", "u2u2"),
-            ("assistant", "a2a2"),
-            ("user", "u3"),
-        ]);
-        // 3 + 4 + 4 + 2 = 13: the first exchange goes, user first, and the
-        // assistant turn that would then lead goes with it.
-        let kept = drop_old_turns(&c, 13, chars).unwrap();
+    fn prefill_goes_in_chunks_and_stops_between_them() {
+        let prompt: Vec<u32> = (0..2000).collect();
+        let mut calls = Vec::new();
+        let out = prefill(
+            &prompt,
+            512,
+            |chunk: &[u32], position| {
+                calls.push((chunk[0], chunk.len(), position));
+                Ok::<_, ()>(position + chunk.len())
+            },
+            |_| true,
+        )
+        .unwrap();
+        assert!(matches!(out, Prefilled::Logits(2000)));
         assert_eq!(
-            kept,
-            chat(&[
-                ("system", "sys"),
-                ("user", "u2u2"),
-                ("assistant", "a2a2"),
-                ("user", "u3")
-            ])
+            calls,
+            [
+                (0, 512, 0),
+                (512, 512, 512),
+                (1024, 512, 1024),
+                (1536, 464, 1536)
+            ]
         );
-        // Too small for anything but the system prompt and the newest message.
-        let kept = drop_old_turns(&c, 1, chars).unwrap();
-        assert_eq!(kept, chat(&[("system", "sys"), ("user", "u3")]));
+
+        let mut calls = 0;
+        let mut progress = Vec::new();
+        let out = prefill(
+            &prompt,
+            512,
+            |_: &[u32], _| {
+                calls += 1;
+                Ok::<_, ()>(())
+            },
+            |done| {
+                progress.push(done);
+                // The caller cancels on hearing of the first chunk.
+                done == 0
+            },
+        )
+        .unwrap();
+        assert!(matches!(out, Prefilled::Stopped { done: 512 }));
+        assert_eq!(calls, 1);
+        assert_eq!(progress, [0, 512]);
     }
 }

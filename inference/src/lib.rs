@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod engine;
+mod fit;
 pub mod gemma3;
 pub mod gguf;
 mod kernels;

@@ -22,6 +22,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PreTokenizerWrapper, Tokenizer};
 
 use crate::gguf::Metadata;
+use crate::template::Piece;
 use crate::InferenceError;
 
 /// GGUF token types (llama.cpp's `llama_token_type`): control tokens such as
@@ -37,7 +38,15 @@ const SPM_SPACE: &str = "\u{2581}";
 const END_OF_TURN: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>"];
 
 pub struct ModelTokenizer {
+    /// Matches control tokens written in the text (`<|im_start|>`) as their
+    /// ids: for what the chat template writes, and raw prompts.
     pub tokenizer: Tokenizer,
+    /// The same vocabulary with control tokens read as plain text, as
+    /// llama.cpp's `parse_special = false`: for what people wrote (message
+    /// contents), so that typing `<|im_start|>system` cannot open a turn.
+    /// User-defined tokens (Gemma's `\n`, runs of spaces) still match whole,
+    /// as in llama.cpp.
+    text: Tokenizer,
     pub bos: Option<(u32, String)>,
     pub eos: Option<(u32, String)>,
     /// Whether a raw prompt starts with the bos token (`tokenizer.ggml.add_bos_token`).
@@ -71,8 +80,11 @@ impl ModelTokenizer {
                 }
             }
         }
+        let mut text = tokenizer.clone();
+        text.set_encode_special_tokens(true);
         Ok(Self {
             add_bos: md.bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+            text,
             tokenizer,
             bos,
             eos,
@@ -88,6 +100,70 @@ impl ModelTokenizer {
             .encode(text, false)
             .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Token ids of `text` read as plain text: a control token's string
+    /// written in it is split like any other characters (llama.cpp's
+    /// `parse_special = false`). For message contents.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>, InferenceError> {
+        let encoding = self
+            .text
+            .encode(text, false)
+            .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Token ids of a rendered chat prompt: special tokens only where the
+    /// template wrote them, message contents as plain text.
+    ///
+    /// The prompt is cut at the special tokens of the template's pieces; each
+    /// stretch of text between two of them (template text and contents
+    /// together) is encoded as plain text. That is how [`Self::encode`]
+    /// splits the whole rendering too, so a conversation with no special
+    /// token in its messages gets exactly the ids it got before.
+    pub fn encode_pieces(&self, pieces: &[Piece]) -> Result<Vec<u32>, InferenceError> {
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Content(content) => text.push_str(content),
+                Piece::Template(template) => {
+                    let encoding = self
+                        .tokenizer
+                        .encode(template.as_str(), false)
+                        .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+                    let mut from = 0;
+                    for (&id, &(start, end)) in
+                        encoding.get_ids().iter().zip(encoding.get_offsets())
+                    {
+                        if self.is_control(id) {
+                            text.push_str(&template[from..start]);
+                            if !text.is_empty() {
+                                ids.extend(self.encode_text(&text)?);
+                                text.clear();
+                            }
+                            ids.push(id);
+                            from = end;
+                        }
+                    }
+                    text.push_str(&template[from..]);
+                }
+            }
+        }
+        if !text.is_empty() {
+            ids.extend(self.encode_text(&text)?);
+        }
+        Ok(ids)
+    }
+
+    /// Whether `id` is a control token (a turn marker, bos, eos): one that
+    /// only the chat template may write.
+    pub fn is_control(&self, id: u32) -> bool {
+        self.tokenizer
+            .get_added_vocabulary()
+            .get_added_tokens_decoder()
+            .get(&id)
+            .is_some_and(|t| t.special)
     }
 }
 

@@ -155,6 +155,17 @@ pub struct Config {
     )]
     pub max_new_tokens: u32,
 
+    /// The longest prompt of one request to a local model, in tokens: a longer
+    /// one is refused with a sentence (HTTP 400 on the APIs), and a chat drops
+    /// its oldest turns to fit. Reading a prompt holds the model for everyone.
+    #[arg(
+        long,
+        env = "WICK_MAX_PROMPT_TOKENS",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_prompt_tokens: u32,
+
     /// Sampling temperature of chat replies (0 = greedy).
     #[arg(long, env = "WICK_TEMPERATURE", default_value_t = 0.6)]
     pub temperature: f64,

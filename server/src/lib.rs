@@ -179,6 +179,7 @@ async fn local_model(
     let path = path.to_owned();
     let engine_config = inference::EngineConfig {
         threads: config.threads,
+        max_prompt_tokens: config.max_prompt_tokens as usize,
     };
     let engine =
         tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))

@@ -54,7 +54,13 @@ fn generate(
     args: GenerateArgs,
 ) -> Result<(), server::ServerError> {
     let loading = std::time::Instant::now();
-    let engine = LocalEngine::load(model, EngineConfig { threads })?;
+    let engine = LocalEngine::load(
+        model,
+        EngineConfig {
+            threads,
+            ..EngineConfig::default()
+        },
+    )?;
     let info = engine.info().clone();
     eprintln!(
         "model: {} ({:?}, context {} tokens, {} threads), loaded in {:.2} s",
@@ -91,6 +97,7 @@ fn generate(
     let mut stdout = std::io::stdout().lock();
     while let Some(event) = generation.blocking_next() {
         match event {
+            Event::Prefill { .. } => {}
             Event::Token { text, .. } => {
                 let _ = stdout.write_all(text.as_bytes());
                 let _ = stdout.flush();

@@ -69,7 +69,7 @@ enum Protocol {
     OpenAi,
     /// `POST {base}/generate_stream`, or `POST {base}/models/{model}` with
     /// `"stream": true` when a model is named; the prompt is rendered here.
-    Tgi(Box<ChatTemplate>),
+    Tgi(Arc<ChatTemplate>),
 }
 
 /// A model on another server.
@@ -96,7 +96,7 @@ impl RemoteBackend {
     /// A TGI server or the Hugging Face Inference API, with the chat template
     /// that turns a conversation into the model's prompt.
     pub fn tgi(config: RemoteConfig, template: ChatTemplate) -> Result<Self, InferenceError> {
-        Self::new(config, Protocol::Tgi(Box::new(template)))
+        Self::new(config, Protocol::Tgi(Arc::new(template)))
     }
 
     fn new(config: RemoteConfig, protocol: Protocol) -> Result<Self, InferenceError> {
@@ -133,24 +133,7 @@ impl RemoteBackend {
             (Protocol::OpenAi, Prompt::Raw(_)) => Err(RequestError::Unsupported(
                 "an OpenAI-compatible chat server takes messages, not a raw prompt".into(),
             )),
-            (Protocol::Tgi(template), prompt) => {
-                let inputs = match prompt {
-                    Prompt::Chat(messages) => {
-                        template.render(&self.fit(messages, request)?, true)?
-                    }
-                    Prompt::Raw(text) => text.clone(),
-                };
-                Ok(match &self.config.model {
-                    Some(model) => (
-                        format!("{base}/models/{model}"),
-                        tgi::body(&inputs, &request.params, true),
-                    ),
-                    None => (
-                        format!("{base}/generate_stream"),
-                        tgi::body(&inputs, &request.params, false),
-                    ),
-                })
-            }
+            (Protocol::Tgi(template), _) => tgi_request(&self.config, template, request),
         }
     }
 
@@ -162,21 +145,94 @@ impl RemoteBackend {
         messages: &[ChatMessage],
         request: &GenerationRequest,
     ) -> Result<Vec<ChatMessage>, InferenceError> {
-        match self.config.context_length {
-            Some(context) if request.drop_old_turns => {
-                let room = request.params.max_new_tokens.min(context / 4);
-                crate::engine::drop_old_turns(messages, context.saturating_sub(room), |m| {
-                    Ok(m.iter().map(|m| m.content.chars().count() / 3 + 4).sum())
-                })
-            }
-            _ => Ok(messages.to_vec()),
+        fit(&self.config, messages, request)
+    }
+}
+
+/// The URL and JSON body of a request to a TGI server: a conversation fitted
+/// and rendered with the model's template, or a raw prompt as it is.
+fn tgi_request(
+    config: &RemoteConfig,
+    template: &ChatTemplate,
+    request: &GenerationRequest,
+) -> Result<(String, serde_json::Value), RequestError> {
+    let base = &config.base_url;
+    let inputs = match &request.prompt {
+        Prompt::Chat(messages) => template.render(&fit(config, messages, request)?, true)?,
+        Prompt::Raw(text) => text.clone(),
+    };
+    Ok(match &config.model {
+        Some(model) => (
+            format!("{base}/models/{model}"),
+            tgi::body(&inputs, &request.params, true),
+        ),
+        None => (
+            format!("{base}/generate_stream"),
+            tgi::body(&inputs, &request.params, false),
+        ),
+    })
+}
+
+/// See [`RemoteBackend::fit`].
+fn fit(
+    config: &RemoteConfig,
+    messages: &[ChatMessage],
+    request: &GenerationRequest,
+) -> Result<Vec<ChatMessage>, InferenceError> {
+    match config.context_length {
+        Some(context) if request.drop_old_turns => {
+            let room = request.params.max_new_tokens.min(context / 4);
+            let estimate = |m: &ChatMessage| m.content.chars().count() / 3 + 4;
+            crate::fit::drop_old_turns(
+                messages,
+                context.saturating_sub(room),
+                |m| Ok(estimate(m)),
+                |m| Ok(m.iter().map(estimate).sum()),
+            )
         }
+        _ => Ok(messages.to_vec()),
     }
 }
 
 impl Backend for RemoteBackend {
     fn generate(&self, request: GenerationRequest) -> Result<Generation, RequestError> {
         request.validate()?;
+        if let (Protocol::Tgi(template), Prompt::Chat(_)) = (&self.protocol, &request.prompt) {
+            // Fitting and rendering a long conversation is CPU work: it runs
+            // on a blocking thread, never on one of the runtime's workers.
+            let (events, receiver) = unbounded_channel();
+            let cancel = CancelHandle::default();
+            let (config, template) = (self.config.clone(), template.clone());
+            let client = self.client.clone();
+            let running = cancel.clone();
+            self.runtime.spawn(async move {
+                let prepared = tokio::task::spawn_blocking({
+                    let config = config.clone();
+                    move || tgi_request(&config, &template, &request)
+                })
+                .await;
+                let (url, body) = match prepared {
+                    Ok(Ok(prepared)) => prepared,
+                    Ok(Err(e)) => {
+                        let _ = events.send(Event::Error(Failure::from(&e)));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = events.send(Event::Error(Failure::internal(e)));
+                        return;
+                    }
+                };
+                let job = Job {
+                    config,
+                    client,
+                    url,
+                    body,
+                    openai: false,
+                };
+                run(job, events, running).await;
+            });
+            return Ok(Generation::new(receiver, cancel));
+        }
         let (url, body) = self.request(&request)?;
         let job = Job {
             config: self.config.clone(),

@@ -106,6 +106,7 @@ impl Running {
         while let Some(event) = self.generation.next().await {
             match event {
                 Event::Token { id, text } => tokens.push((id, text)),
+                Event::Prefill { .. } => {}
                 Event::Done { finish, usage } => {
                     let text = tokens.iter().map(|(_, t)| t.as_str()).collect();
                     return Ok(Finished {
@@ -136,7 +137,7 @@ impl Running {
         let Running { generation, slot } = self;
         let mut slot = Some(slot);
         let events = generation.flat_map(move |event| {
-            if !matches!(event, Event::Token { .. }) {
+            if event.is_terminal() {
                 // Free the queue place before the client sees the end, so its
                 // next request is not told the server is busy.
                 slot.take();
