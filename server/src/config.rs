@@ -188,9 +188,38 @@ pub struct Config {
     /// Serve the inference APIs without a token (only for a private network).
     #[arg(long, env = "WICK_API_ALLOW_ANONYMOUS", default_value_t = false)]
     pub api_allow_anonymous: bool,
+
+    /// Seconds a connection has to send a request's headers, counted from when
+    /// it opens or its previous response ends: slower or idle connections are
+    /// closed (open streams are not, they are answering).
+    #[arg(
+        long,
+        env = "WICK_HEADER_TIMEOUT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub header_timeout: u64,
+
+    /// Connections open at once, streams included; more wait to be accepted
+    /// until one closes.
+    #[arg(
+        long,
+        env = "WICK_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub max_connections: u32,
 }
 
 impl Config {
+    /// How the server treats connections (`--header-timeout`, `--max-connections`).
+    pub fn connection_limits(&self) -> crate::listen::ConnectionLimits {
+        crate::listen::ConnectionLimits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            max_connections: self.max_connections as usize,
+        }
+    }
+
     /// The defaults, as a fresh `wick` with no flags and no environment would use them.
     pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
     where

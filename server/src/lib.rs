@@ -3,7 +3,9 @@
 pub mod api;
 pub mod config;
 pub mod health;
+pub mod listen;
 pub mod models_file;
+pub mod server_fn_errors;
 pub mod sse;
 pub mod stream;
 pub mod tokens;
@@ -300,13 +302,15 @@ pub fn router(state: ServerState) -> Router {
         >(
             move || provide_context(fallback_state.clone()), shell
         ))
+        .layer(axum::middleware::map_response(
+            server_fn_errors::bad_arguments_are_400,
+        ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Binds `config.addr` and serves until `shutdown` resolves, then finishes the
-/// requests in flight. Returns the address actually bound (port 0 picks one).
+/// Binds `config.addr` (port 0 picks a free port).
 pub async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
     TcpListener::bind(config.addr)
         .await
@@ -316,9 +320,12 @@ pub async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
         })
 }
 
+/// Serves Wick on `listener` under `limits` until `shutdown` resolves, then
+/// finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     state: ServerState,
+    limits: listen::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let generations = state.chat().generations().clone();
@@ -328,8 +335,8 @@ pub async fn serve(
         shutdown.await;
         generations.shutdown();
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    // Header timeout and connection cap: see `listen`.
+    listen::serve_connections(listener, router(state), limits, shutdown)
         .await
         .map_err(ServerError::Serve)
 }

@@ -43,7 +43,8 @@ async fn serve(config: server::Config) -> Result<(), server::ServerError> {
     let addr = listener.local_addr().map_err(server::ServerError::Serve)?;
     tracing::info!(model = %config.model.display(), database = %config.database_url, "Wick is ready");
     println!("Wick is serving the chat at http://{addr}");
-    server::serve(listener, state, server::shutdown_signal()).await
+    let limits = config.connection_limits();
+    server::serve(listener, state, limits, server::shutdown_signal()).await
 }
 
 /// `wick generate`: stream one reply to stdout, then the speeds to stderr like
