@@ -86,6 +86,8 @@ impl FinishReason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Usage {
+    /// The prompt's tokens; for a generation cancelled while the local
+    /// engine was still reading the prompt, those it had read.
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     /// Seconds spent on the prompt (prefill) and on decoding the reply.
