@@ -36,7 +36,7 @@ pub struct RemoteConfig {
     /// The model's name on that server.
     pub model: Option<String>,
     pub api_key: Option<String>,
-    /// The environment variable the key came from, named in "check the key" messages.
+    /// The environment variable the key came from, named in the log (never to users).
     pub api_key_env: Option<String>,
     pub connect_timeout: Duration,
     /// The longest silence accepted: before the response starts, and between two events.
@@ -206,6 +206,7 @@ impl Backend for RemoteBackend {
             let client = self.client.clone();
             let running = cancel.clone();
             self.runtime.spawn(async move {
+                let max_new_tokens = request.params.max_new_tokens;
                 let prepared = tokio::task::spawn_blocking({
                     let config = config.clone();
                     move || tgi_request(&config, &template, &request)
@@ -228,6 +229,7 @@ impl Backend for RemoteBackend {
                     url,
                     body,
                     openai: false,
+                    limits: Limits::new(max_new_tokens),
                 };
                 run(job, events, running).await;
             });
@@ -240,6 +242,7 @@ impl Backend for RemoteBackend {
             url,
             body,
             openai: matches!(self.protocol, Protocol::OpenAi),
+            limits: Limits::new(request.params.max_new_tokens),
         };
         let (events, receiver) = unbounded_channel();
         let cancel = CancelHandle::default();
@@ -265,6 +268,34 @@ struct Job {
     url: String,
     body: serde_json::Value,
     openai: bool,
+    limits: Limits,
+}
+
+/// How much of a reply is read, whatever the server sends: a server that
+/// ignores `max_tokens` (or never stops) cannot make Wick store more than was
+/// asked for, nor hold an unbounded body in memory.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Pieces of text (tokens, or chunks of a few) forwarded at most; the
+    /// reply then ends with [`FinishReason::Length`].
+    tokens: usize,
+    /// Bytes of text forwarded at most: six per token (tokens average about
+    /// four bytes) and some slack.
+    text_bytes: usize,
+    /// Bytes of the response body read at most (events with their JSON, or
+    /// a whole answer).
+    body_bytes: usize,
+}
+
+impl Limits {
+    fn new(max_new_tokens: usize) -> Self {
+        let tokens = max_new_tokens.max(1);
+        Self {
+            tokens,
+            text_bytes: tokens.saturating_mul(6).saturating_add(1024),
+            body_bytes: tokens.saturating_mul(2048).saturating_add(256 * 1024),
+        }
+    }
 }
 
 /// What one event of the stream (or a whole answer) said.
@@ -282,6 +313,8 @@ pub(crate) struct Chunk {
 #[derive(Default)]
 struct Progress {
     tokens: usize,
+    /// Bytes of text forwarded.
+    bytes: usize,
     usage: Option<(usize, usize)>,
     started: Option<Instant>,
 }
@@ -332,17 +365,46 @@ impl Job {
         progress.started = Some(Instant::now());
         if !wire::is_event_stream(&response) {
             // Some servers answer a stream request with the whole reply.
-            let body = self.idle(response.text()).await?.map_err(|e| self.cut(e))?;
+            let (body, whole) = self.read_capped(response, self.limits.body_bytes).await?;
+            if !whole {
+                return Err(wire::upstream(
+                    &self.config,
+                    FailureKind::Internal,
+                    "The model server sent a much longer answer than was asked for, so Wick stopped reading it. Try again, or choose another model.".into(),
+                    &format!("a whole answer longer than {} bytes", self.limits.body_bytes),
+                ));
+            }
             let chunk = self.parse_whole(&body)?;
-            self.forward(chunk.text, chunk.token_id, events, progress);
+            let complete = self.forward(chunk.text, chunk.token_id, events, progress);
             progress.usage = chunk.usage.or(progress.usage);
+            if !complete {
+                return Ok(FinishReason::Length);
+            }
             return Ok(chunk.finish.unwrap_or(FinishReason::Eos));
         }
-        let mut stream = response.bytes_stream().eventsource();
+        // The body is read up to its limit; past it the stream simply ends.
+        let limit = self.limits.body_bytes;
+        let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let past_limit = over.clone();
+        let body = response.bytes_stream().scan(0usize, move |read, chunk| {
+            if let Ok(bytes) = &chunk {
+                *read += bytes.len();
+                if *read > limit {
+                    past_limit.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return futures::future::ready(None);
+                }
+            }
+            futures::future::ready(Some(chunk))
+        });
+        let mut stream = Box::pin(body.eventsource());
         let mut finish = None;
         loop {
             let event = match self.idle(stream.next()).await? {
                 Some(Ok(event)) => event,
+                None if over.load(std::sync::atomic::Ordering::Relaxed) => {
+                    self.stopped_reading(progress);
+                    return Ok(FinishReason::Length);
+                }
                 // The end of the body without `[DONE]`: fine once the finish reason came.
                 None => return finish.ok_or_else(|| self.cut("the stream ended early")),
                 Some(Err(e)) => {
@@ -350,17 +412,21 @@ impl Job {
                 }
             };
             if event.event == "error" {
-                return Err(wire::stream_error(&event.data, self.server()));
+                return Err(wire::stream_error(&event.data, &self.config));
             }
             if event.data.trim().is_empty() {
                 continue;
             }
             let chunk = if self.openai {
-                openai::parse_chunk(&event.data, self.server())?
+                openai::parse_chunk(&event.data, &self.config)?
             } else {
-                tgi::parse_event(&event.data, self.server())?
+                tgi::parse_event(&event.data, &self.config)?
             };
-            self.forward(chunk.text, chunk.token_id, events, progress);
+            if !self.forward(chunk.text, chunk.token_id, events, progress) {
+                // More than was asked for: the rest is not read.
+                self.stopped_reading(progress);
+                return Ok(FinishReason::Length);
+            }
             progress.usage = chunk.usage.or(progress.usage);
             finish = chunk.finish.or(finish);
             if chunk.done {
@@ -369,31 +435,78 @@ impl Job {
         }
     }
 
+    /// Forwards a piece of the reply, within the limits: false when the
+    /// reply already had all it may have (the piece is then dropped, or cut
+    /// to the room left).
     fn forward(
         &self,
         text: Option<String>,
         id: Option<u32>,
         events: &UnboundedSender<Event>,
         progress: &mut Progress,
-    ) {
-        if let Some(text) = text.filter(|t| !t.is_empty()) {
-            progress.tokens += 1;
+    ) -> bool {
+        let Some(mut text) = text.filter(|t| !t.is_empty()) else {
+            return true;
+        };
+        if progress.tokens >= self.limits.tokens || progress.bytes >= self.limits.text_bytes {
+            return false;
+        }
+        let room = self.limits.text_bytes - progress.bytes;
+        let whole = text.len() <= room;
+        if !whole {
+            let mut end = room;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        progress.tokens += 1;
+        progress.bytes += text.len();
+        if !text.is_empty() {
             let _ = events.send(Event::Token { id, text });
         }
+        whole
+    }
+
+    /// Notes in the log that a server sent more than was asked for.
+    fn stopped_reading(&self, progress: &Progress) {
+        tracing::warn!(
+            server = %wire::redact(self.server(), self.config.api_key.as_deref()),
+            tokens = progress.tokens,
+            bytes = progress.bytes,
+            "the model server sent more than the reply's limit; stopped reading it"
+        );
+    }
+
+    /// The body, read up to `cap` bytes (the rest is never received), and
+    /// whether that was all of it.
+    async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+        cap: usize,
+    ) -> Result<(String, bool), Failure> {
+        let mut body = Vec::new();
+        let mut whole = true;
+        while let Some(chunk) = self
+            .idle(response.chunk())
+            .await?
+            .map_err(|e| self.cut(e))?
+        {
+            let room = cap - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                whole = false;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((String::from_utf8_lossy(&body).into_owned(), whole))
     }
 
     fn parse_whole(&self, body: &str) -> Result<Chunk, Failure> {
-        let value: serde_json::Value = serde_json::from_str(body).map_err(|_| {
-            Failure::new(
-                FailureKind::Internal,
-                format!(
-                    "The model server at {} answered with something that is neither an event stream nor JSON: {}",
-                    self.server(),
-                    wire::excerpt(body)
-                ),
-            )
-        })?;
-        wire::check_error_object(&value, self.server())?;
+        let value: serde_json::Value =
+            serde_json::from_str(body).map_err(|_| wire::unreadable(&self.config, body))?;
+        wire::check_error_object(&value, &self.config)?;
         Ok(if self.openai {
             openai::parse_whole(&value)
         } else {
@@ -423,14 +536,22 @@ impl Job {
                 return Ok(response);
             }
             let retry_after = wire::retry_after(&response);
-            let body = self.idle(response.text()).await?.unwrap_or_default();
+            // An error body is read up to a cap: its words only go to the log.
+            let body = match self.read_capped(response, wire::ERROR_BODY_CAP).await {
+                Ok((body, _)) => body,
+                Err(f) if f.kind == FailureKind::Timeout => return Err(f),
+                Err(_) => String::new(),
+            };
             if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
                 let wait = wire::estimated_time(&body)
                     .or(retry_after.map(Duration::from_secs))
                     .unwrap_or(Duration::from_secs(2))
                     .clamp(Duration::from_millis(100), Duration::from_secs(60));
                 if started.elapsed() + wait <= self.config.load_timeout {
-                    tracing_wait(self.server(), wait);
+                    tracing_wait(
+                        &wire::redact(self.server(), self.config.api_key.as_deref()),
+                        wait,
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -449,24 +570,24 @@ impl Job {
     async fn idle<T>(&self, future: impl std::future::Future<Output = T>) -> Result<T, Failure> {
         let limit = self.config.idle_timeout;
         tokio::time::timeout(limit, future).await.map_err(|_| {
-            Failure::new(
+            wire::upstream(
+                &self.config,
                 FailureKind::Timeout,
                 format!(
-                    "The model server at {} sent nothing for {} s, so the reply was cut off there. Try again, or raise idle_timeout_secs for this model.",
-                    self.server(),
+                    "The model server sent nothing for {} s, so the reply was cut off there. Try again.",
                     limit.as_secs_f64()
                 ),
+                "idle_timeout_secs passed without a byte",
             )
         })
     }
 
     fn cut(&self, cause: impl std::fmt::Display) -> Failure {
-        Failure::new(
+        wire::upstream(
+            &self.config,
             FailureKind::Unavailable,
-            format!(
-                "The connection to the model server at {} was lost before the reply finished ({cause}). The text so far is kept; Retry asks again.",
-                self.server()
-            ),
+            "The connection to the model server was lost before the reply finished. The text so far is kept; Retry asks again.".into(),
+            &cause.to_string(),
         )
     }
 }

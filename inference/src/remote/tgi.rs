@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{wire, Chunk};
+use super::{wire, Chunk, RemoteConfig};
 use crate::backend::Failure;
 use crate::request::Params;
 use crate::FinishReason;
@@ -60,8 +60,8 @@ fn generated_tokens(details: Option<&Value>) -> Option<usize> {
 
 /// One `data:` payload. Special tokens (the end-of-turn token, say) are not
 /// text; the event that carries `generated_text` is the last.
-pub(super) fn parse_event(data: &str, server: &str) -> Result<Chunk, Failure> {
-    let value = wire::event_json(data, server)?;
+pub(super) fn parse_event(data: &str, config: &RemoteConfig) -> Result<Chunk, Failure> {
+    let value = wire::event_json(data, config)?;
     let token = value.get("token");
     let special = token
         .and_then(|t| t.get("special"))
@@ -111,23 +111,28 @@ mod tests {
 
     #[test]
     fn token_events_skip_special_tokens_and_end_at_generated_text() {
-        let c = parse_event(r#"{"index":1,"token":{"id":504,"text":" Hi","logprob":-0.1,"special":false},"generated_text":null,"details":null}"#, "S").unwrap();
+        let s = &RemoteConfig::new("S");
+        let c = parse_event(r#"{"index":1,"token":{"id":504,"text":" Hi","logprob":-0.1,"special":false},"generated_text":null,"details":null}"#, s).unwrap();
         assert_eq!(
             (c.text.as_deref(), c.token_id, c.done),
             (Some(" Hi"), Some(504), false)
         );
-        let c = parse_event(r#"{"index":2,"token":{"id":2,"text":"<|im_end|>","logprob":0.0,"special":true},"generated_text":" Hi","details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null}}"#, "S").unwrap();
+        let c = parse_event(r#"{"index":2,"token":{"id":2,"text":"<|im_end|>","logprob":0.0,"special":true},"generated_text":" Hi","details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null}}"#, s).unwrap();
         assert_eq!(
             (c.text, c.done, c.finish, c.usage),
             (None, true, Some(FinishReason::Eos), Some((0, 2)))
         );
-        let c = parse_event(r#"{"token":{"id":5,"text":"!","special":false},"generated_text":"Hi!","details":{"finish_reason":"length","generated_tokens":3}}"#, "S").unwrap();
+        let c = parse_event(r#"{"token":{"id":5,"text":"!","special":false},"generated_text":"Hi!","details":{"finish_reason":"length","generated_tokens":3}}"#, s).unwrap();
         assert_eq!(
             (c.text.as_deref(), c.finish),
             (Some("!"), Some(FinishReason::Length))
         );
-        let e = parse_event(r#"{"error":"Request failed during generation: Server error: CUDA OOM","error_type":"generation"}"#, "S").unwrap_err();
-        assert!(e.message.contains("CUDA OOM"), "{}", e.message);
+        let e = parse_event(r#"{"error":"Request failed during generation: Server error: CUDA OOM","error_type":"generation"}"#, s).unwrap_err();
+        assert!(
+            e.message.contains("reported an error") && !e.message.contains("CUDA"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -47,6 +47,18 @@ pub enum Caller {
     Anonymous,
 }
 
+impl Caller {
+    /// Whose allowance of replies at once a request counts against: a
+    /// token's user; static keys and the anonymous API (the operator's own
+    /// access, on a private network) only meet the model's queue.
+    pub fn requester(self) -> wick_core::Requester {
+        match self {
+            Caller::User(user) => wick_core::Requester::User(user),
+            Caller::Key | Caller::Anonymous => wick_core::Requester::Unlimited,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("An API token is required: send `Authorization: Bearer <token>` (make one with `wick token create`).")]

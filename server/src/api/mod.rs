@@ -11,7 +11,9 @@ pub mod tgi;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
 use axum::response::Response;
 use futures::StreamExt;
@@ -66,17 +68,126 @@ pub fn first_local(state: &ServerState) -> Option<Arc<Model>> {
     state.chat().models().local().next().cloned()
 }
 
+/// Why a request's body was refused before it became a request: its media
+/// type, its size, or JSON that does not fit the request's shape.
+#[derive(Debug)]
+pub struct BodyError {
+    pub status: StatusCode,
+    pub message: String,
+    /// The field the message is about, as a path (`max_tokens`,
+    /// `parameters.temperature`, `messages[0].content`).
+    pub field: Option<String>,
+}
+
+/// Whether the body is declared as JSON (`application/json`, any parameters,
+/// or an `application/*+json` type).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+}
+
+/// The body of a POST to the inference APIs, once its media type is checked.
+///
+/// An anonymous request (`WICK_API_ALLOW_ANONYMOUS`) must say
+/// `Content-Type: application/json`: any web page can make a browser send a
+/// `text/plain` or form body to another site without asking, but not a JSON
+/// one (that needs a CORS preflight, which Wick never grants), so the check
+/// keeps other sites' pages from driving generations. A request with a valid
+/// token may leave the type out, as `curl -d` and many scripts do: a page on
+/// another site cannot add an `Authorization` header without that preflight.
+pub fn body(
+    caller: auth::Caller,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, BodyError> {
+    if caller == auth::Caller::Anonymous && !is_json(headers) {
+        let got = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| format!("`{}`", String::from_utf8_lossy(v.as_bytes())))
+            .unwrap_or_else(|| "no content type".into());
+        return Err(BodyError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!(
+                "The request body must be JSON, sent with `Content-Type: application/json` (got {got})."
+            ),
+            field: None,
+        });
+    }
+    body.map_err(|e| BodyError {
+        status: e.status(),
+        message: e.body_text(),
+        field: None,
+    })
+}
+
+/// Reads `body` as `T`, naming the field a type error is about
+/// (`max_tokens: invalid value: integer `-5`, expected u64`).
+pub fn from_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(|e| BodyError {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("The request body is not valid JSON: {e}"),
+        field: None,
+    })?;
+    Ok(value)
+}
+
+/// Reads an already parsed JSON value as `T`, naming the field a type error is about.
+pub fn from_value<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, BodyError> {
+    serde_path_to_error::deserialize(value).map_err(json_error)
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> BodyError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let syntax = !matches!(inner.classify(), serde_json::error::Category::Data);
+    let (message, field) = if syntax {
+        (format!("The request body is not valid JSON: {inner}"), None)
+    } else if path.is_empty() || path == "." {
+        (format!("The request body is not valid: {inner}"), None)
+    } else {
+        (format!("{path}: {inner}"), Some(path))
+    };
+    BodyError {
+        status: StatusCode::BAD_REQUEST,
+        message,
+        field,
+    }
+}
+
+/// The longest reply an API request may ask of `model`: its configured
+/// `max_new_tokens` (`WICK_MAX_NEW_TOKENS`, or the models file's). A request
+/// asking for more is served up to this ceiling, ending with finish reason
+/// `length`, as when a reply reaches its own limit.
+pub fn clamp_new_tokens(model: &Model, asked: Option<u64>, default: usize) -> usize {
+    let ceiling = model.params.max_new_tokens;
+    asked
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or(default)
+        .min(ceiling)
+}
+
 /// Validates `request` and starts it in `model`'s queue, shared with the chat.
 pub fn start(
     state: &ServerState,
     model: &Arc<Model>,
     request: GenerationRequest,
+    caller: auth::Caller,
 ) -> Result<Running, StartError> {
     request.validate().map_err(StartError::Invalid)?;
     let slot = state
         .chat()
         .generations()
-        .reserve(model)
+        .reserve(model, caller.requester())
         .map_err(|busy| StartError::Busy(busy.to_string()))?;
     let generation = model.backend.generate(request).map_err(|e| match e {
         inference::RequestError::Invalid(v) => StartError::Invalid(v),

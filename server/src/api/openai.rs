@@ -1,6 +1,7 @@
 //! The OpenAI-compatible API: `GET /v1/models`, `POST /v1/chat/completions`.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
@@ -11,7 +12,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{authorize, AuthError};
-use super::{failure_status, is_context_overflow, local_ids, local_model, start, StartError};
+use super::{
+    clamp_new_tokens, failure_status, from_json, is_context_overflow, local_ids, local_model,
+    start, BodyError, StartError,
+};
 use crate::ServerState;
 
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
@@ -59,6 +63,21 @@ impl From<AuthError> for ApiError {
             kind: "invalid_request_error",
             param: None,
             code,
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        let code = match e.status {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Some("unsupported_media_type"),
+            StatusCode::PAYLOAD_TOO_LARGE => Some("request_too_large"),
+            _ => None,
+        };
+        Self {
+            status: e.status,
+            code,
+            ..ApiError::invalid(e.message, e.field.as_deref())
         }
     }
 }
@@ -222,7 +241,7 @@ fn finish_reason(f: FinishReason) -> &'static str {
 pub async fn chat_completions(
     State(state): State<ServerState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match completions(state, headers, body).await {
         Ok(r) => r,
@@ -233,11 +252,11 @@ pub async fn chat_completions(
 async fn completions(
     state: ServerState,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers).await?;
-    let req: ChatCompletionRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("The request body is not valid: {e}"), None))?;
+    let caller = authorize(&state, &headers).await?;
+    let body = super::body(caller, &headers, body)?;
+    let req: ChatCompletionRequest = from_json(&body)?;
     let Some(model) = local_model(&state, &req.model) else {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
@@ -259,9 +278,8 @@ async fn completions(
     let params = Params {
         temperature: req.temperature.unwrap_or(1.0),
         top_p: req.top_p,
-        max_new_tokens: max_tokens
-            .map(|n| n as usize)
-            .unwrap_or(model.params.max_new_tokens),
+        // At most the model's configured reply length, however much is asked.
+        max_new_tokens: clamp_new_tokens(&model, max_tokens, model.params.max_new_tokens),
         stop: match req.stop {
             None => Vec::new(),
             Some(Stop::One(s)) => vec![s],
@@ -276,7 +294,7 @@ async fn completions(
         params,
         drop_old_turns: false,
     };
-    let running = start(&state, &model, request)?;
+    let running = start(&state, &model, request, caller)?;
     let id = format!("chatcmpl-{}", wick_core::db::new_id());
     let created = wick_core::db::now_ms() / 1000;
     let model = model.id.clone();

@@ -4,6 +4,7 @@
 //! as they are (no chat template), as TGI does.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::Event as SseEvent;
@@ -15,8 +16,8 @@ use serde_json::{json, Value};
 
 use super::auth::{authorize, AuthError};
 use super::{
-    failure_status, first_local, is_context_overflow, local_ids, local_model, start, Finished,
-    StartError,
+    clamp_new_tokens, failure_status, first_local, from_value, is_context_overflow, local_ids,
+    local_model, start, BodyError, Finished, StartError,
 };
 use crate::ServerState;
 
@@ -57,6 +58,25 @@ impl From<AuthError> for TgiError {
             },
             message: e.to_string(),
             kind: "authentication",
+        }
+    }
+}
+
+impl From<BodyError> for TgiError {
+    fn from(e: BodyError) -> Self {
+        match e.status {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => TgiError {
+                status: e.status,
+                message: e.message,
+                kind: "unsupported_media_type",
+            },
+            StatusCode::PAYLOAD_TOO_LARGE => TgiError {
+                status: e.status,
+                message: e.message,
+                kind: "request_too_large",
+            },
+            // TGI answers a body of the wrong shape with 422.
+            _ => validation(e.message),
         }
     }
 }
@@ -103,7 +123,7 @@ struct Parameters {
     temperature: Option<f64>,
     top_p: Option<f64>,
     top_k: Option<u64>,
-    repetition_penalty: Option<f32>,
+    repetition_penalty: Option<f64>,
     stop: Option<Vec<String>>,
     seed: Option<u64>,
     do_sample: Option<bool>,
@@ -113,6 +133,7 @@ struct Parameters {
 }
 
 /// The body as JSON: an object with `inputs`, or just the prompt as a string.
+/// A type error names its field (`parameters.max_new_tokens: invalid value ...`).
 fn parse(body: &Bytes) -> Result<Body, TgiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| validation(format!("The request body is not valid JSON: {e}")))?;
@@ -123,7 +144,7 @@ fn parse(body: &Bytes) -> Result<Body, TgiError> {
             stream: false,
         });
     }
-    serde_json::from_value(value).map_err(|e| validation(format!("Invalid request: {e}")))
+    Ok(from_value(value)?)
 }
 
 struct Prepared {
@@ -134,10 +155,22 @@ struct Prepared {
     inputs: String,
 }
 
-fn prepare(body: Body, full_text_by_default: bool) -> Result<Prepared, TgiError> {
+fn prepare(
+    body: Body,
+    full_text_by_default: bool,
+    model: &wick_core::Model,
+) -> Result<Prepared, TgiError> {
     let p = body.parameters;
     if body.inputs.is_empty() {
         return Err(validation("inputs must not be empty"));
+    }
+    // TGI's own rule and words: greedy decoding is asked for by leaving the
+    // temperature out (or `do_sample: false`), never by a temperature <= 0.
+    if let Some(t) = p.temperature.filter(|t| *t <= 0.0) {
+        return Err(validation(format!(
+            "Input validation error: `temperature` must be strictly positive (got {t}). \
+             Leave it out, or set `do_sample` to false, for greedy decoding."
+        )));
     }
     // Like TGI: greedy unless sampling is asked for, by `do_sample` or a temperature.
     let sampling = p.do_sample.unwrap_or(false) || p.temperature.is_some_and(|t| t > 0.0);
@@ -153,11 +186,16 @@ fn prepare(body: Body, full_text_by_default: bool) -> Result<Prepared, TgiError>
             Some(0) => return Err(validation("top_k must be at least 1 (got 0)")),
             k => k.map(|k| k as usize),
         },
-        repetition_penalty: p.repetition_penalty.unwrap_or(1.0),
-        max_new_tokens: p
-            .max_new_tokens
-            .map(|n| n as usize)
-            .unwrap_or(DEFAULT_MAX_NEW_TOKENS),
+        // A tiny positive penalty stays positive as an f32 (the engine's type).
+        repetition_penalty: p.repetition_penalty.map_or(1.0, |r| {
+            if r > 0.0 {
+                (r as f32).max(f32::MIN_POSITIVE)
+            } else {
+                r as f32
+            }
+        }),
+        // At most the model's configured reply length, however much is asked.
+        max_new_tokens: clamp_new_tokens(model, p.max_new_tokens, DEFAULT_MAX_NEW_TOKENS),
         stop: p.stop.unwrap_or_default(),
         seed: seed.unwrap_or_else(wick_core::random_seed),
         ..Params::default()
@@ -202,7 +240,7 @@ fn details(done: &Finished, seed: Option<u64>) -> Value {
 pub async fn generate(
     State(state): State<ServerState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     run(state, headers, body, Shape::Generate)
         .await
@@ -213,7 +251,7 @@ pub async fn generate(
 pub async fn generate_stream(
     State(state): State<ServerState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     run(state, headers, body, Shape::Stream)
         .await
@@ -225,7 +263,7 @@ pub async fn model(
     State(state): State<ServerState>,
     Path(model_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     run(state, headers, body, Shape::InferenceApi(model_id))
         .await
@@ -243,10 +281,11 @@ enum Shape {
 async fn run(
     state: ServerState,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
     shape: Shape,
 ) -> Result<Response, TgiError> {
-    authorize(&state, &headers).await?;
+    let caller = authorize(&state, &headers).await?;
+    let body = super::body(caller, &headers, body)?;
     let model = match &shape {
         Shape::InferenceApi(model_id) => local_model(&state, model_id),
         _ => first_local(&state),
@@ -268,8 +307,8 @@ async fn run(
     let body = parse(&body)?;
     let stream = shape == Shape::Stream || (inference_api && body.stream);
     // The Inference API returns the prompt with the text unless told not to; TGI does not.
-    let prepared = prepare(body, inference_api)?;
-    let running = start(&state, &model, prepared.request)?;
+    let prepared = prepare(body, inference_api, &model)?;
+    let running = start(&state, &model, prepared.request, caller)?;
     if !stream {
         let done = running.finish().await.map_err(failure)?;
         let generated_text = if prepared.full_text {
