@@ -14,17 +14,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model gemma3 clients bench bench-chat test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model gemma3 clients fuzz fuzz-tools bench bench-chat test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
 run: build model
 	exec $(WICK)
 
-## test: the Rust tests and the browser tests, on one release build
-test: build model gemma3 chromium clients
+## test: the Rust tests, the fuzz run and the browser tests, on one release build
+test: build model gemma3 chromium clients fuzz-tools
 	@$(LLAMA_SERVER_NOTE)
-	$(MAKE) --no-print-directory rust-tests e2e
+	$(MAKE) --no-print-directory rust-tests fuzz e2e
 
 build: tools
 	cargo leptos build --release
@@ -41,6 +41,18 @@ clients: $(CLIENTS_VENV)/.installed
 $(CLIENTS_VENV)/.installed: end2end/clients/requirements.txt
 	python3 -m venv $(CLIENTS_VENV)
 	$(CLIENTS_VENV)/bin/pip install -q --disable-pip-version-check -r end2end/clients/requirements.txt
+	touch $@
+
+## fuzz: schemathesis against /openapi.json and a seeded fuzzer over the server functions, run
+##       against the release build (needs `make build model`; FUZZ_SEED=N replays a run)
+FUZZ_VENV := .venv-fuzz
+fuzz: fuzz-tools
+	$(FUZZ_VENV)/bin/python end2end/fuzz/run.py
+
+fuzz-tools: $(FUZZ_VENV)/.installed
+$(FUZZ_VENV)/.installed: end2end/fuzz/requirements.txt
+	python3 -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install -q --disable-pip-version-check -r end2end/fuzz/requirements.txt
 	touch $@
 
 ## model: fetch and verify the default model (SmolLM2-135M-Instruct, Q4_1 GGUF)
