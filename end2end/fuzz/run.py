@@ -69,10 +69,10 @@ def wait_ready(base: str, wick: subprocess.Popen, log: Path) -> None:
     sys.exit(f"wick was not ready after 180 s:\n{log.read_text()[-3000:]}")
 
 
-def part(name: str, command: list[str], env: dict | None = None) -> tuple[bool, float]:
+def part(name: str, command: list[str], cwd: Path, env: dict | None = None) -> tuple[bool, float]:
     print(f"\n=== {name}\n$ {' '.join(command)}", flush=True)
     started = time.monotonic()
-    code = subprocess.call(command, cwd=ROOT, env={**os.environ, **(env or {})})
+    code = subprocess.call(command, cwd=cwd, env={**os.environ, **(env or {})})
     elapsed = time.monotonic() - started
     print(f"=== {name}: {'passed' if code == 0 else f'FAILED (exit {code})'} in {elapsed:.0f} s", flush=True)
     return code == 0, elapsed
@@ -121,11 +121,11 @@ def main() -> int:
             "--no-color",
             # Show the requests as sent (the key is a throwaway one).
             "--output-sanitize", "false",
-        ], env={"WICK_FUZZ_MODEL": model}))
+        ], cwd=workdir, env={"WICK_FUZZ_MODEL": model}))  # its cache stays out of the repository
         results.append(part("server functions", [
             sys.executable, str(HERE / "server_fns.py"), "--url", base, "--binary", str(WICK),
             "--seed", str(SEED), "--requests", str(REQUESTS),
-        ]))
+        ], cwd=ROOT))
     finally:
         wick.send_signal(signal.SIGTERM)
         try:
