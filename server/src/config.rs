@@ -146,6 +146,17 @@ pub struct Config {
     )]
     pub queue_depth: u16,
 
+    /// Replies one person (a browser session's user, or an API token's) may
+    /// have generating or waiting at once, across all models; one more is
+    /// refused (HTTP 429) before the model's own queue is asked.
+    #[arg(
+        long,
+        env = "WICK_REPLIES_PER_USER",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub replies_per_user: u16,
+
     /// The longest reply, in tokens.
     #[arg(
         long,

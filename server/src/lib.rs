@@ -5,6 +5,7 @@ pub mod config;
 pub mod health;
 pub mod listen;
 pub mod models_file;
+pub mod protect;
 pub mod server_fn_errors;
 pub mod sse;
 pub mod stream;
@@ -111,6 +112,7 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
             "replies left unfinished by the last run are marked interrupted"
         );
     }
+    tokio::spawn(delete_expired_sessions(pool.clone()));
     let models = match file {
         Some((path, file)) => models_from_file(config, &defaults, &path, file).await?,
         None => {
@@ -122,7 +124,10 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
     let generations = Generations::new(
         Models::new(models),
         pool.clone(),
-        ChatSettings { seed: config.seed },
+        ChatSettings {
+            seed: config.seed,
+            replies_per_user: config.replies_per_user as usize,
+        },
     );
     let api = api::auth::ApiAccess::new(&config.api_keys, config.api_allow_anonymous);
     Ok(ServerState::new(
@@ -131,6 +136,20 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         config.secure_cookies,
         api,
     ))
+}
+
+/// Deletes expired sessions now and every hour: a session unused for its
+/// whole lifetime is dead, and its row would otherwise stay forever.
+async fn delete_expired_sessions(pool: sqlx::SqlitePool) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+    loop {
+        every_hour.tick().await;
+        match wick_core::db::users::delete_expired_sessions(&pool).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        }
+    }
 }
 
 /// Where the built site is, for the pages and their files.
@@ -302,6 +321,9 @@ pub fn router(state: ServerState) -> Router {
         >(
             move || provide_context(fallback_state.clone()), shell
         ))
+        .layer(axum::middleware::from_fn(protect::drop_foreign_error_text))
+        .layer(axum::middleware::from_fn(protect::same_origin_only))
+        .layer(axum::middleware::from_fn(protect::security_headers))
         .layer(axum::middleware::map_response(
             server_fn_errors::bad_arguments_are_400,
         ))
