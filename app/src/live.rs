@@ -95,10 +95,7 @@ pub fn follow(
                     n.set(n.get().saturating_add(1));
                     n.get() - 1
                 });
-                set_timeout(
-                    move || r.reload.update(|n| *n += 1),
-                    reload_delay(refused),
-                );
+                set_timeout(move || r.reload.update(|n| *n += 1), reload_delay(refused));
             }
         }
     });
