@@ -84,7 +84,18 @@ pub fn spec(model_ids: Vec<String>) -> Value {
         { "type": "string", "minLength": 1, "description": "the prompt alone" } ] });
     let generated = json!({ "type": "object", "required": ["generated_text"], "properties": {
         "generated_text": { "type": "string" }, "details": { "type": "object" } } });
-    let sse = json!({ "type": "string" });
+    // One Server-Sent Event as OpenAPI 3.1 tools read a stream: its fields,
+    // with `data` (the JSON chunk, as text) always present.
+    let sse = json!({
+        "type": "object",
+        "properties": {
+            "event": { "type": "string" },
+            "data": { "type": "string" },
+            "id": { "type": "string" },
+            "retry": { "type": "integer" }
+        },
+        "required": ["data"]
+    });
     let json_body = |schema: &Value| {
         json!({ "required": true, "description": "JSON. Anonymous requests must say `Content-Type: application/json` (else 415).",
             "content": { "application/json": { "schema": schema } } })
