@@ -167,6 +167,19 @@ async fn another_visitor_gets_404_and_none_of_the_data() {
     assert!(!r.text().await.unwrap().contains("secret"));
 }
 
+/// Follows a failed form's redirect back to its page, as a browser does.
+async fn follow_back(client: &reqwest::Client, location: &str) -> String {
+    client
+        .get(location)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn bad_messages_are_refused_with_a_reason_and_store_nothing() {
     let s = start().await;
@@ -181,16 +194,22 @@ async fn bad_messages_are_refused_with_a_reason_and_store_nothing() {
         r.headers().get(SET_COOKIE).is_none(),
         "a refused message creates no session"
     );
-    // The page the browser is sent back to explains what was wrong.
-    let html = me.get(back).send().await.unwrap().text().await.unwrap();
+    // The page the browser is sent back to explains what was wrong (a
+    // browser following Wick's own redirect says it is same-origin; the same
+    // address from anywhere else shows no error: see `protect`).
+    let html = follow_back(&me, &back).await;
     assert!(
         html.contains("This message is 32001 characters long; the limit is 32000 characters."),
         "{html}"
     );
+    // The same address from a link elsewhere shows no error text.
+    let foreign = me.get(&back).header("sec-fetch-site", "cross-site");
+    let html = foreign.send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains("32001 characters"), "{html}");
 
     let r = send(&me, &s, "/", None, "  \n ").await;
     let back = r.headers()[LOCATION].to_str().unwrap().to_owned();
-    let html = me.get(back).send().await.unwrap().text().await.unwrap();
+    let html = follow_back(&me, &back).await;
     assert!(html.contains("Type a message before sending."), "{html}");
 
     assert_eq!(count(&s, "SELECT count(*) FROM messages").await, 0);
