@@ -101,3 +101,25 @@ test("pages carry a content policy that lets only Wick's own scripts run", async
   await expect(page.locator("body[data-hydrated]")).toBeAttached();
   expect(violations).toEqual([]);
 });
+
+test("a reply stream the server refuses is retried with growing pauses, never in a loop", async ({ page }) => {
+  // Every stream is refused, as for a reply the server can no longer stream.
+  await page.route("**/api/messages/*/stream*", (route) =>
+    route.fulfill({ status: 404, contentType: "application/json", body: '{"error":"gone"}' }),
+  );
+  const reloads: number[] = [];
+  page.on("request", (r) => {
+    if (/get_conversation/.test(r.url())) reloads.push(Date.now());
+  });
+  await page.goto("/");
+  await expect(page.locator("body[data-hydrated]")).toBeAttached();
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill("Write a long story about a lighthouse keeper.");
+  await box.press("Enter");
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  // Pauses of 0.5, 1 and 2 s: at most four reads of the conversation in
+  // three seconds (a reload loop made dozens).
+  await page.waitForTimeout(3_000);
+  expect(reloads.length).toBeGreaterThanOrEqual(1);
+  expect(reloads.length).toBeLessThanOrEqual(4);
+});

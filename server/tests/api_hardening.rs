@@ -7,8 +7,9 @@
 #[path = "../../inference/tests/support/stand_in.rs"]
 mod stand_in;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+mod scripted;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::SendMessage;
@@ -19,15 +20,14 @@ use inference::remote::{RemoteBackend, RemoteConfig};
 use inference::scripted::{ScriptedBackend, Step};
 use inference::{Backend, Event, FailureKind, Params};
 use leptos::server_fn::ServerFn;
+use scripted::{keyed, logged, logs, scripted_model, state_over, Scripted, KEY};
 use serde_json::{json, Value};
 use server::api::auth::ApiAccess;
-use server::ServerState;
 use stand_in::{End, Reply, StandIn};
 use tower::ServiceExt;
-use wick_core::{Chat, ChatSettings, Generations, Model, ModelKind, Models};
+use wick_core::{Model, ModelKind};
 use wick_types::Sent;
 
-const KEY: &str = "test-key";
 /// The key a remote model is configured with, which must never be shown.
 const UPSTREAM_KEY: &str = "upstream-secret-1";
 /// An address inside the remote side's network, as an error body might name it.
@@ -41,37 +41,6 @@ const POSTS: [&str; 4] = [
     "/models/fake",
 ];
 
-/// Everything logged, for the tests that check what reaches the log.
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
-}
-
-fn logged() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn params() -> Params {
     Params {
         max_new_tokens: MAX_NEW_TOKENS,
@@ -82,17 +51,7 @@ fn params() -> Params {
 
 /// A local model that plays `script`.
 fn scripted(script: Vec<Step>) -> (Model, ScriptedBackend) {
-    let backend = ScriptedBackend::new(script);
-    let model = Model::new(
-        "fake",
-        "Fake",
-        ModelKind::Local,
-        Arc::new(backend.clone()),
-        params(),
-        4,
-        Some(2048),
-    );
-    (model, backend)
+    scripted_model(script, params())
 }
 
 /// An OpenAI-compatible remote model at `url` (the stand-in's), with a key.
@@ -125,23 +84,7 @@ struct Wick {
 }
 
 async fn wick(models: Vec<Model>, access: ApiAccess) -> Wick {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wick.db", dir.path().display());
-    let pool = wick_core::db::open(&url).await.unwrap();
-    let generations = Generations::new(
-        Models::new(models),
-        pool.clone(),
-        ChatSettings {
-            seed: Some(1),
-            ..ChatSettings::default()
-        },
-    );
-    let leptos = leptos::prelude::LeptosOptions::builder()
-        .output_name("wick")
-        .site_root(dir.path().display().to_string())
-        .build();
-    let state = ServerState::new(leptos, Chat::new(pool.clone(), generations), false, access);
+    let Scripted { state, pool, dir } = state_over(models, access).await;
     Wick {
         router: server::router(state),
         pool,
@@ -153,10 +96,6 @@ async fn wick(models: Vec<Model>, access: ApiAccess) -> Wick {
 async fn local(script: Vec<Step>) -> (Wick, ScriptedBackend) {
     let (model, backend) = scripted(script);
     (wick(vec![model], keyed()).await, backend)
-}
-
-fn keyed() -> ApiAccess {
-    ApiAccess::new(&[KEY.to_owned()], false)
 }
 
 struct Answer {

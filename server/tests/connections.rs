@@ -5,23 +5,21 @@
 //! shutdown still ends open streams. Timeouts are 1 s here, so each test takes
 //! a second or three.
 
+mod scripted;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::api::SendMessage;
-use inference::scripted::{ScriptedBackend, Step};
+use inference::scripted::Step;
 use inference::Params;
 use leptos::server_fn::ServerFn;
-use server::api::auth::ApiAccess;
+use scripted::{keyed, scripted_model, state_over, Scripted, KEY};
 use server::listen::ConnectionLimits;
-use server::ServerState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use wick_core::{Chat, ChatSettings, Generations, Model, ModelKind, Models};
 
-const KEY: &str = "test-key";
 /// The header timeout under test.
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a test waits for what should happen after `TIMEOUT` before it
@@ -37,36 +35,8 @@ struct Wick {
 
 /// Wick on 127.0.0.1 (a free port) under `limits`; its one model plays `script`.
 async fn wick(limits: ConnectionLimits, script: Vec<Step>) -> Wick {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wick.db", dir.path().display());
-    let pool = wick_core::db::open(&url).await.unwrap();
-    let model = Model::new(
-        "fake",
-        "Fake",
-        ModelKind::Local,
-        Arc::new(ScriptedBackend::new(script)),
-        Params::default(),
-        4,
-        Some(2048),
-    );
-    let generations = Generations::new(
-        Models::new(vec![model]),
-        pool.clone(),
-        ChatSettings {
-            seed: Some(1),
-            ..ChatSettings::default()
-        },
-    );
-    let leptos = leptos::prelude::LeptosOptions::builder()
-        .output_name("wick")
-        .site_root(dir.path().display().to_string())
-        .build();
-    let state = ServerState::new(
-        leptos,
-        Chat::new(pool, generations),
-        false,
-        ApiAccess::new(&[KEY.to_owned()], false),
-    );
+    let (model, _) = scripted_model(script, Params::default());
+    let Scripted { state, dir, .. } = state_over(vec![model], keyed()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -3,8 +3,7 @@
 //! every inference API route, over a real SQLite file. Fast, deterministic,
 //! and with failures on cue — the model's worker vanishing mid-reply above all.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+mod scripted;
 
 use app::api::{ListConversations, SendMessage, StopReply};
 use axum::body::Body;
@@ -13,43 +12,13 @@ use axum::Router;
 use inference::scripted::{ScriptedBackend, Step};
 use inference::{Failure, Params};
 use leptos::server_fn::ServerFn;
+use scripted::{keyed, logged, scripted_model, state_over, Scripted, KEY};
 use serde_json::{json, Value};
-use server::api::auth::ApiAccess;
-use server::ServerState;
 use tower::ServiceExt;
-use wick_core::{Chat, ChatSettings, Generations, Model, ModelKind, Models};
 use wick_types::{MessageState, Sent};
 
-const KEY: &str = "test-key";
 /// What the vanishing worker's failure is logged as (by `inference::Generation`).
 const VANISHED_DETAIL: &str = "the model's worker stopped without finishing the reply";
-
-/// Everything the server logs, for the tests that check where detail goes.
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct Wick {
     router: Router,
@@ -60,38 +29,8 @@ struct Wick {
 
 /// A server whose one (local) model plays `script`.
 async fn wick(script: Vec<Step>) -> Wick {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wick.db", dir.path().display());
-    let pool = wick_core::db::open(&url).await.unwrap();
-    let backend = ScriptedBackend::new(script);
-    let model = Model::new(
-        "fake",
-        "Fake",
-        ModelKind::Local,
-        Arc::new(backend.clone()),
-        Params::default(),
-        4,
-        Some(2048),
-    );
-    let generations = Generations::new(
-        Models::new(vec![model]),
-        pool.clone(),
-        ChatSettings {
-            seed: Some(1),
-            ..ChatSettings::default()
-        },
-    );
-    let leptos = leptos::prelude::LeptosOptions::builder()
-        .output_name("wick")
-        .site_root(dir.path().display().to_string())
-        .build();
-    let state = ServerState::new(
-        leptos,
-        Chat::new(pool.clone(), generations),
-        false,
-        ApiAccess::new(&[KEY.to_owned()], false),
-    );
+    let (model, backend) = scripted_model(script, Params::default());
+    let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
     Wick {
         router: server::router(state),
         backend,
@@ -228,7 +167,7 @@ fn encode(s: &str) -> String {
 }
 
 fn assert_logged(detail: &str) {
-    let logs = String::from_utf8(logs().lock().unwrap().clone()).unwrap();
+    let logs = logged();
     assert!(logs.contains(detail), "the log has the detail: {logs}");
 }
 

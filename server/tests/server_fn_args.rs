@@ -3,48 +3,19 @@
 //! encoding, and log nothing at ERROR: the mistake is the caller's. In process
 //! (`Router::oneshot`) over a scripted model.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+mod scripted;
 
 use app::api::{GetConversation, SendMessage, StopReply};
 use app::error::AppError;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use inference::scripted::{ScriptedBackend, Step};
+use inference::scripted::Step;
 use inference::Params;
 use leptos::server_fn::ServerFn;
+use scripted::{logged, scripted_model, state_over, Scripted};
 use server::api::auth::ApiAccess;
-use server::ServerState;
 use tower::ServiceExt;
-use wick_core::{Chat, ChatSettings, Generations, Model, ModelKind, Models};
-
-/// Everything the server logs from here on.
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct Wick {
     router: Router,
@@ -52,37 +23,8 @@ struct Wick {
 }
 
 async fn wick() -> Wick {
-    logs();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wick.db", dir.path().display());
-    let pool = wick_core::db::open(&url).await.unwrap();
-    let model = Model::new(
-        "fake",
-        "Fake",
-        ModelKind::Local,
-        Arc::new(ScriptedBackend::new(vec![Step::token("Hi")])),
-        Params::default(),
-        4,
-        Some(2048),
-    );
-    let generations = Generations::new(
-        Models::new(vec![model]),
-        pool.clone(),
-        ChatSettings {
-            seed: Some(1),
-            ..ChatSettings::default()
-        },
-    );
-    let leptos = leptos::prelude::LeptosOptions::builder()
-        .output_name("wick")
-        .site_root(dir.path().display().to_string())
-        .build();
-    let state = ServerState::new(
-        leptos,
-        Chat::new(pool, generations),
-        false,
-        ApiAccess::new(&[], false),
-    );
+    let (model, _) = scripted_model(vec![Step::token("Hi")], Params::default());
+    let Scripted { state, dir, .. } = state_over(vec![model], ApiAccess::new(&[], false)).await;
     Wick {
         router: server::router(state),
         _dir: dir,
@@ -168,7 +110,7 @@ async fn undecodable_arguments_are_a_400_with_a_plain_message_and_no_error_log()
         );
         assert!(message.contains(detail), "{case}: {message}");
     }
-    let logs = String::from_utf8(logs().lock().unwrap().clone()).unwrap();
+    let logs = logged();
     assert!(
         !logs.contains("ERROR"),
         "a caller's mistake is not logged as an error: {logs}"
