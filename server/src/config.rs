@@ -202,7 +202,8 @@ pub struct Config {
 
     /// Seconds a connection has to send a request's headers, counted from when
     /// it opens or its previous response ends: slower or idle connections are
-    /// closed (open streams are not, they are answering).
+    /// closed (open streams are not, they are answering), and so is a request
+    /// whose body sends nothing for as long.
     #[arg(
         long,
         env = "WICK_HEADER_TIMEOUT",

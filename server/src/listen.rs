@@ -6,7 +6,8 @@
 //!   from when it opens or from the end of its previous response; a slower or
 //!   idle one is closed. The clock runs only while a request is awaited, so a
 //!   stream that is answering (the reply stream, `/generate_stream`, streaming
-//!   chat completions) stays open however long it runs.
+//!   chat completions) stays open however long it runs. A request body that
+//!   sends nothing for as long is cut too.
 //! - At most `max_connections` are open at once, streams included. At the cap
 //!   the next connections wait in the kernel's queue to be accepted, in the
 //!   order they came, until one closes; the timeout above sees that slow ones
@@ -28,6 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+use tower_http::timeout::TimeoutBody;
 
 /// How connections are treated; `Config::connection_limits` gives the configured ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +63,13 @@ pub async fn serve_connections(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let service = app.map_request(|request: Request<Incoming>| request.map(Body::new));
+    // A request body gets the same time between two of its pieces: one that
+    // stops sending mid-body is cut (its handler sees a read error and
+    // answers 400), instead of holding the connection for ever.
+    let body_timeout = limits.header_timeout;
+    let service = app.map_request(move |request: Request<Incoming>| {
+        request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)))
+    });
     let mut shutdown = std::pin::pin!(shutdown);
     let mut at_cap = false;
     loop {

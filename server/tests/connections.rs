@@ -285,3 +285,23 @@ async fn shutdown_ends_open_streams_and_serve_returns() {
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_request_body_that_stops_mid_way_is_cut_after_the_timeout() {
+    let w = wick(limits(64), vec![]).await;
+    // Headers promise 100 bytes; 10 come, then nothing.
+    let slow = w
+        .connect(&format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: wick\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"model\":"
+        ))
+        .await;
+    let answer = until_closed(slow).await;
+    assert!(
+        !answer.contains("200 OK"),
+        "a request whose body never ended is not served: {answer}"
+    );
+    let health = client().get(w.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    w.shut_down().await;
+}
