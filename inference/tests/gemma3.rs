@@ -270,28 +270,11 @@ fn prompt_logits_equal_llama_cpp_bit_for_bit() {
 /// bit for bit, past the sliding window too (1,100 tokens, windows of 512).
 #[test]
 fn chunked_prefill_gives_the_logits_of_one_pass() {
-    let mut loaded = inference::gguf::load(&model_path(), 2).unwrap();
-    let ids = tokenizer()
-        .encode(&"one two three four five six seven eight nine ten ".repeat(110))
-        .unwrap();
-    assert!(
-        ids.len() > 2 * inference::engine::PREFILL_CHUNK,
-        "{}",
-        ids.len()
+    support::logits::assert_chunked_prefill_equals_one_pass(
+        &model_path(),
+        tokenizer(),
+        &"one two three four five six seven eight nine ten ".repeat(110),
     );
-    let whole: Vec<f32> = loaded.weights.forward(&ids, 0).unwrap().to_vec1().unwrap();
-    let mut chunked = Vec::new();
-    for (i, chunk) in ids.chunks(inference::engine::PREFILL_CHUNK).enumerate() {
-        let at = i * inference::engine::PREFILL_CHUNK;
-        chunked = loaded
-            .weights
-            .forward(chunk, at)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-    }
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&chunked), bits(&whole));
 }
 
 fn gemma_template() -> inference::template::ChatTemplate {

@@ -377,28 +377,11 @@ fn cancelling_during_the_prefill_stops_it_between_chunks() {
 /// over it, bit for bit: each chunk only extends the cache.
 #[test]
 fn chunked_prefill_gives_the_logits_of_one_pass() {
-    let mut loaded = inference::gguf::load(&model_path(), 2).unwrap();
-    let ids = tokenizer()
-        .encode(&"The quick brown fox jumps over the lazy dog, again and again. ".repeat(80))
-        .unwrap();
-    assert!(
-        ids.len() > 2 * inference::engine::PREFILL_CHUNK,
-        "{}",
-        ids.len()
+    support::logits::assert_chunked_prefill_equals_one_pass(
+        &model_path(),
+        tokenizer(),
+        &"The quick brown fox jumps over the lazy dog, again and again. ".repeat(80),
     );
-    let whole: Vec<f32> = loaded.weights.forward(&ids, 0).unwrap().to_vec1().unwrap();
-    let mut chunked = Vec::new();
-    for (i, chunk) in ids.chunks(inference::engine::PREFILL_CHUNK).enumerate() {
-        let at = i * inference::engine::PREFILL_CHUNK;
-        chunked = loaded
-            .weights
-            .forward(chunk, at)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-    }
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&chunked), bits(&whole));
 }
 
 #[test]

@@ -20,7 +20,7 @@ use inference::remote::{RemoteBackend, RemoteConfig};
 use inference::scripted::{ScriptedBackend, Step};
 use inference::{Backend, Event, FailureKind, Params};
 use leptos::server_fn::ServerFn;
-use scripted::{keyed, logged, logs, scripted_model, state_over, Scripted, KEY};
+use scripted::{keyed, logged, logs, scripted_model, session_cookie, state_over, Scripted, KEY};
 use serde_json::{json, Value};
 use server::api::auth::ApiAccess;
 use stand_in::{End, Reply, StandIn};
@@ -178,13 +178,7 @@ impl Wick {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let cookie = response.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let cookie = session_cookie(response.headers());
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();

@@ -14,7 +14,7 @@ use app::api::SendMessage;
 use inference::scripted::Step;
 use inference::Params;
 use leptos::server_fn::ServerFn;
-use scripted::{keyed, scripted_model, state_over, Scripted, KEY};
+use scripted::{keyed, scripted_model, session_cookie, state_over, Scripted, KEY};
 use server::listen::ConnectionLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -190,13 +190,7 @@ impl Wick {
             .await
             .unwrap();
         assert_eq!(sent.status(), 200);
-        let cookie = sent.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let cookie = session_cookie(sent.headers());
         let sent: wick_types::Sent = sent.json().await.unwrap();
         let stream = client
             .get(self.url(&wick_types::reply::stream_url(&sent.message_id)))

@@ -12,7 +12,7 @@ use axum::Router;
 use inference::scripted::{ScriptedBackend, Step};
 use inference::{Failure, Params};
 use leptos::server_fn::ServerFn;
-use scripted::{keyed, logged, scripted_model, state_over, Scripted, KEY};
+use scripted::{keyed, logged, scripted_model, session_cookie, state_over, Scripted, KEY};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use wick_types::{MessageState, Sent};
@@ -124,16 +124,7 @@ impl Wick {
             .call::<SendMessage>(None, &[("content", content)])
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        let cookie = r
-            .headers
-            .get(header::SET_COOKIE)
-            .expect("a new visitor gets a session")
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let cookie = session_cookie(&r.headers);
         (cookie, serde_json::from_str(&r.body).unwrap())
     }
 

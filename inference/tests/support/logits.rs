@@ -38,3 +38,25 @@ pub fn assert_prompt_logits_equal_llama_cpp(path: &Path, model: &str, tok: &Mode
         );
     }
 }
+
+/// Asserts that the logits after `text`'s prompt read in chunks of the
+/// engine's prefill size are those of one forward pass, bit for bit (each
+/// chunk only extends the cache; for Gemma, past its sliding window too).
+pub fn assert_chunked_prefill_equals_one_pass(path: &Path, tok: &ModelTokenizer, text: &str) {
+    let chunk = inference::engine::PREFILL_CHUNK;
+    let mut loaded = inference::gguf::load(path, 2).unwrap();
+    let ids = tok.encode(text).unwrap();
+    assert!(ids.len() > 2 * chunk, "{}", ids.len());
+    let whole: Vec<f32> = loaded.weights.forward(&ids, 0).unwrap().to_vec1().unwrap();
+    let mut chunked = Vec::new();
+    for (i, piece) in ids.chunks(chunk).enumerate() {
+        chunked = loaded
+            .weights
+            .forward(piece, i * chunk)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&chunked), bits(&whole));
+}

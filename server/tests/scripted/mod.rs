@@ -93,6 +93,19 @@ pub async fn state_over(models: Vec<Model>, access: ApiAccess) -> Scripted {
     Scripted { state, pool, dir }
 }
 
+/// The `name=value` of the session cookie an answer sets.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::SET_COOKIE)
+        .expect("a new visitor gets a session")
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// The API behind [`KEY`].
 pub fn keyed() -> ApiAccess {
     ApiAccess::new(&[KEY.to_owned()], false)
