@@ -539,7 +539,7 @@ async fn follow(generations: &Generations, task: &Task, mut generation: Generati
                     }
                 }
                 // Progress through a long prompt: nothing to show yet.
-                Some(Event::Prefill { .. }) => {}
+                Some(Event::Prefill { .. } | Event::Waiting { .. }) => {}
                 Some(Event::Done { finish, usage }) => return Outcome::Done(finish, usage),
                 Some(Event::Error(e)) => return Outcome::Failed(e),
                 None => return Outcome::Failed(Failure::internal("the generation's stream ended without a final event")),

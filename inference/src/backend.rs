@@ -89,6 +89,10 @@ pub struct Usage {
     /// The prompt's tokens; for a generation cancelled while the local
     /// engine was still reading the prompt, those it had read.
     pub prompt_tokens: usize,
+    /// Of the prompt's tokens, those found in the local engine's prefix cache
+    /// (read earlier, by this conversation's previous turn or another request
+    /// that started the same way) rather than computed for this request.
+    pub cached_tokens: usize,
     pub completion_tokens: usize,
     /// Seconds spent on the prompt (prefill) and on decoding the reply.
     pub prompt_seconds: f64,
@@ -97,6 +101,10 @@ pub struct Usage {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// The request waits for a place among the sequences the local model
+    /// generates at once: `ahead` requests are before it. Sent when it is
+    /// queued and whenever the number changes; never terminal.
+    Waiting { ahead: usize },
     /// Progress through the prompt: `done` of its `total` tokens are in the
     /// model's cache. Sent after each chunk of the prefill (a long prompt
     /// takes a while before the first token); never terminal.

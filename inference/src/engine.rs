@@ -3,18 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Instant;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::backend::{
-    Backend, CancelHandle, Event, Failure, FinishReason, Generation, RequestError, Usage,
-};
+use crate::backend::{Backend, CancelHandle, Event, Generation, RequestError};
 use crate::fit::drop_old_turns;
 use crate::gguf::{self, Architecture, Metadata, Weights};
 use crate::request::{ChatMessage, GenerationRequest, Prompt};
-use crate::sampler::Sampler;
-use crate::stop::StopFilter;
 use crate::template::ChatTemplate;
 use crate::tokenizer::ModelTokenizer;
 use crate::InferenceError;
@@ -23,18 +18,27 @@ use crate::InferenceError;
 pub struct EngineConfig {
     /// Threads for the model's matrix work; 0 means one per core.
     pub threads: usize,
-    /// The longest prompt one request may have, in tokens: reading a prompt
-    /// holds the model for everyone, so a longer one is refused before any
-    /// model work, with a sentence saying so; a chat drops its oldest turns
-    /// to fit it first.
+    /// The longest prompt one request may have, in tokens: a longer one is
+    /// refused before any model work, with a sentence saying so; a chat drops
+    /// its oldest turns to fit it first.
     pub max_prompt_tokens: usize,
+    /// Sequences generated at once, each advancing one token per batched
+    /// forward pass; more requests wait in arrival order.
+    pub parallel: usize,
+    /// Memory for the KV caches kept after replies (the prefix cache), in
+    /// bytes; `None` is room for `parallel` prompts of `max_prompt_tokens`.
+    pub kv_cache_bytes: Option<usize>,
 }
 
 /// The default of [`EngineConfig::max_prompt_tokens`].
 pub const DEFAULT_MAX_PROMPT_TOKENS: usize = 4096;
 
-/// Prompt tokens per forward pass: llama.cpp's default micro-batch. Between
-/// two chunks the worker checks whether the request was cancelled.
+/// The default of [`EngineConfig::parallel`].
+pub const DEFAULT_PARALLEL: usize = 4;
+
+/// Prompt tokens per forward pass (llama.cpp's default micro-batch): a
+/// newcomer's prompt is read a chunk per step, so the replies already running
+/// wait at most one chunk for their next token, and Stop is heard between chunks.
 pub const PREFILL_CHUNK: usize = 512;
 
 impl Default for EngineConfig {
@@ -42,6 +46,8 @@ impl Default for EngineConfig {
         Self {
             threads: 0,
             max_prompt_tokens: DEFAULT_MAX_PROMPT_TOKENS,
+            parallel: DEFAULT_PARALLEL,
+            kv_cache_bytes: None,
         }
     }
 }
@@ -56,18 +62,23 @@ pub struct ModelInfo {
     pub threads: usize,
 }
 
-struct Job {
-    request: GenerationRequest,
-    events: UnboundedSender<Event>,
-    cancel: CancelHandle,
+pub(crate) struct Job {
+    pub(crate) request: GenerationRequest,
+    pub(crate) events: UnboundedSender<Event>,
+    pub(crate) cancel: CancelHandle,
 }
 
-/// Everything the worker needs to run one request after another.
-struct Model {
-    weights: Weights,
-    tokenizer: ModelTokenizer,
+/// Everything the worker needs to run requests.
+pub(crate) struct Model {
+    pub(crate) weights: Weights,
+    pub(crate) prompts: Prompts,
+}
+
+/// What turns a request into the model's tokens and back.
+pub(crate) struct Prompts {
+    pub(crate) tokenizer: ModelTokenizer,
     template: ChatTemplate,
-    context_length: usize,
+    pub(crate) context_length: usize,
     max_prompt_tokens: usize,
 }
 
@@ -106,13 +117,24 @@ impl LocalEngine {
             context_length: loaded.context_length,
             threads,
         };
-        let mut model = Model {
+        let model = Model {
             weights: loaded.weights,
-            tokenizer,
-            template,
-            context_length: loaded.context_length,
-            max_prompt_tokens: config.max_prompt_tokens,
+            prompts: Prompts {
+                tokenizer,
+                template,
+                context_length: loaded.context_length,
+                max_prompt_tokens: config.max_prompt_tokens,
+            },
         };
+        // Candle's llama keeps one sequence inside the model: one at a time.
+        let parallel = if model.weights.batches() {
+            config.parallel.max(1)
+        } else {
+            1
+        };
+        let kv_budget = config.kv_cache_bytes.unwrap_or_else(|| {
+            parallel * config.max_prompt_tokens * model.weights.new_sequence().bytes_per_position()
+        });
         // Wick's engines run their loops on their own team of threads; candle
         // (Gemma's K-quant matrices, other llama files) parallelises with rayon:
         // a pool of our own sets its thread count without touching the
@@ -125,12 +147,7 @@ impl LocalEngine {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wick-model".into())
-            .spawn(move || {
-                // Requests run one after another, in arrival order.
-                for job in queue {
-                    pool.install(|| model.run(job));
-                }
-            })
+            .spawn(move || pool.install(|| crate::schedule::run(model, queue, parallel, kv_budget)))
             .map_err(|e| InferenceError::Threads(e.to_string()))?;
         Ok(Self { jobs, info })
     }
@@ -156,18 +173,14 @@ impl Backend for LocalEngine {
     }
 }
 
-impl Model {
-    fn run(&mut self, job: Job) {
-        let events = job.events.clone();
-        if let Err(e) = self.generate(job) {
-            let _ = events.send(Event::Error(Failure::from(&e)));
-        }
-    }
-
+impl Prompts {
     /// The prompt's token ids: a conversation through the chat template (its
     /// messages read as plain text), or raw text (which may name special
     /// tokens: API callers write whole prompts).
-    fn prompt_ids(&self, request: &GenerationRequest) -> Result<Vec<u32>, InferenceError> {
+    pub(crate) fn prompt_ids(
+        &self,
+        request: &GenerationRequest,
+    ) -> Result<Vec<u32>, InferenceError> {
         match &request.prompt {
             Prompt::Chat(messages) if request.drop_old_turns => {
                 self.fitted_chat_ids(messages, request.params.max_new_tokens)
@@ -215,22 +228,12 @@ impl Model {
         Ok(ids)
     }
 
-    fn generate(&mut self, job: Job) -> Result<(), RequestError> {
-        let Job {
-            request,
-            events,
-            cancel,
-        } = job;
-        // A request cancelled while it waited in the queue costs no model work.
-        if cancel.is_cancelled() || events.is_closed() {
-            let _ = events.send(Event::Done {
-                finish: FinishReason::Cancelled,
-                usage: Usage::default(),
-            });
-            return Ok(());
-        }
-        let params = &request.params;
-        let prompt = self.prompt_ids(&request)?;
+    /// The request's prompt, checked against the prompt cap and the window.
+    pub(crate) fn checked_prompt(
+        &self,
+        request: &GenerationRequest,
+    ) -> Result<Vec<u32>, RequestError> {
+        let prompt = self.prompt_ids(request)?;
         if prompt.len() > self.max_prompt_tokens {
             return Err(RequestError::PromptTooLong {
                 prompt_tokens: prompt.len(),
@@ -243,183 +246,6 @@ impl Model {
                 context_length: self.context_length,
             });
         }
-        // Clip the reply to what fits in the context window.
-        let max_new = params
-            .max_new_tokens
-            .min(self.context_length - prompt.len());
-        let mut sampler = Sampler::new(params);
-        let mut stop = StopFilter::new(params.stop.clone());
-        let mut decoder = self.tokenizer.tokenizer.decode_stream(true);
-
-        let started = Instant::now();
-        let stopped = || cancel.is_cancelled() || events.is_closed();
-        let weights = &mut self.weights;
-        let prefilled = prefill(
-            &prompt,
-            PREFILL_CHUNK,
-            |chunk, position| weights.forward(chunk, position),
-            |done| {
-                if done > 0 {
-                    let _ = events.send(Event::Prefill {
-                        done,
-                        total: prompt.len(),
-                    });
-                }
-                !stopped()
-            },
-        )?;
-        let prompt_seconds = started.elapsed().as_secs_f64();
-        let mut logits = match prefilled {
-            Prefilled::Logits(logits) => logits,
-            Prefilled::Stopped { done } => {
-                let usage = Usage {
-                    prompt_tokens: done,
-                    prompt_seconds,
-                    ..Usage::default()
-                };
-                let _ = events.send(Event::Done {
-                    finish: FinishReason::Cancelled,
-                    usage,
-                });
-                return Ok(());
-            }
-        };
-        let decode_started = Instant::now();
-
-        let mut history = prompt.clone();
-        let mut generated = 0usize;
-        let finish = loop {
-            if cancel.is_cancelled() || events.is_closed() {
-                break FinishReason::Cancelled;
-            }
-            let next = sampler.sample(&logits, &history)?;
-            if !params.ignore_eos && self.tokenizer.stop_ids.contains(&next) {
-                break FinishReason::Eos;
-            }
-            generated += 1;
-            history.push(next);
-            let piece = decoder
-                .step(next)
-                .map_err(|e| InferenceError::Tokenizer(e.to_string()))?
-                .unwrap_or_default();
-            let (text, stopped) = stop.push(&piece);
-            let _ = events.send(Event::Token {
-                id: Some(next),
-                text,
-            });
-            if stopped {
-                break FinishReason::Stop;
-            }
-            if generated >= max_new {
-                break FinishReason::Length;
-            }
-            logits = self.weights.forward(&[next], history.len() - 1)?;
-        };
-        if finish != FinishReason::Stop {
-            let rest = stop.finish();
-            if !rest.is_empty() {
-                let _ = events.send(Event::Token {
-                    id: None,
-                    text: rest,
-                });
-            }
-        }
-        let usage = Usage {
-            prompt_tokens: prompt.len(),
-            completion_tokens: generated,
-            prompt_seconds,
-            decode_seconds: decode_started.elapsed().as_secs_f64(),
-        };
-        let _ = events.send(Event::Done { finish, usage });
-        Ok(())
-    }
-}
-
-/// How a prefill ended.
-enum Prefilled<T> {
-    /// The logits after the whole prompt.
-    Logits(T),
-    /// Stopped (cancelled, or nobody listening) after `done` tokens.
-    Stopped { done: usize },
-}
-
-/// Runs `prompt` through `forward` in chunks of `chunk` tokens (the logits of
-/// the last chunk are the prompt's: each chunk extends the model's cache).
-/// `go_on` is asked before each chunk, with the tokens done so far, and
-/// stops the prefill when it answers false.
-fn prefill<T, E>(
-    prompt: &[u32],
-    chunk: usize,
-    mut forward: impl FnMut(&[u32], usize) -> Result<T, E>,
-    mut go_on: impl FnMut(usize) -> bool,
-) -> Result<Prefilled<T>, E> {
-    let mut done = 0;
-    let mut logits = None;
-    for piece in prompt.chunks(chunk.max(1)) {
-        if !go_on(done) {
-            return Ok(Prefilled::Stopped { done });
-        }
-        logits = Some(forward(piece, done)?);
-        done += piece.len();
-    }
-    // Told of the end too (for progress), though nothing is left to stop.
-    go_on(done);
-    Ok(match logits {
-        Some(logits) => Prefilled::Logits(logits),
-        None => Prefilled::Stopped { done },
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A prompt of 2,000 tokens is read in 4 chunks, each placed after the
-    /// last; a stop asked for after the first chunk ends it there, with no
-    /// more model work.
-    #[test]
-    fn prefill_goes_in_chunks_and_stops_between_them() {
-        let prompt: Vec<u32> = (0..2000).collect();
-        let mut calls = Vec::new();
-        let out = prefill(
-            &prompt,
-            512,
-            |chunk: &[u32], position| {
-                calls.push((chunk[0], chunk.len(), position));
-                Ok::<_, ()>(position + chunk.len())
-            },
-            |_| true,
-        )
-        .unwrap();
-        assert!(matches!(out, Prefilled::Logits(2000)));
-        assert_eq!(
-            calls,
-            [
-                (0, 512, 0),
-                (512, 512, 512),
-                (1024, 512, 1024),
-                (1536, 464, 1536)
-            ]
-        );
-
-        let mut calls = 0;
-        let mut progress = Vec::new();
-        let out = prefill(
-            &prompt,
-            512,
-            |_: &[u32], _| {
-                calls += 1;
-                Ok::<_, ()>(())
-            },
-            |done| {
-                progress.push(done);
-                // The caller cancels on hearing of the first chunk.
-                done == 0
-            },
-        )
-        .unwrap();
-        assert!(matches!(out, Prefilled::Stopped { done: 512 }));
-        assert_eq!(calls, 1);
-        assert_eq!(progress, [0, 512]);
+        Ok(prompt)
     }
 }

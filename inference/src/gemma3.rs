@@ -19,12 +19,11 @@ use memmap2::Mmap;
 
 use crate::gguf::Metadata;
 use crate::kernels::{self, Activations};
-use crate::model::attention::{attention, Heads};
-use crate::model::kv_cache::KvCache;
+use crate::model::attention::{attention, Heads, Part};
 use crate::model::linear::{matmuls, Job, Linear};
 use crate::model::rope::Rope;
 use crate::model::tensors::{Matrix, TensorFile};
-use crate::model::{map_file, CausalLm, Cpu};
+use crate::model::{map_file, BatchRows, CausalLm, Cpu, Segment, SequenceCache};
 use crate::InferenceError;
 
 /// Gemma 3 27B's number of layers. llama.cpp tells the 27B model by it
@@ -48,7 +47,6 @@ struct Layer {
     post_ffn_norm: Vec<f32>,
     /// Sliding-window layers see 512 positions back and use the local rotary base.
     sliding: bool,
-    cache: KvCache,
 }
 
 pub struct Gemma3 {
@@ -104,7 +102,6 @@ impl Gemma3 {
         } else {
             1.0 / (head_dim as f32).sqrt()
         };
-        let kv_dim = kv_heads * head_dim;
 
         let file = TensorFile { content, map: &map };
         let mut layers = Vec::with_capacity(blocks);
@@ -135,7 +132,6 @@ impl Gemma3 {
                 down,
                 post_ffn_norm: vector("post_ffw_norm")?,
                 sliding: i % pattern < pattern - 1,
-                cache: KvCache::new(context, kv_dim),
             });
         }
         Ok(Self {
@@ -166,15 +162,17 @@ impl CausalLm for Gemma3 {
         self.context
     }
 
-    fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError> {
-        let n = tokens.len();
-        if n == 0 || position + n > self.context {
-            return Err(InferenceError::Positions {
-                tokens: n,
-                position,
-                context: self.context,
-            });
-        }
+    fn new_cache(&self) -> SequenceCache {
+        SequenceCache::new(
+            self.layers.len(),
+            self.context,
+            self.kv_heads * self.head_dim,
+        )
+    }
+
+    fn forward(&mut self, batch: &mut [Segment<'_>]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let mut rows = BatchRows::of(batch, self.context)?;
+        let n = rows.total;
         let map: &[u8] = &self.map;
         let (dim, hd) = (self.dim, self.head_dim);
         let (q_dim, kv_dim) = (self.heads * hd, self.kv_heads * hd);
@@ -189,28 +187,44 @@ impl CausalLm for Gemma3 {
 
         let mut x = vec![0f32; n * dim];
         let scale = (dim as f32).sqrt();
-        for (t, &token) in tokens.iter().enumerate() {
+        for (t, &token) in batch.iter().flat_map(|s| s.tokens).enumerate() {
             let row = &mut x[t * dim..(t + 1) * dim];
             self.embedding.dequantize_row(map, token as usize, row)?;
             row.iter_mut().for_each(|v| *v *= scale);
         }
-        let global = Rope::new(hd, self.rope_global, true, position, n);
-        let local = Rope::new(hd, self.rope_local, true, position, n);
+        let rope = |base: f32| -> Vec<Rope> {
+            batch
+                .iter()
+                .map(|s| Rope::new(hd, base, true, s.position, s.tokens.len()))
+                .collect()
+        };
+        let (global, local) = (rope(self.rope_global), rope(self.rope_local));
         let layer_count = self.layers.len();
-        for (li, layer) in self.layers.iter_mut().enumerate() {
+        for (li, layer) in self.layers.iter().enumerate() {
             let normed = norm_rows(&x, &layer.attn_norm, dim);
-            let q = layer.q.forward(&mut self.cpu, map, &normed, n, dim)?;
-            let k = layer.k.forward(&mut self.cpu, map, &normed, n, dim)?;
-            let v = layer.v.forward(&mut self.cpu, map, &normed, n, dim)?;
+            let lengths = &rows.lengths;
+            let q = layer.q.forward(&mut self.cpu, map, &normed, lengths, dim)?;
+            let k = layer.k.forward(&mut self.cpu, map, &normed, lengths, dim)?;
+            let v = layer.v.forward(&mut self.cpu, map, &normed, lengths, dim)?;
             let mut q = norm_rows(&q, &layer.q_norm, hd);
             let mut k = norm_rows(&k, &layer.k_norm, hd);
-            let rope = if layer.sliding { &local } else { &global };
-            for t in 0..n {
-                rope.apply(t, &mut q[t * q_dim..(t + 1) * q_dim], self.heads, hd);
-                rope.apply(t, &mut k[t * kv_dim..(t + 1) * kv_dim], self.kv_heads, hd);
+            let ropes = if layer.sliding { &local } else { &global };
+            for (si, seg) in batch.iter_mut().enumerate() {
+                let (start, len) = (rows.starts[si], rows.lengths[si]);
+                for t in 0..len {
+                    let row = start + t;
+                    ropes[si].apply(t, &mut q[row * q_dim..(row + 1) * q_dim], self.heads, hd);
+                    ropes[si].apply(
+                        t,
+                        &mut k[row * kv_dim..(row + 1) * kv_dim],
+                        self.kv_heads,
+                        hd,
+                    );
+                }
+                let r = start * kv_dim..(start + len) * kv_dim;
+                seg.cache.layers[li].store(seg.position, kv_dim, &k[r.clone()], &v[r]);
             }
             q.iter_mut().for_each(|v| *v *= self.query_scale);
-            layer.cache.store(position, kv_dim, &k, &v);
 
             // The queries are already scaled (`query_scale`, above).
             let heads = Heads {
@@ -220,38 +234,54 @@ impl CausalLm for Gemma3 {
                 scale: 1.0,
                 window: layer.sliding.then_some(self.window),
             };
-            let attn = attention(&mut self.cpu, &heads, &layer.cache, &q, position, n);
-            let mut o = layer.o.forward(&mut self.cpu, map, &attn, n, q_dim)?;
+            let parts: Vec<Part> = batch
+                .iter()
+                .map(|s| Part {
+                    cache: &s.cache.layers[li],
+                    position: s.position,
+                    rows: s.tokens.len(),
+                })
+                .collect();
+            let attn = attention(&mut self.cpu, &heads, &parts, &q);
+            let mut o = layer.o.forward(&mut self.cpu, map, &attn, lengths, q_dim)?;
             // After the attention's output matrix (as llama.cpp does: the number
             // of rows decides how some matrices are computed), the last layer
-            // goes on with the last token alone: it alone gives logits.
-            let first = if li + 1 == layer_count { n - 1 } else { 0 };
-            let rows = n - first;
-            o.drain(..first * dim);
-            let o = norm_rows(&o, &layer.post_attn_norm, dim);
-            if first > 0 {
-                x.drain(..first * dim);
+            // goes on with each segment's last token alone: it alone gives logits.
+            if li + 1 == layer_count {
+                rows.keep_last(&mut o, dim);
+                rows.keep_last(&mut x, dim);
+                rows = rows.last_rows();
             }
+            let o = norm_rows(&o, &layer.post_attn_norm, dim);
             for (x, o) in x.iter_mut().zip(&o) {
                 *x += o;
             }
 
+            let lengths = &rows.lengths;
             let normed = norm_rows(&x, &layer.ffn_norm, dim);
-            let gate = layer.gate.forward(&mut self.cpu, map, &normed, rows, dim)?;
-            let up = layer.up.forward(&mut self.cpu, map, &normed, rows, dim)?;
-            let mut h = vec![0f32; rows * self.ffn];
+            let gate = layer
+                .gate
+                .forward(&mut self.cpu, map, &normed, lengths, dim)?;
+            let up = layer
+                .up
+                .forward(&mut self.cpu, map, &normed, lengths, dim)?;
+            let mut h = vec![0f32; rows.total * self.ffn];
             kernels::geglu(&gate, &up, &mut h);
-            let down = layer.down.forward(&mut self.cpu, map, &h, rows, self.ffn)?;
+            let down = layer
+                .down
+                .forward(&mut self.cpu, map, &h, lengths, self.ffn)?;
             let down = norm_rows(&down, &layer.post_ffn_norm, dim);
             for (x, d) in x.iter_mut().zip(&down) {
                 *x += d;
             }
         }
-        let last = &x[x.len() - dim..];
-        let mut normed = vec![0f32; dim];
-        kernels::rms_norm(last, &self.output_norm, eps, &mut normed);
-        let a = Activations::quantize(self.output.ty.activation_type(), &normed, 1, dim);
-        let mut logits = vec![0f32; self.output.rows];
+        // `x` now holds each segment's last row.
+        let m = batch.len();
+        let normed = norm_rows(&x, &self.output_norm, dim);
+        let a = Activations::quantize(self.output.ty.activation_type(), &normed, m, dim)
+            .grouped(&vec![1; m]);
+        let vocab = self.output.rows;
+        let mut logits = vec![0f32; m * vocab];
         matmuls(
             &mut self.cpu,
             map,
@@ -262,6 +292,6 @@ impl CausalLm for Gemma3 {
                 .iter_mut()
                 .for_each(|l| *l = (*l * (1.0 / cap)).tanh() * cap);
         }
-        Ok(logits)
+        Ok(logits.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
     }
 }

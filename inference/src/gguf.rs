@@ -10,7 +10,7 @@ use candle_transformers::models::quantized_llama;
 
 use crate::gemma3::Gemma3;
 use crate::llama::{self, Llama};
-use crate::model::CausalLm;
+use crate::model::{CausalLm, Segment, SequenceCache};
 use crate::InferenceError;
 
 /// Architectures Wick can run, by `general.architecture`.
@@ -97,19 +97,118 @@ pub enum Weights {
     Candle(Box<quantized_llama::ModelWeights>),
 }
 
+/// What one sequence has read so far.
+pub enum Sequence {
+    /// Its KV cache, kept outside the model (Wick's engine).
+    Native(SequenceCache),
+    /// Candle keeps the cache of its one sequence inside the model: a new
+    /// sequence starts at position 0 and replaces it.
+    Candle,
+}
+
+impl Sequence {
+    /// The memory its cache holds.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Sequence::Native(cache) => cache.bytes(),
+            Sequence::Candle => 0,
+        }
+    }
+
+    /// The memory one position takes (0 on candle, whose cache is the model's).
+    pub fn bytes_per_position(&self) -> usize {
+        match self {
+            Sequence::Native(cache) => cache.bytes_per_position(),
+            Sequence::Candle => 0,
+        }
+    }
+
+    /// A new sequence holding a copy of this one's first `positions`
+    /// positions, where its cache is kept outside the model.
+    pub fn copy_prefix(&self, positions: usize) -> Option<Self> {
+        match self {
+            Sequence::Native(cache) => Some(Sequence::Native(cache.copy_prefix(positions))),
+            Sequence::Candle => None,
+        }
+    }
+}
+
+/// One sequence's tokens in a batch, from `position` on.
+pub struct Step<'a> {
+    pub sequence: &'a mut Sequence,
+    pub tokens: &'a [u32],
+    pub position: usize,
+}
+
 impl Weights {
-    /// Logits for the last position of `tokens`, placed at `position` in the sequence.
-    /// Position 0 starts a new sequence (the cache is replaced).
-    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor, InferenceError> {
-        let logits = match self {
-            Weights::Native(m) => m.forward(tokens, position)?,
-            Weights::Candle(m) => {
-                let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-                return Ok(m.forward(&input, position)?.squeeze(0)?);
-            }
+    /// A new, empty sequence.
+    pub fn new_sequence(&self) -> Sequence {
+        match self {
+            Weights::Native(m) => Sequence::Native(m.new_cache()),
+            Weights::Candle(_) => Sequence::Candle,
+        }
+    }
+
+    /// Whether several sequences can run in one batch and be kept between
+    /// requests (Wick's engine); candle runs one sequence at a time.
+    pub fn batches(&self) -> bool {
+        matches!(self, Weights::Native(_))
+    }
+
+    /// Logits for the last position of `tokens`, placed at `position` in `sequence`.
+    pub fn forward(
+        &mut self,
+        sequence: &mut Sequence,
+        tokens: &[u32],
+        position: usize,
+    ) -> Result<Tensor, InferenceError> {
+        let mut batch = [Step {
+            sequence,
+            tokens,
+            position,
+        }];
+        let mut logits = self.forward_batch(&mut batch)?;
+        Ok(logits.remove(0))
+    }
+
+    /// The logits after each step's last token, all steps in one pass (on
+    /// candle, a batch is one step).
+    pub fn forward_batch(&mut self, batch: &mut [Step<'_>]) -> Result<Vec<Tensor>, InferenceError> {
+        let to_tensor = |logits: Vec<f32>| {
+            let n = logits.len();
+            Tensor::from_vec(logits, n, &Device::Cpu)
         };
-        let n = logits.len();
-        Ok(Tensor::from_vec(logits, n, &Device::Cpu)?)
+        match self {
+            Weights::Native(m) => {
+                let mut segments = Vec::with_capacity(batch.len());
+                for step in batch.iter_mut() {
+                    let Sequence::Native(cache) = &mut *step.sequence else {
+                        return Err(InferenceError::Unsupported(
+                            "a candle sequence was given to Wick's engine".into(),
+                        ));
+                    };
+                    segments.push(Segment {
+                        cache,
+                        tokens: step.tokens,
+                        position: step.position,
+                    });
+                }
+                let logits = m.forward(&mut segments)?;
+                Ok(logits
+                    .into_iter()
+                    .map(to_tensor)
+                    .collect::<Result<_, _>>()?)
+            }
+            Weights::Candle(m) => {
+                let [step] = batch else {
+                    return Err(InferenceError::Unsupported(
+                        "candle runs one sequence at a time".into(),
+                    ));
+                };
+                let input = Tensor::new(step.tokens, &Device::Cpu)?.unsqueeze(0)?;
+                Ok(vec![m.forward(&input, step.position)?.squeeze(0)?])
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod model;
 pub mod remote;
 pub mod request;
 pub mod sampler;
+mod schedule;
 pub mod scripted;
 pub mod stop;
 mod team;

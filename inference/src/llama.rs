@@ -19,12 +19,11 @@ use memmap2::Mmap;
 
 use crate::gguf::Metadata;
 use crate::kernels::{self, Activations};
-use crate::model::attention::{attention, Heads};
-use crate::model::kv_cache::KvCache;
+use crate::model::attention::{attention, Heads, Part};
 use crate::model::linear::{find, matmuls, quantized_for, Job};
 use crate::model::rope::Rope;
 use crate::model::tensors::{weight_type, Matrix, TensorFile};
-use crate::model::{map_file, CausalLm, Cpu};
+use crate::model::{map_file, BatchRows, CausalLm, Cpu, Segment, SequenceCache};
 use crate::InferenceError;
 
 struct Layer {
@@ -37,7 +36,6 @@ struct Layer {
     gate: Matrix,
     up: Matrix,
     down: Matrix,
-    cache: KvCache,
 }
 
 struct Config {
@@ -113,7 +111,6 @@ impl Llama {
         let matrix = |name: &str| file.matrix(name);
         let vector = |name: &str| file.vector(name);
         let blocks = need("block_count")?;
-        let kv_dim = kv_heads * head_dim;
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
             let p = format!("blk.{i}");
@@ -127,7 +124,6 @@ impl Llama {
                 gate: matrix(&format!("{p}.ffn_gate.weight"))?,
                 up: matrix(&format!("{p}.ffn_up.weight"))?,
                 down: matrix(&format!("{p}.ffn_down.weight"))?,
-                cache: KvCache::new(config.context, kv_dim),
             });
         }
         let embedding = matrix("token_embd.weight")?;
@@ -154,25 +150,27 @@ impl CausalLm for Llama {
         self.config.context
     }
 
-    fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError> {
+    fn new_cache(&self) -> SequenceCache {
         let c = &self.config;
-        let n = tokens.len();
-        if n == 0 || position + n > c.context {
-            return Err(InferenceError::Positions {
-                tokens: n,
-                position,
-                context: c.context,
-            });
-        }
+        SequenceCache::new(self.layers.len(), c.context, c.kv_heads * c.head_dim)
+    }
+
+    fn forward(&mut self, batch: &mut [Segment<'_>]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let c = &self.config;
+        let mut rows = BatchRows::of(batch, c.context)?;
+        let n = rows.total;
         let map: &[u8] = &self.map;
         let (dim, kv_dim) = (c.dim, c.kv_heads * c.head_dim);
 
         let mut x = vec![0f32; n * dim];
-        for (t, &token) in tokens.iter().enumerate() {
+        for (t, &token) in batch.iter().flat_map(|s| s.tokens).enumerate() {
             self.embedding
                 .dequantize_row(map, token as usize, &mut x[t * dim..(t + 1) * dim])?;
         }
-        let rope = Rope::new(c.rope_dims, c.rope_base, false, position, n);
+        let ropes: Vec<Rope> = batch
+            .iter()
+            .map(|s| Rope::new(c.rope_dims, c.rope_base, false, s.position, s.tokens.len()))
+            .collect();
         let heads = Heads {
             heads: c.heads,
             kv_heads: c.kv_heads,
@@ -182,7 +180,7 @@ impl CausalLm for Llama {
         };
         let mut normed = vec![0f32; n * dim];
         let layer_count = self.layers.len();
-        for (li, layer) in self.layers.iter_mut().enumerate() {
+        for (li, layer) in self.layers.iter().enumerate() {
             // Attention.
             for t in 0..n {
                 let r = t * dim..(t + 1) * dim;
@@ -192,7 +190,13 @@ impl CausalLm for Llama {
             let mut k = vec![0f32; n * kv_dim];
             let mut v = vec![0f32; n * kv_dim];
             {
-                let a = quantized_for(layer.q.ty, &[layer.k.ty, layer.v.ty], &normed, n, dim);
+                let a = quantized_for(
+                    layer.q.ty,
+                    &[layer.k.ty, layer.v.ty],
+                    &normed,
+                    &rows.lengths,
+                    dim,
+                );
                 matmuls(
                     &mut self.cpu,
                     map,
@@ -203,44 +207,58 @@ impl CausalLm for Llama {
                     ],
                 );
             }
-            for t in 0..n {
-                rope.apply(t, &mut q[t * dim..(t + 1) * dim], c.heads, c.head_dim);
-                rope.apply(
-                    t,
-                    &mut k[t * kv_dim..(t + 1) * kv_dim],
-                    c.kv_heads,
-                    c.head_dim,
-                );
+            for (si, seg) in batch.iter_mut().enumerate() {
+                let (start, len) = (rows.starts[si], rows.lengths[si]);
+                for t in 0..len {
+                    let row = start + t;
+                    ropes[si].apply(t, &mut q[row * dim..(row + 1) * dim], c.heads, c.head_dim);
+                    ropes[si].apply(
+                        t,
+                        &mut k[row * kv_dim..(row + 1) * kv_dim],
+                        c.kv_heads,
+                        c.head_dim,
+                    );
+                }
+                let r = start * kv_dim..(start + len) * kv_dim;
+                seg.cache.layers[li].store(seg.position, kv_dim, &k[r.clone()], &v[r]);
             }
-            layer.cache.store(position, kv_dim, &k, &v);
 
-            let attn = attention(&mut self.cpu, &heads, &layer.cache, &q, position, n);
+            let parts: Vec<Part> = batch
+                .iter()
+                .map(|s| Part {
+                    cache: &s.cache.layers[li],
+                    position: s.position,
+                    rows: s.tokens.len(),
+                })
+                .collect();
+            let attn = attention(&mut self.cpu, &heads, &parts, &q);
             let mut o = vec![0f32; n * dim];
-            let a = Activations::quantize(layer.o.ty.activation_type(), &attn, n, dim);
+            let a = Activations::quantize(layer.o.ty.activation_type(), &attn, n, dim)
+                .grouped(&rows.lengths);
             matmuls(&mut self.cpu, map, &mut [Job::new(&layer.o, &a, &mut o)]);
             // After the attention's output matrix (as llama.cpp does: the number
             // of rows decides how some matrices are computed), the last layer
-            // goes on with the last token alone: it alone gives logits.
-            let first = if li + 1 == layer_count { n - 1 } else { 0 };
-            let rows = n - first;
-            if first > 0 {
-                o.drain(..first * dim);
-                x.drain(..first * dim);
-                normed.truncate(rows * dim);
+            // goes on with each segment's last token alone: it alone gives logits.
+            if li + 1 == layer_count {
+                rows.keep_last(&mut o, dim);
+                rows.keep_last(&mut x, dim);
+                rows = rows.last_rows();
+                normed.truncate(rows.total * dim);
             }
+            let m = rows.total;
             for (x, o) in x.iter_mut().zip(&o) {
                 *x += o;
             }
 
             // Feed-forward.
-            for t in 0..rows {
+            for t in 0..m {
                 let r = t * dim..(t + 1) * dim;
                 kernels::rms_norm(&x[r.clone()], &layer.ffn_norm, c.eps, &mut normed[r]);
             }
-            let mut gate = vec![0f32; rows * c.ffn];
-            let mut up = vec![0f32; rows * c.ffn];
+            let mut gate = vec![0f32; m * c.ffn];
+            let mut up = vec![0f32; m * c.ffn];
             {
-                let a = quantized_for(layer.gate.ty, &[layer.up.ty], &normed, rows, dim);
+                let a = quantized_for(layer.gate.ty, &[layer.up.ty], &normed, &rows.lengths, dim);
                 matmuls(
                     &mut self.cpu,
                     map,
@@ -250,10 +268,11 @@ impl CausalLm for Llama {
                     ],
                 );
             }
-            let mut h = vec![0f32; rows * c.ffn];
+            let mut h = vec![0f32; m * c.ffn];
             kernels::swiglu(&gate, &up, &mut h);
-            let mut down = vec![0f32; rows * dim];
-            let a = Activations::quantize(layer.down.ty.activation_type(), &h, rows, c.ffn);
+            let mut down = vec![0f32; m * dim];
+            let a = Activations::quantize(layer.down.ty.activation_type(), &h, m, c.ffn)
+                .grouped(&rows.lengths);
             matmuls(
                 &mut self.cpu,
                 map,
@@ -263,16 +282,21 @@ impl CausalLm for Llama {
                 *x += d;
             }
         }
-        let last = &x[x.len() - dim..];
-        let mut normed = vec![0f32; dim];
-        kernels::rms_norm(last, &self.output_norm, c.eps, &mut normed);
-        let mut logits = vec![0f32; c.vocab];
-        let a = Activations::quantize(self.output.ty.activation_type(), &normed, 1, dim);
+        // `x` now holds each segment's last row.
+        let m = batch.len();
+        let mut normed = vec![0f32; m * dim];
+        for t in 0..m {
+            let r = t * dim..(t + 1) * dim;
+            kernels::rms_norm(&x[r.clone()], &self.output_norm, c.eps, &mut normed[r]);
+        }
+        let mut logits = vec![0f32; m * c.vocab];
+        let a = Activations::quantize(self.output.ty.activation_type(), &normed, m, dim)
+            .grouped(&vec![1; m]);
         matmuls(
             &mut self.cpu,
             map,
             &mut [Job::new(&self.output, &a, &mut logits)],
         );
-        Ok(logits)
+        Ok(logits.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect())
     }
 }

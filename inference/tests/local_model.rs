@@ -68,7 +68,7 @@ fn run(prompt: Prompt, params: Params) -> Outcome {
                 ids.extend(id);
                 texts.push(text);
             }
-            Event::Prefill { .. } => {}
+            Event::Prefill { .. } | Event::Waiting { .. } => {}
             Event::Done { finish, usage } => {
                 return Outcome {
                     ids,
@@ -222,7 +222,7 @@ fn cancelling_ends_the_generation_early() {
                     generation.cancel.cancel();
                 }
             }
-            Event::Prefill { .. } => {}
+            Event::Prefill { .. } | Event::Waiting { .. } => {}
             Event::Done { finish, usage } => {
                 assert_eq!(finish, FinishReason::Cancelled);
                 // Within one token of the cancel.
@@ -246,7 +246,12 @@ fn engine_with_cap(max_prompt_tokens: usize) -> LocalEngine {
 /// The first event of a request, which must be its failure.
 fn refusal(engine: &LocalEngine, request: GenerationRequest) -> inference::Failure {
     let mut generation = engine.generate(request).unwrap();
-    match generation.blocking_next() {
+    // (Told its place in the queue, when other tests' requests are running.)
+    let mut first = generation.blocking_next();
+    while let Some(Event::Waiting { .. }) = first {
+        first = generation.blocking_next();
+    }
+    match first {
         Some(Event::Error(e)) => e,
         other => panic!("expected an error before any model work, got {other:?}"),
     }

@@ -168,7 +168,7 @@ pub struct Config {
 
     /// The longest prompt of one request to a local model, in tokens: a longer
     /// one is refused with a sentence (HTTP 400 on the APIs), and a chat drops
-    /// its oldest turns to fit. Reading a prompt holds the model for everyone.
+    /// its oldest turns to fit.
     #[arg(
         long,
         env = "WICK_MAX_PROMPT_TOKENS",
@@ -176,6 +176,22 @@ pub struct Config {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_prompt_tokens: u32,
+
+    /// Replies a local model generates at once, in one batch (continuous
+    /// batching); more wait in arrival order, within the model's queue.
+    #[arg(
+        long,
+        env = "WICK_PARALLEL",
+        default_value_t = inference::engine::DEFAULT_PARALLEL as u32,
+        value_parser = clap::value_parser!(u32).range(1..=64)
+    )]
+    pub parallel: u32,
+
+    /// Memory for the KV caches a local model keeps after replies (the prefix
+    /// cache), in MiB; by default room for WICK_PARALLEL prompts of
+    /// WICK_MAX_PROMPT_TOKENS tokens. 0 keeps none.
+    #[arg(long, env = "WICK_KV_CACHE_MB")]
+    pub kv_cache_mb: Option<u32>,
 
     /// Sampling temperature of chat replies (0 = greedy).
     #[arg(long, env = "WICK_TEMPERATURE", default_value_t = 0.6)]

@@ -201,6 +201,8 @@ async fn local_model(
     let engine_config = inference::EngineConfig {
         threads: config.threads,
         max_prompt_tokens: config.max_prompt_tokens as usize,
+        parallel: config.parallel as usize,
+        kv_cache_bytes: config.kv_cache_mb.map(|mb| mb as usize * 1024 * 1024),
     };
     let engine =
         tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))

@@ -98,7 +98,7 @@ fn generate(
     let mut stdout = std::io::stdout().lock();
     while let Some(event) = generation.blocking_next() {
         match event {
-            Event::Prefill { .. } => {}
+            Event::Prefill { .. } | Event::Waiting { .. } => {}
             Event::Token { text, .. } => {
                 let _ = stdout.write_all(text.as_bytes());
                 let _ = stdout.flush();

@@ -332,8 +332,6 @@ unsafe fn matmul_rows(
     if matches!(ty, WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K) {
         // One weight row against one activation row at a time, as llama.cpp
         // chooses its kernels by batch size (see `portable::matmul_rows`).
-        let in_fours = x.rows - x.rows % 4;
-        let tiled = x.rows >= 8;
         for r in rows {
             let wr = &w[r * row_bytes..(r + 1) * row_bytes];
             for t in 0..x.rows {
@@ -344,9 +342,9 @@ unsafe fn matmul_rows(
                     WeightType::Q4KRows8 => {
                         // The closure inherits this function's target features.
                         let dots = |wb: &[u8], xb: &[u8]| q4k_group_dots(wb, xb);
-                        portable::dot_q4k_q8k_by_row(wr, xr, nb, t < in_fours, dots)
+                        portable::dot_q4k_q8k_by_row(wr, xr, nb, x.place(t).in_fours, dots)
                     }
-                    _ => dot_q6k(wr, xr, nb, tiled),
+                    _ => dot_q6k(wr, xr, nb, x.place(t).tiled),
                 };
                 // SAFETY: `(t, r)` is one of the outputs the caller gave us.
                 unsafe { *out.add(t * out_stride + r) = v };

@@ -307,6 +307,30 @@ pub struct Activations {
     scales: Vec<f32>,
     /// `[row][block]`: Q8_1's f16 `d * sum`, widened (empty for Q8_0).
     sums: Vec<f32>,
+    /// Per row, how llama.cpp would take it in a K-quant product if its
+    /// sequence ran alone (see [`Activations::grouped`]).
+    batch: Vec<BatchPlace>,
+}
+
+/// Where a row sits in its own sequence's rows, which is what llama.cpp's
+/// K-quant products choose their kernel by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BatchPlace {
+    /// Among the rows its repacked Q4_K takes four at a time.
+    pub(crate) in_fours: bool,
+    /// In a batch of 8 rows or more (its tiled product).
+    pub(crate) tiled: bool,
+}
+
+impl BatchPlace {
+    /// The places of `len` rows of one sequence.
+    fn of_group(len: usize) -> impl Iterator<Item = Self> {
+        let in_fours = len - len % 4;
+        (0..len).map(move |t| Self {
+            in_fours: t < in_fours,
+            tiled: len >= 8,
+        })
+    }
 }
 
 impl Activations {
@@ -333,7 +357,21 @@ impl Activations {
             rows,
             scales,
             sums,
+            batch: BatchPlace::of_group(rows).collect(),
         }
+    }
+
+    /// The same rows, read as the rows of several sequences in a row, `lengths`
+    /// rows each: K-quant products then compute each sequence's rows as they
+    /// would if it ran alone, so that batching never changes a sequence's
+    /// numbers. (Other formats compute every row the same way anyway.)
+    pub fn grouped(mut self, lengths: &[usize]) -> Self {
+        assert_eq!(lengths.iter().sum::<usize>(), self.rows);
+        self.batch = lengths
+            .iter()
+            .flat_map(|&len| BatchPlace::of_group(len))
+            .collect();
+        self
     }
 
     /// The format the rows are quantized to.
@@ -348,6 +386,10 @@ impl Activations {
 
     fn row(&self, t: usize) -> &[u8] {
         &self.data[t * self.row_bytes..(t + 1) * self.row_bytes]
+    }
+
+    fn place(&self, t: usize) -> BatchPlace {
+        self.batch[t]
     }
 }
 

@@ -234,10 +234,9 @@ pub(super) unsafe fn matmul_rows(
     out_stride: usize,
 ) {
     let nb = row_bytes / ty.block_bytes();
-    // llama.cpp's repacked Q4_K takes activation rows four at a time, the rest one by one.
-    let in_fours = x.rows - x.rows % 4;
-    // llama.cpp's tiled K-quant product takes batches of 8 rows or more.
-    let tiled = x.rows >= 8;
+    // llama.cpp's repacked Q4_K takes activation rows four at a time, the
+    // rest one by one, and its tiled K-quant product takes batches of 8 rows
+    // or more: each row's place in its sequence says which (`BatchPlace`).
     for r in rows {
         let wr = &w[r * row_bytes..(r + 1) * row_bytes];
         for t in 0..x.rows {
@@ -247,9 +246,9 @@ pub(super) unsafe fn matmul_rows(
                 WeightType::Q5_0 => dot_q5_0_q8_0(wr, x.row(t), nb),
                 WeightType::Q4K => dot_q4k_q8k(wr, x.row(t), nb),
                 WeightType::Q4KRows8 => {
-                    dot_q4k_q8k_by_row(wr, x.row(t), nb, t < in_fours, q4k_group_dots)
+                    dot_q4k_q8k_by_row(wr, x.row(t), nb, x.place(t).in_fours, q4k_group_dots)
                 }
-                WeightType::Q6K => dot_q6k(wr, x.row(t), nb, tiled),
+                WeightType::Q6K => dot_q6k(wr, x.row(t), nb, x.place(t).tiled),
             };
             // SAFETY: `(t, r)` is one of the outputs the caller gave us.
             unsafe { *out.add(t * out_stride + r) = v };

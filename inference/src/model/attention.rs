@@ -15,38 +15,51 @@ pub(crate) struct Heads {
     pub(crate) window: Option<usize>,
 }
 
-/// Attention of `rows` query tokens (the first at `position`) over the cache,
-/// each head on its own, in ggml's flash-attention order for short batches:
-/// f16 query and keys, a running softmax, the weighted values summed in f16.
-pub(crate) fn attention(
-    cpu: &mut Cpu,
-    a: &Heads,
-    cache: &KvCache,
-    q: &[f32],
-    position: usize,
-    rows: usize,
-) -> Vec<f32> {
+/// One segment of a batch as attention sees it: its layer cache (already
+/// holding the segment's own keys and values), its first position and rows.
+pub(crate) struct Part<'a> {
+    pub(crate) cache: &'a KvCache,
+    pub(crate) position: usize,
+    pub(crate) rows: usize,
+}
+
+/// Attention of every part's query rows (`q` holds them one part after the
+/// other) over its own cache, each head on its own, in ggml's flash-attention
+/// order for short batches: f16 query and keys, a running softmax, the
+/// weighted values summed in f16. All parts' heads are one parallel loop.
+pub(crate) fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32> {
     let hd = a.head_dim;
     let dim = a.heads * hd;
     let kv_dim = a.kv_heads * hd;
     let group = a.heads / a.kv_heads;
-    assert!(q.len() >= rows * dim);
-    assert!(cache.k.len() >= (position + rows) * kv_dim && cache.v.len() == cache.k.len());
-    let mut out = vec![0f32; rows * dim];
+    // For each row: its part and its position.
+    let rows: Vec<(usize, usize)> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| (0..p.rows).map(move |t| (i, p.position + t)))
+        .collect();
+    assert!(q.len() >= rows.len() * dim);
+    for p in parts {
+        assert!(
+            p.cache.k.len() >= (p.position + p.rows) * kv_dim && p.cache.v.len() == p.cache.k.len()
+        );
+    }
+    let mut out = vec![0f32; rows.len() * dim];
     let out_ptr = OutPtr::new(&mut out);
     let isa = cpu.kernels;
-    cpu.team.run(rows * a.heads, &|i| {
+    cpu.team.run(rows.len() * a.heads, &|i| {
         // SAFETY: task `i < rows * heads` alone writes the `hd` values from
         // `i * hd`, inside `out` (`rows * heads * hd` values), which outlives
         // the loop and is not otherwise touched until it ends.
         let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(i * hd), hd) };
         let (t, h) = (i / a.heads, i % a.heads);
+        let (part, now) = rows[t];
+        let cache = parts[part].cache;
         let mut qh = vec![0u16; hd];
         kernels::to_f16(&q[t * dim + h * hd..t * dim + (h + 1) * hd], &mut qh);
         let kvh = (h / group) * hd;
         let mut acc = vec![0u16; hd];
         let (mut sum, mut max) = (0f32, f32::NEG_INFINITY);
-        let now = position + t;
         let first = a.window.map_or(0, |w| (now + 1).saturating_sub(w));
         for p in first..=now {
             let at = p * kv_dim + kvh;

@@ -34,18 +34,20 @@ impl Linear {
         Ok(Self::Candle(QMatMul::from_qtensor(tensor)?))
     }
 
-    /// `x` is `n` rows of `cols`; the result is `n` rows of this matrix's rows.
+    /// `x` is the rows of a batch's segments (`lengths` rows each) of `cols`
+    /// values; the result is as many rows of this matrix's rows.
     pub(crate) fn forward(
         &self,
         cpu: &mut Cpu,
         map: &[u8],
         x: &[f32],
-        n: usize,
+        lengths: &[usize],
         cols: usize,
     ) -> Result<Vec<f32>, InferenceError> {
+        let n: usize = lengths.iter().sum();
         match self {
             Self::Native(m) => {
-                let a = Activations::quantize(m.ty.activation_type(), x, n, cols);
+                let a = Activations::quantize(m.ty.activation_type(), x, n, cols).grouped(lengths);
                 let mut out = vec![0f32; n * m.rows];
                 matmuls(cpu, map, &mut [Job::new(m, &a, &mut out)]);
                 Ok(out)
@@ -58,19 +60,21 @@ impl Linear {
     }
 }
 
-/// Activations quantized for `w`, and for `others` too when they need another format.
+/// Activations quantized for `w`, and for `others` too when they need
+/// another format; `x` holds the rows of a batch's segments, `lengths` rows each.
 pub(crate) fn quantized_for(
     w: WeightType,
     others: &[WeightType],
     x: &[f32],
-    rows: usize,
+    lengths: &[usize],
     cols: usize,
 ) -> Vec<Activations> {
+    let rows = lengths.iter().sum();
     let mut out: Vec<Activations> = Vec::new();
     for ty in std::iter::once(w).chain(others.iter().copied()) {
         let at = ty.activation_type();
         if !out.iter().any(|a| a.ty() == at) {
-            out.push(Activations::quantize(at, x, rows, cols));
+            out.push(Activations::quantize(at, x, rows, cols).grouped(lengths));
         }
     }
     out

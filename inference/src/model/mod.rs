@@ -19,16 +19,84 @@ use crate::kernels::Kernels;
 use crate::team::Team;
 use crate::InferenceError;
 
+pub use kv_cache::SequenceCache;
+
 /// A causal language model on Wick's engine: tokens in, the logits of the
-/// last one out, its KV cache carried from call to call.
+/// last one out, each sequence's KV cache kept by the caller.
 pub trait CausalLm: Send {
     /// The most positions this model handles: the file's declared context.
     fn context_length(&self) -> usize;
 
-    /// Runs `tokens` placed from `position` on and returns the logits of the
-    /// last: a prompt at position 0 (which starts a new sequence), then one
-    /// token a step at the following positions.
-    fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, InferenceError>;
+    /// An empty cache for a new sequence.
+    fn new_cache(&self) -> SequenceCache;
+
+    /// Runs every segment's tokens, placed from its position on in its own
+    /// sequence, in one pass (each weight row read once for all of them), and
+    /// returns the logits of each segment's last token. A sequence's numbers
+    /// are the same whatever else is in the batch.
+    fn forward(&mut self, batch: &mut [Segment<'_>]) -> Result<Vec<Vec<f32>>, InferenceError>;
+}
+
+/// Tokens of one sequence in a batch: a chunk of its prompt, or the token it
+/// has just sampled, at `position` (its cache holds the positions before).
+pub struct Segment<'a> {
+    pub cache: &'a mut SequenceCache,
+    pub tokens: &'a [u32],
+    pub position: usize,
+}
+
+/// The rows of a batch: where each segment's tokens start among all of them.
+pub(crate) struct BatchRows {
+    /// Each segment's row count.
+    pub(crate) lengths: Vec<usize>,
+    /// Each segment's first row.
+    pub(crate) starts: Vec<usize>,
+    pub(crate) total: usize,
+}
+
+impl BatchRows {
+    /// The rows of `batch`, checked against the window of `context` positions.
+    pub(crate) fn of(batch: &[Segment<'_>], context: usize) -> Result<Self, InferenceError> {
+        let mut rows = Self {
+            lengths: Vec::with_capacity(batch.len()),
+            starts: Vec::with_capacity(batch.len()),
+            total: 0,
+        };
+        for s in batch {
+            let n = s.tokens.len();
+            if n == 0 || s.position + n > context {
+                return Err(InferenceError::Positions {
+                    tokens: n,
+                    position: s.position,
+                    context,
+                });
+            }
+            rows.starts.push(rows.total);
+            rows.lengths.push(n);
+            rows.total += n;
+        }
+        Ok(rows)
+    }
+
+    /// The same batch with only each segment's last row (for the last layer).
+    pub(crate) fn last_rows(&self) -> Self {
+        let n = self.lengths.len();
+        Self {
+            lengths: vec![1; n],
+            starts: (0..n).collect(),
+            total: n,
+        }
+    }
+
+    /// Keeps, of `x` (`total` rows of `width`), only each segment's last row.
+    pub(crate) fn keep_last(&self, x: &mut Vec<f32>, width: usize) {
+        let mut kept = Vec::with_capacity(self.lengths.len() * width);
+        for (start, len) in self.starts.iter().zip(&self.lengths) {
+            let last = start + len - 1;
+            kept.extend_from_slice(&x[last * width..(last + 1) * width]);
+        }
+        *x = kept;
+    }
 }
 
 /// What a model computes with: its team of threads and the kernels chosen

@@ -324,6 +324,7 @@ impl Progress {
         let (prompt_tokens, completion_tokens) = self.usage.unwrap_or((0, self.tokens));
         Usage {
             prompt_tokens,
+            cached_tokens: 0,
             completion_tokens,
             prompt_seconds: 0.0,
             decode_seconds: self.started.map_or(0.0, |s| s.elapsed().as_secs_f64()),

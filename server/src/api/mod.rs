@@ -217,7 +217,7 @@ impl Running {
         while let Some(event) = self.generation.next().await {
             match event {
                 Event::Token { id, text } => tokens.push((id, text)),
-                Event::Prefill { .. } => {}
+                Event::Prefill { .. } | Event::Waiting { .. } => {}
                 Event::Done { finish, usage } => {
                     let text = tokens.iter().map(|(_, t)| t.as_str()).collect();
                     return Ok(Finished {

@@ -344,7 +344,7 @@ async fn completions(
         }
         match event {
             Event::Token { text, .. } if text.is_empty() => {}
-            Event::Prefill { .. } => {}
+            Event::Prefill { .. } | Event::Waiting { .. } => {}
             Event::Token { text, .. } => out.push(data(chunk(json!({ "content": text }), None))),
             Event::Done { finish, usage } => {
                 out.push(data(chunk(json!({}), Some(finish_reason(finish)))));

@@ -352,7 +352,7 @@ async fn run(
         };
         match event {
             Event::Token { text: t, .. } if t.is_empty() => {}
-            Event::Prefill { .. } => {}
+            Event::Prefill { .. } | Event::Waiting { .. } => {}
             Event::Token { id, text: t } => {
                 text.push_str(&t);
                 if let Some((id, t)) = held.replace((id, t)) {
