@@ -152,7 +152,14 @@ async fn chat_completions_whole_and_streamed() {
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let usage_chunk = chunks.last().unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
-    assert_eq!(usage_chunk["usage"], whole["usage"]);
+    for field in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(usage_chunk["usage"][field], whole["usage"][field], "{field}");
+    }
+    // The same prompt again: all but its last token come from the prefix cache.
+    assert_eq!(
+        usage_chunk["usage"]["prompt_tokens_details"]["cached_tokens"],
+        json!(whole["usage"]["prompt_tokens"].as_u64().unwrap() - 1)
+    );
     let finish = &chunks[chunks.len() - 2]["choices"][0];
     assert_eq!(finish["finish_reason"], choice["finish_reason"]);
     let streamed_text: String = chunks

@@ -313,11 +313,7 @@ async fn completions(
                 "finish_reason": finish_reason(done.finish),
                 "logprobs": null,
             }],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-            },
+            "usage": usage_json(&usage),
         }))
         .into_response());
     }
@@ -351,11 +347,7 @@ async fn completions(
                 if include_usage {
                     let mut last = chunk(json!({}), None);
                     last["choices"] = json!([]);
-                    last["usage"] = json!({
-                        "prompt_tokens": usage.prompt_tokens,
-                        "completion_tokens": usage.completion_tokens,
-                        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-                    });
+                    last["usage"] = usage_json(&usage);
                     out.push(data(last));
                 }
                 out.push(SseEvent::default().data("[DONE]"));
@@ -370,4 +362,15 @@ async fn completions(
         }
         out
     }))
+}
+
+/// OpenAI's `usage` object; `cached_tokens` are the prompt tokens the local
+/// engine found in its prefix cache.
+fn usage_json(usage: &inference::Usage) -> serde_json::Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "prompt_tokens_details": { "cached_tokens": usage.cached_tokens },
+    })
 }
