@@ -166,7 +166,9 @@ struct Log {
     events: Vec<ReplyEvent>,
     /// The text of all token events so far.
     text: String,
-    tokens: u64,
+    /// The sequence number of the last token event (0: none yet); events
+    /// other than tokens (`waiting`) come before it.
+    last_token: u64,
     finished: bool,
 }
 
@@ -186,8 +188,10 @@ impl Task {
         match &event {
             ReplyEvent::Token { text } => {
                 log.text.push_str(text);
-                log.tokens += 1;
+                // This event's sequence number (the one it is about to get).
+                log.last_token = log.events.len() as u64 + 1;
             }
+            ReplyEvent::Waiting { .. } => {}
             ReplyEvent::End(_) | ReplyEvent::Failed { .. } => log.finished = true,
         }
         log.events.push(event);
@@ -199,7 +203,7 @@ impl Task {
     /// The text so far and the sequence number of the last token event in it.
     pub fn snapshot(&self) -> (String, u64) {
         let log = self.log();
-        (log.text.clone(), log.tokens)
+        (log.text.clone(), log.last_token)
     }
 
     pub fn is_finished(&self) -> bool {
@@ -539,7 +543,10 @@ async fn follow(generations: &Generations, task: &Task, mut generation: Generati
                     }
                 }
                 // Progress through a long prompt: nothing to show yet.
-                Some(Event::Prefill { .. } | Event::Waiting { .. }) => {}
+                Some(Event::Prefill { .. }) => {}
+                Some(Event::Waiting { ahead }) => {
+                    task.publish(ReplyEvent::Waiting { ahead: ahead as u64 });
+                }
                 Some(Event::Done { finish, usage }) => return Outcome::Done(finish, usage),
                 Some(Event::Error(e)) => return Outcome::Failed(e),
                 None => return Outcome::Failed(Failure::internal("the generation's stream ended without a final event")),

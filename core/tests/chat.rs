@@ -392,6 +392,40 @@ async fn late_subscribers_resume_after_the_event_they_saw() {
     assert_eq!(task.snapshot(), ("abc".to_owned(), 3));
 }
 
+/// A reply that waits for a place at the model streams `waiting` events
+/// first (the chat shows them); they are not text, and the snapshot a page
+/// renders counts them, so a reader resuming after it misses no token.
+#[tokio::test]
+async fn waiting_for_the_model_is_streamed_before_the_tokens() {
+    let f = fixture(vec![
+        Step::Waiting(2),
+        Step::Waiting(1),
+        Step::Waiting(0),
+        Step::token("a"),
+        Step::token("b"),
+    ])
+    .await;
+    let sent = f.chat.send(None, send(None, "go")).await.unwrap().sent;
+    let all = all_events(&f.chat, &sent.message_id).await;
+    assert_eq!(
+        all[..5],
+        [
+            ReplyEvent::Waiting { ahead: 2 },
+            ReplyEvent::Waiting { ahead: 1 },
+            ReplyEvent::Waiting { ahead: 0 },
+            ReplyEvent::Token { text: "a".into() },
+            ReplyEvent::Token { text: "b".into() },
+        ]
+    );
+    assert!(matches!(all[5], ReplyEvent::End(_)));
+    let task = f.chat.generations().get(&sent.message_id).unwrap();
+    // "ab" is events 1..=5; resuming after 5 gives only the end.
+    assert_eq!(task.snapshot(), ("ab".to_owned(), 5));
+    let rest: Vec<_> = task.events_after(5).collect().await;
+    assert_eq!(rest.len(), 1);
+    assert!(matches!(rest[0].1, ReplyEvent::End(_)));
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_before_anything_is_stored() {
     let f = fixture(words(&["x"])).await;

@@ -19,6 +19,8 @@ use crate::request::GenerationRequest;
 /// One step of a script.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
+    /// Say the request waits with this many ahead (as the local engine does).
+    Waiting(usize),
     /// Emit a token with this text.
     Token(String),
     /// Wait this long (cancellation ends the wait at once).
@@ -116,6 +118,9 @@ async fn play(
             return;
         }
         match step {
+            Step::Waiting(ahead) => {
+                let _ = events.send(Event::Waiting { ahead });
+            }
             Step::Token(text) => {
                 completion_tokens += 1;
                 let id = Some(completion_tokens as u32);

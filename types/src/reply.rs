@@ -64,6 +64,11 @@ pub struct ReplyEnd {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", content = "data", rename_all = "lowercase")]
 pub enum ReplyEvent {
+    /// The reply waits for a place at the model: `ahead` replies come first.
+    /// Sent before any token, again when the number changes.
+    Waiting {
+        ahead: u64,
+    },
     Token {
         text: String,
     },
@@ -78,6 +83,7 @@ impl ReplyEvent {
     /// The SSE event name.
     pub fn name(&self) -> &'static str {
         match self {
+            ReplyEvent::Waiting { .. } => "waiting",
             ReplyEvent::Token { .. } => "token",
             ReplyEvent::End(_) => "end",
             ReplyEvent::Failed { .. } => "failed",
@@ -86,7 +92,7 @@ impl ReplyEvent {
 
     /// Whether this event closes the stream.
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, ReplyEvent::Token { .. })
+        matches!(self, ReplyEvent::End(_) | ReplyEvent::Failed { .. })
     }
 
     /// The SSE `data:` of the event: its fields as a JSON object.
@@ -117,6 +123,7 @@ mod tests {
     #[test]
     fn events_round_trip_through_their_sse_name_and_data() {
         let events = [
+            ReplyEvent::Waiting { ahead: 2 },
             ReplyEvent::Token {
                 text: "Hé \"x\"\n".into(),
             },

@@ -105,6 +105,8 @@ pub fn MessageList(
 #[derive(Clone, Copy)]
 pub struct LiveReply {
     pub text: RwSignal<String>,
+    /// While the reply waits for the model: how many replies are ahead of it.
+    pub waiting: RwSignal<Option<u64>>,
     pub state: RwSignal<MessageState>,
     pub finish_reason: RwSignal<Option<FinishReason>>,
     pub error: RwSignal<Option<String>>,
@@ -130,6 +132,7 @@ fn MessageItem(
     } = message;
     let live = LiveReply {
         text: RwSignal::new(content),
+        waiting: RwSignal::new(None),
         state: RwSignal::new(state),
         finish_reason: RwSignal::new(finish_reason),
         error: RwSignal::new(error),
@@ -157,15 +160,21 @@ fn MessageItem(
     };
     let status = move || {
         let state = live.state.get();
+        let waiting = match live.waiting.get() {
+            Some(0) => "Waiting for the model: this reply is next.".to_owned(),
+            Some(1) => "Waiting for the model: 1 reply ahead.".to_owned(),
+            Some(n) => format!("Waiting for the model: {n} replies ahead."),
+            None => "Writing…".to_owned(),
+        };
         let note = match (state, live.finish_reason.get()) {
-            (MessageState::Generating, _) => Some("Writing…"),
+            (MessageState::Generating, _) => Some(waiting),
             (MessageState::Interrupted, _) => {
-                Some("Interrupted: the server stopped before this reply was finished.")
+                Some("Interrupted: the server stopped before this reply was finished.".to_owned())
             }
             (MessageState::Error, _) => None,
-            (MessageState::Done, Some(FinishReason::Stopped)) => Some("Stopped."),
+            (MessageState::Done, Some(FinishReason::Stopped)) => Some("Stopped.".to_owned()),
             (MessageState::Done, Some(FinishReason::Length)) => {
-                Some("Stopped at the length limit.")
+                Some("Stopped at the length limit.".to_owned())
             }
             (MessageState::Done, _) => None,
         };
