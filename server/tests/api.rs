@@ -153,7 +153,10 @@ async fn chat_completions_whole_and_streamed() {
     let usage_chunk = chunks.last().unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
     for field in ["prompt_tokens", "completion_tokens", "total_tokens"] {
-        assert_eq!(usage_chunk["usage"][field], whole["usage"][field], "{field}");
+        assert_eq!(
+            usage_chunk["usage"][field], whole["usage"][field],
+            "{field}"
+        );
     }
     // The same prompt again: all but its last token come from the prefix cache.
     assert_eq!(
