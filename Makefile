@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model gemma3 clients fuzz fuzz-tools bench bench-chat test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model gemma3 clients fuzz fuzz-tools bench bench-chat bench-serve test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -88,11 +88,13 @@ chromium:
 	  echo "Installing Debian's Chromium for the browser tests…"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-## bench: Wick's engine against llama.cpp (built once from PyPI's llama-cpp-python sources, ~12 min)
+## bench: Wick's engine against llama.cpp (built once from PyPI's llama-cpp-python sources, ~12 min), then
+##        the remote-backend test and the serving benchmark (bench-serve)
 bench: model
 	cargo build --release -p server --bin wick
 	python3 scripts/bench.py --llama-bin "$$(./scripts/build-llama-cpp.sh)"
 	$(MAKE) --no-print-directory test-llama-server
+	$(MAKE) --no-print-directory bench-serve
 
 # server/tests/remote.rs chats through llama.cpp's server only where it has been built; say so up front
 # (the test's own message is captured by cargo test).
@@ -108,6 +110,12 @@ test-llama-server: model
 ## bench-chat: time to first token and tokens/s seen by an SSE client against `wick generate`
 bench-chat: build model
 	python3 scripts/bench_chat.py
+
+## bench-serve: Wick's OpenAI API against llama.cpp's llama-server (4 sequences at once each, same GGUF and
+##              threads): one stream, four at once, a 10-turn conversation, 8 users chatting for 2 minutes
+##              (time to first token p50/p95) and peak RSS (about 10 minutes)
+bench-serve: build model
+	python3 scripts/bench_serve.py --llama-server "$$(./scripts/build-llama-cpp.sh)/llama-server"
 
 ## check: formatting and lints (the server build and the browser's wasm build), and the
 ##        browser build's dependency tree, which must not reach the database or the model
