@@ -364,3 +364,33 @@ async fn the_api_shares_the_chats_queue_and_gets_429_before_any_byte() {
 
     call::<app::api::StopReply>(&me, &s, &[("message_id", &sent.message_id)]).await;
 }
+
+/// `ignore_eos` (vLLM's and llama-server's extension) keeps a reply going past
+/// the end-of-turn token to `max_tokens`; without it the same reply ends early.
+#[tokio::test]
+async fn ignore_eos_writes_up_to_max_tokens() {
+    let s = api_server(&[]).await;
+    let ask = |ignore_eos: bool| {
+        json!({
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "What is the capital of France? One word."}],
+            "max_tokens": 12, "temperature": 0, "ignore_eos": ignore_eos,
+        })
+    };
+    let mut answers = Vec::new();
+    for ignore_eos in [false, true] {
+        let r = post(&s, "/v1/chat/completions", Some(KEY), ask(ignore_eos))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        answers.push((
+            v["usage"]["completion_tokens"].as_u64().unwrap(),
+            v["choices"][0]["finish_reason"].clone(),
+        ));
+    }
+    assert!(answers[0].0 < 12, "{answers:?}");
+    assert_eq!(answers[0].1, "stop");
+    assert_eq!(answers[1], (12, json!("length")));
+}

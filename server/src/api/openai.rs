@@ -159,6 +159,10 @@ struct ChatCompletionRequest {
     stop: Option<Stop>,
     seed: Option<u64>,
     n: Option<u64>,
+    /// Not OpenAI's: vLLM's and llama-server's extension, for benchmarks that
+    /// need every reply to run to `max_tokens`.
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +291,7 @@ async fn completions(
         },
         seed: req.seed.unwrap_or_else(wick_core::random_seed),
         repetition_penalty: 1.0,
+        ignore_eos: req.ignore_eos,
         ..Params::default()
     };
     let request = GenerationRequest {

@@ -114,6 +114,8 @@ pub fn spec(model_ids: Vec<String>) -> Value {
             "description": "At most the model's configured reply length (`WICK_MAX_NEW_TOKENS` or the models file's `max_new_tokens`): a larger value is served up to that ceiling, ending with finish reason `length`." },
         "max_completion_tokens": { "type": ["integer", "null"], "minimum": 1, "maximum": u64_max,
             "description": "Preferred to `max_tokens` when both are given; the same ceiling applies." },
+        "ignore_eos": { "type": "boolean", "default": false,
+            "description": "Not OpenAI's (vLLM's and llama-server's extension): keep writing past the model's end-of-turn token, up to `max_tokens`." },
         "temperature": { "type": ["number", "null"], "minimum": 0, "maximum": MAX_TEMPERATURE, "default": 1 },
         "top_p": { "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1 },
         "stop": { "oneOf": [ stop_item, { "type": "array", "items": stop_item, "maxItems": MAX_STOP_SEQUENCES }, { "type": "null" } ] },
