@@ -207,6 +207,71 @@ fn a_request_joining_mid_batch_does_not_change_the_others_tokens() {
     assert!(b.done < a.done, "B waited for A to finish");
 }
 
+/// Finding 2 of the audit, its last part: a newcomer's long prompt no longer
+/// holds up a reply already being written. The prompt is read a chunk per
+/// step, and the running reply gets a token at every step in between.
+#[test]
+fn a_long_prompt_is_read_alongside_a_running_reply_not_before_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let engine = engine(4, 0);
+    let b_started = AtomicBool::new(false);
+    let b_done = AtomicBool::new(false);
+    let (a_times, b) = std::thread::scope(|s| {
+        let a = engine.generate(ask(QUESTIONS[2], 4000)).unwrap();
+        let (b_started, b_done) = (&b_started, &b_done);
+        let a = s.spawn(move || {
+            let mut times = Vec::new();
+            hear(a, |n| {
+                times.push(Instant::now());
+                if n == 5 {
+                    b_started.store(true, Ordering::SeqCst);
+                }
+                b_done.load(Ordering::SeqCst)
+            });
+            times
+        });
+        while !b_started.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // About 2,000 tokens: four chunks of at most 512.
+        let mut b = engine
+            .generate(GenerationRequest {
+                prompt: Prompt::Raw("word ".repeat(2000)),
+                params: Params {
+                    temperature: 0.0,
+                    max_new_tokens: 2,
+                    ..Params::default()
+                },
+                drop_old_turns: false,
+            })
+            .unwrap();
+        let mut progress = Vec::new();
+        let first_token = loop {
+            match b.blocking_next() {
+                Some(Event::Prefill { done, .. }) => progress.push((done, Instant::now())),
+                Some(Event::Token { .. }) => break Instant::now(),
+                Some(Event::Waiting { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        b_done.store(true, Ordering::SeqCst);
+        (a.join().unwrap(), (progress, first_token))
+    });
+    let (progress, b_first) = b;
+    let chunks: Vec<usize> = progress.iter().map(|(d, _)| *d).collect();
+    assert_eq!(chunks, [512, 1024, 1536, 2001], "{chunks:?}");
+    // A's tokens while B's prompt was being read: one per step after B's first chunk.
+    let b_first_chunk = progress[0].1;
+    let during = a_times
+        .iter()
+        .filter(|t| **t > b_first_chunk && **t < b_first)
+        .count();
+    assert!(
+        during >= 2,
+        "the running reply got {during} tokens while 2,001 prompt tokens were read"
+    );
+}
+
 /// With one place, requests wait in arrival order and are told how many are
 /// ahead; they run first come, first served.
 #[test]

@@ -158,7 +158,11 @@ fn tgi_request(
 ) -> Result<(String, serde_json::Value), RequestError> {
     let base = &config.base_url;
     let inputs = match &request.prompt {
-        Prompt::Chat(messages) => template.render(&fit(config, messages, request)?, true)?,
+        // Messages read as text: the server tokenizes the prompt with its
+        // special tokens, so markers typed in a message are broken first.
+        Prompt::Chat(messages) => {
+            template.render_for_server(&fit(config, messages, request)?, true)?
+        }
         Prompt::Raw(text) => text.clone(),
     };
     Ok(match &config.model {
