@@ -330,24 +330,30 @@ unsafe fn matmul_rows(
     debug_assert_eq!(x.row_bytes, nb * x.ty.block_bytes());
     debug_assert!(rows.end * row_bytes <= w.len());
     if matches!(ty, WeightType::Q4K | WeightType::Q4KRows8 | WeightType::Q6K) {
-        // One weight row against one activation row at a time, as llama.cpp
-        // chooses its kernels by batch size (see `portable::matmul_rows`).
+        // llama.cpp chooses its kernels by batch size (see
+        // `portable::matmul_rows`): each row's place in its sequence says which.
         for r in rows {
             let wr = &w[r * row_bytes..(r + 1) * row_bytes];
-            for t in 0..x.rows {
-                let xr = x.row(t);
+            let mut t0 = 0;
+            while t0 < x.rows {
+                let n = (x.rows - t0).min(K_ROWS);
                 let v = match ty {
                     // No AVX2 version: the portable one computes ggml's AVX2 lanes.
-                    WeightType::Q4K => portable::dot_q4k_q8k(wr, xr, nb),
-                    WeightType::Q4KRows8 => {
-                        // The closure inherits this function's target features.
-                        let dots = |wb: &[u8], xb: &[u8]| q4k_group_dots(wb, xb);
-                        portable::dot_q4k_q8k_by_row(wr, xr, nb, x.place(t).in_fours, dots)
-                    }
-                    _ => dot_q6k(wr, xr, nb, x.place(t).tiled),
+                    WeightType::Q4K => std::array::from_fn(|k| {
+                        if k < n {
+                            portable::dot_q4k_q8k(wr, x.row(t0 + k), nb)
+                        } else {
+                            0.0
+                        }
+                    }),
+                    WeightType::Q4KRows8 => q4k_rows(wr, x, t0, n, nb),
+                    _ => q6k_rows(wr, x, t0, n, nb),
                 };
-                // SAFETY: `(t, r)` is one of the outputs the caller gave us.
-                unsafe { *out.add(t * out_stride + r) = v };
+                for (k, v) in v.iter().enumerate().take(n) {
+                    // SAFETY: `(t0 + k, r)` is one of the outputs the caller gave us.
+                    unsafe { *out.add((t0 + k) * out_stride + r) = *v };
+                }
+                t0 += n;
             }
         }
         return;
@@ -480,6 +486,7 @@ fn hsum_i32(v: __m256i) -> i32 {
 ///
 /// # Safety
 /// `wb` is valid for reading a Q6_K block (210 bytes), `xb` a Q8_K block (292).
+#[cfg(test)]
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6k_block_lanes(wb: *const u8, xb: *const u8) -> __m256i {
@@ -529,6 +536,7 @@ unsafe fn q6k_block_lanes(wb: *const u8, xb: *const u8) -> __m256i {
 
 /// Q6_K · Q8_K over `nb` blocks: see `portable::dot_q6k_q8k` (`tiled = false`)
 /// and `portable::dot_q6k_q8k_tiled`.
+#[cfg(test)]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
     assert!(w.len() >= nb * 210 && x.len() >= nb * 292);
@@ -556,27 +564,177 @@ fn dot_q6k(w: &[u8], x: &[u8], nb: usize, tiled: bool) -> f32 {
     }
 }
 
-/// The eight 32-value group dot products of one Q4_K block with one Q8_K block, exact.
+/// Activation rows a K-quant weight block is unpacked for at once.
+const K_ROWS: usize = 8;
+
+/// The sums of the lanes of each of eight vectors: lane `g` of the result is
+/// the sum of `v[g]`'s lanes.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4k_group_dots(wb: &[u8], xb: &[u8]) -> [i32; 8] {
-    assert!(wb.len() >= 144 && xb.len() >= 292);
+fn hsum_i32x8(v: &[__m256i; 8]) -> __m256i {
+    let a01 = _mm256_hadd_epi32(v[0], v[1]);
+    let a23 = _mm256_hadd_epi32(v[2], v[3]);
+    let a45 = _mm256_hadd_epi32(v[4], v[5]);
+    let a67 = _mm256_hadd_epi32(v[6], v[7]);
+    // Each 128-bit half now holds, per vector, the sum of its lanes in that half.
+    let b0 = _mm256_hadd_epi32(a01, a23);
+    let b1 = _mm256_hadd_epi32(a45, a67);
+    let low = _mm256_permute2x128_si256(b0, b1, 0x20);
+    let high = _mm256_permute2x128_si256(b0, b1, 0x31);
+    _mm256_add_epi32(low, high)
+}
+
+fn i32x8(v: __m256i) -> [i32; 8] {
+    // SAFETY: `__m256i` and `[i32; 8]` have the same size, and every bit
+    // pattern is a valid value of both.
+    unsafe { std::mem::transmute::<__m256i, [i32; 8]>(v) }
+}
+
+/// One repacked Q4_K weight row against activation rows `t0..t0 + n`
+/// (`n <= K_ROWS`): what [`portable::dot_q4k_q8k_by_row`] computes for each,
+/// bit for bit, with each weight block unpacked once for all of them. (The
+/// group dots and their scaled sums are exact integers, so computing them
+/// eight groups at a time changes nothing; the float sums keep their order.)
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; K_ROWS] {
+    assert!(w.len() >= nb * 144 && n <= K_ROWS && t0 + n <= x.rows);
     let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    let mut out = [0i32; 8];
-    for j in 0..4 {
-        // SAFETY: the Q4_K nibbles at 16 + 32j .. 48 + 32j (< 144) and the
-        // Q8_K values at 4 + 64j .. 68 + 64j (< 292), inside (asserted above).
-        let (bits, q8l, q8h) = unsafe {
+    let (mut acc, mut acc_min) = ([0f32; K_ROWS], [0f32; K_ROWS]);
+    for i in 0..nb {
+        let wb = &w[i * 144..(i + 1) * 144];
+        let (dw, dminw) = (super::f16_at(wb, 0), super::f16_at(wb, 2));
+        let (mut sc, mut mn) = ([0i32; 8], [0i32; 8]);
+        for g in 0..8 {
+            (sc[g], mn[g]) = super::scale_min_k4(g, &wb[4..16]);
+        }
+        // SAFETY: `sc` and `mn` are 8 `i32`s, 32 bytes each; the loads are unaligned.
+        let (scv, mnv) = unsafe {
             (
-                _mm256_loadu_si256(wb.as_ptr().add(16 + j * 32) as *const __m256i),
-                _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64) as *const __m256i),
-                _mm256_loadu_si256(xb.as_ptr().add(4 + j * 64 + 32) as *const __m256i),
+                _mm256_loadu_si256(sc.as_ptr() as *const __m256i),
+                _mm256_loadu_si256(mn.as_ptr() as *const __m256i),
             )
         };
-        let low = _mm256_and_si256(bits, m4);
-        let high = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-        out[2 * j] = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(low, q8l), ones));
-        out[2 * j + 1] = hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(high, q8h), ones));
+        let mut q = [_mm256_setzero_si256(); 8];
+        for j in 0..4 {
+            // SAFETY: the nibbles at 16 + 32j .. 48 + 32j, inside the 144-byte block.
+            let bits =
+                unsafe { _mm256_loadu_si256(wb.as_ptr().add(16 + j * 32) as *const __m256i) };
+            q[2 * j] = _mm256_and_si256(bits, m4);
+            q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        }
+        for k in 0..n {
+            let t = t0 + k;
+            let xb = &x.row(t)[i * 292..(i + 1) * 292];
+            let yd = f32::from_le_bytes([xb[0], xb[1], xb[2], xb[3]]);
+            let mut v = [_mm256_setzero_si256(); 8];
+            for (g, v) in v.iter_mut().enumerate() {
+                // SAFETY: the Q8_K values at 4 + 32g .. 36 + 32g, inside the 292-byte block.
+                let q8 =
+                    unsafe { _mm256_loadu_si256(xb.as_ptr().add(4 + g * 32) as *const __m256i) };
+                *v = _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], q8), ones);
+            }
+            let sums = _mm256_mullo_epi32(hsum_i32x8(&v), scv);
+            // SAFETY: the Q8_K sums of 16 values, 16 `i16`s at 260 .. 292.
+            let bsums = unsafe { _mm256_loadu_si256(xb.as_ptr().add(260) as *const __m256i) };
+            let mins = _mm256_mullo_epi32(_mm256_madd_epi16(bsums, ones), mnv);
+            let (d, dmin) = (dw * yd, dminw * yd);
+            if x.place(t).in_fours {
+                let (s, m) = (i32x8(sums), i32x8(mins));
+                for p in 0..4 {
+                    acc[k] = ((s[2 * p] + s[2 * p + 1]) as f32).mul_add(d, acc[k]);
+                    acc_min[k] = ((m[2 * p] + m[2 * p + 1]) as f32).mul_add(dmin, acc_min[k]);
+                }
+            } else {
+                acc[k] = (hsum_i32(sums) as f32).mul_add(d, acc[k]);
+                acc_min[k] = (hsum_i32(mins) as f32).mul_add(dmin, acc_min[k]);
+            }
+        }
     }
-    out
+    std::array::from_fn(|k| acc[k] - acc_min[k])
+}
+
+/// One Q6_K weight row against activation rows `t0..t0 + n` (`n <= K_ROWS`):
+/// what [`dot_q6k`] computes for each (in ggml's lanes, or tiled for rows in
+/// batches of 8 or more), bit for bit, with each weight block unpacked once.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q6k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; K_ROWS] {
+    assert!(w.len() >= nb * 210 && n <= K_ROWS && t0 + n <= x.rows);
+    let m3 = _mm256_set1_epi8(3);
+    let m15 = _mm256_set1_epi8(15);
+    let mut acc = [_mm256_setzero_ps(); K_ROWS];
+    let mut total = [0f32; K_ROWS];
+    for i in 0..nb {
+        let wb = &w[i * 210..(i + 1) * 210];
+        let dw = super::f16_at(wb, 208);
+        let mut q = [_mm256_setzero_si256(); 8];
+        let mut s = [_mm256_setzero_si256(); 8];
+        // SAFETY: every offset read is inside the 210-byte block: the low bits
+        // at 0..128, high bits at 128..192 and scales at 192..208.
+        let scales = unsafe {
+            for j in 0..2 {
+                let ql = wb.as_ptr().add(j * 64);
+                let q4bits1 = _mm256_loadu_si256(ql as *const __m256i);
+                let q4bits2 = _mm256_loadu_si256(ql.add(32) as *const __m256i);
+                let q4bits_h = _mm256_loadu_si256(wb.as_ptr().add(128 + j * 32) as *const __m256i);
+                let h0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m3), 4);
+                let h1 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(12)), 2);
+                let h2 = _mm256_and_si256(q4bits_h, _mm256_set1_epi8(48));
+                let h3 = _mm256_srli_epi16(_mm256_and_si256(q4bits_h, _mm256_set1_epi8(-64)), 2);
+                q[4 * j] = _mm256_or_si256(_mm256_and_si256(q4bits1, m15), h0);
+                q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(q4bits2, m15), h1);
+                q[4 * j + 2] =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m15), h2);
+                q[4 * j + 3] =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m15), h3);
+                for k in 0..4 {
+                    // Scales of the two 16-value groups of this 32-value run, eight lanes each.
+                    let g = 2 * (4 * j + k);
+                    s[4 * j + k] = _mm256_set_m128i(
+                        _mm_set1_epi16(wb[192 + g + 1] as i8 as i16),
+                        _mm_set1_epi16(wb[192 + g] as i8 as i16),
+                    );
+                }
+            }
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.as_ptr().add(192) as *const __m128i))
+        };
+        for k in 0..n {
+            let t = t0 + k;
+            let xb = &x.row(t)[i * 292..(i + 1) * 292];
+            let yd = f32::from_le_bytes([xb[0], xb[1], xb[2], xb[3]]);
+            // SAFETY: the Q8_K sums at 260..292 and values at 4..260, inside the block.
+            let lanes_i = unsafe {
+                let q8sums = _mm256_loadu_si256(xb.as_ptr().add(260) as *const __m256i);
+                let q8sclsub = _mm256_slli_epi32(_mm256_madd_epi16(q8sums, scales), 5);
+                let mut sumi = _mm256_setzero_si256();
+                for j in 0..2 {
+                    let mut p = [_mm256_setzero_si256(); 4];
+                    for (kk, p) in p.iter_mut().enumerate() {
+                        let at = 4 + j * 128 + kk * 32;
+                        let q8 = _mm256_loadu_si256(xb.as_ptr().add(at) as *const __m256i);
+                        *p = _mm256_madd_epi16(
+                            s[4 * j + kk],
+                            _mm256_maddubs_epi16(q[4 * j + kk], q8),
+                        );
+                    }
+                    sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
+                    sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
+                }
+                _mm256_sub_epi32(sumi, q8sclsub)
+            };
+            if x.place(t).tiled {
+                total[k] = (dw * hsum_i32(lanes_i) as f32).mul_add(yd, total[k]);
+            } else {
+                acc[k] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(yd * dw), _mm256_cvtepi32_ps(lanes_i), acc[k]);
+            }
+        }
+    }
+    std::array::from_fn(|k| {
+        if k < n && x.place(t0 + k).tiled {
+            total[k]
+        } else {
+            hsum8(lanes(acc[k]))
+        }
+    })
 }

@@ -789,15 +789,20 @@ mod tests {
         for ty in [WeightType::Q4K, WeightType::Q4KRows8, WeightType::Q6K] {
             let rows = 3;
             let w = k_quant_weights(ty, rows, cols, 5);
-            for tokens in [1, 4, 6, 9] {
+            // One sequence of each size, and a batch of sequences of several
+            // sizes (each row computed as its own sequence's).
+            let batches: [&[usize]; 6] = [&[1], &[4], &[6], &[9], &[17], &[3, 9, 1, 4, 8]];
+            for lengths in batches {
+                let tokens: usize = lengths.iter().sum();
                 let xs: Vec<f32> = (0..tokens)
                     .flat_map(|t| pseudo_random(cols, 40 + t as u32))
                     .collect();
-                let x = Activations::quantize(ActivationType::Q8K, &xs, tokens, cols);
+                let x =
+                    Activations::quantize(ActivationType::Q8K, &xs, tokens, cols).grouped(lengths);
                 let fast = matmul(avx2, ty, &w, rows, &x);
                 let slow = matmul(Kernels::Portable, ty, &w, rows, &x);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&fast), bits(&slow), "{ty:?} {rows}x{tokens}");
+                assert_eq!(bits(&fast), bits(&slow), "{ty:?} {rows}x{lengths:?}");
             }
         }
     }
