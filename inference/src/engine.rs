@@ -7,9 +7,9 @@ use std::sync::mpsc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::backend::{Backend, CancelHandle, Event, Generation, RequestError};
-use crate::fit::drop_old_turns;
+use crate::fit::{drop_old_turns, TokenCounts};
 use crate::gguf::{self, Architecture, Metadata, Weights};
-use crate::request::{ChatMessage, GenerationRequest, Prompt};
+use crate::request::{ChatMessage, GenerationRequest, Prompt, ValidationError};
 use crate::template::ChatTemplate;
 use crate::tokenizer::ModelTokenizer;
 use crate::InferenceError;
@@ -80,6 +80,8 @@ pub(crate) struct Prompts {
     template: ChatTemplate,
     pub(crate) context_length: usize,
     max_prompt_tokens: usize,
+    /// Message contents' token counts, for fitting long conversations.
+    counts: TokenCounts,
 }
 
 pub struct LocalEngine {
@@ -124,6 +126,7 @@ impl LocalEngine {
                 template,
                 context_length: loaded.context_length,
                 max_prompt_tokens: config.max_prompt_tokens,
+                counts: TokenCounts::default(),
             },
         };
         // Candle's llama keeps one sequence inside the model: one at a time.
@@ -219,7 +222,11 @@ impl Prompts {
         drop_old_turns(
             messages,
             budget,
-            |m| Ok::<_, InferenceError>(self.tokenizer.encode_text(&m.content)?.len()),
+            |m| {
+                self.counts.get(&m.content, |text| {
+                    Ok::<_, InferenceError>(self.tokenizer.encode_text(text)?.len())
+                })
+            },
             |m| {
                 ids = self.chat_ids(m)?;
                 Ok(ids.len())
@@ -234,6 +241,10 @@ impl Prompts {
         request: &GenerationRequest,
     ) -> Result<Vec<u32>, RequestError> {
         let prompt = self.prompt_ids(request)?;
+        if prompt.is_empty() {
+            // Text the tokenizer reads as nothing: no token to start from.
+            return Err(ValidationError::EmptyPrompt.into());
+        }
         if prompt.len() > self.max_prompt_tokens {
             return Err(RequestError::PromptTooLong {
                 prompt_tokens: prompt.len(),

@@ -3,7 +3,52 @@
 //! from suffix sums, and the prompt is measured once more to check the choice
 //! (twice when the estimate of the template's overhead was off).
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+
 use crate::request::ChatMessage;
+
+/// The most counts a [`TokenCounts`] keeps before it starts afresh.
+const MAX_COUNTS: usize = 1 << 16;
+
+/// Message contents' token counts, each counted once and kept, for one
+/// model (they are its tokenizer's): when a long conversation is fitted again
+/// at its next turn, only its new messages are tokenized. Kept in memory, not
+/// in the database, because a conversation may go to several models with
+/// several tokenizers. A count found by mistake (two contents with one hash)
+/// costs nothing worse than a second measure: the fitting checks its choice
+/// against the real prompt.
+#[derive(Default)]
+pub(crate) struct TokenCounts(Mutex<HashMap<u64, usize>>);
+
+impl TokenCounts {
+    /// The tokens of `text`, from `count` the first time.
+    pub(crate) fn get<E>(
+        &self,
+        text: &str,
+        count: impl FnOnce(&str) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        let key = hasher.finish();
+        if let Some(n) = self.lock().get(&key) {
+            return Ok(*n);
+        }
+        let n = count(text)?;
+        let mut counts = self.lock();
+        if counts.len() >= MAX_COUNTS {
+            counts.clear();
+        }
+        counts.insert(key, n);
+        Ok(n)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, usize>> {
+        // A count is inserted whole or not at all: a poisoned map is still right.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// The turns of `messages` that fit in `budget` tokens: the oldest go first.
 /// System messages and the newest message always stay; an assistant turn left
@@ -108,6 +153,23 @@ pub(crate) fn drop_old_turns<E>(
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    /// Each content is counted once, however often it is asked for.
+    #[test]
+    fn a_message_is_counted_once() {
+        let counts = TokenCounts::default();
+        let mut calls = 0;
+        for text in ["Hello there", "Hello there", "Bye", "Hello there"] {
+            let n = counts
+                .get(text, |t| {
+                    calls += 1;
+                    Ok::<_, ()>(t.len())
+                })
+                .unwrap();
+            assert_eq!(n, text.len());
+        }
+        assert_eq!(calls, 2);
+    }
 
     fn chat(turns: &[(&str, &str)]) -> Vec<ChatMessage> {
         turns
