@@ -59,6 +59,7 @@ pub fn follow(
         REFUSED_IN_A_ROW.with(|n| n.set(0));
         if let Some(ReplyEvent::Token { text }) = parse("token", &e) {
             live.waiting.set(None);
+            live.reading.set(None);
             live.text.update(|s| s.push_str(&text));
             follow.nudge();
         }
@@ -66,6 +67,11 @@ pub fn follow(
     let on_waiting = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
         if let Some(ReplyEvent::Waiting { ahead }) = parse("waiting", &e) {
             live.waiting.set(Some(ahead));
+        }
+    });
+    let on_reading = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        if let Some(ReplyEvent::Reading { done, total }) = parse("reading", &e) {
+            live.reading.set(Some(done * 100 / total.max(1)));
         }
     });
     let src = source.clone();
@@ -109,13 +115,16 @@ pub fn follow(
         let _ = source.add_event_listener_with_callback(name, f);
     };
     listen("waiting", on_waiting.as_ref().unchecked_ref());
+    listen("reading", on_reading.as_ref().unchecked_ref());
     listen("token", on_token.as_ref().unchecked_ref());
     listen("end", on_end.as_ref().unchecked_ref());
     listen("failed", on_failed.as_ref().unchecked_ref());
     listen("error", on_error.as_ref().unchecked_ref());
 
     // Leaving the page (or re-rendering the list) closes the stream.
-    let held = SendWrapper::new((source, on_waiting, on_token, on_end, on_failed, on_error));
+    let held = SendWrapper::new((
+        source, on_waiting, on_reading, on_token, on_end, on_failed, on_error,
+    ));
     on_cleanup(move || {
         let (source, ..) = held.take();
         source.close();

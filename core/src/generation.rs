@@ -191,7 +191,7 @@ impl Task {
                 // This event's sequence number (the one it is about to get).
                 log.last_token = log.events.len() as u64 + 1;
             }
-            ReplyEvent::Waiting { .. } => {}
+            ReplyEvent::Waiting { .. } | ReplyEvent::Reading { .. } => {}
             ReplyEvent::End(_) | ReplyEvent::Failed { .. } => log.finished = true,
         }
         log.events.push(event);
@@ -542,8 +542,12 @@ async fn follow(generations: &Generations, task: &Task, mut generation: Generati
                         unflushed = 0;
                     }
                 }
-                // Progress through a long prompt: nothing to show yet.
-                Some(Event::Prefill { .. }) => {}
+                // Progress through a long prompt, once it takes more than one chunk.
+                Some(Event::Prefill { done, total }) => {
+                    if done < total {
+                        task.publish(ReplyEvent::Reading { done: done as u64, total: total as u64 });
+                    }
+                }
                 Some(Event::Waiting { ahead }) => {
                     task.publish(ReplyEvent::Waiting { ahead: ahead as u64 });
                 }

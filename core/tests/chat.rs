@@ -393,14 +393,19 @@ async fn late_subscribers_resume_after_the_event_they_saw() {
 }
 
 /// A reply that waits for a place at the model streams `waiting` events
-/// first (the chat shows them); they are not text, and the snapshot a page
+/// first, then `reading` while the model reads a long conversation (the chat
+/// shows both); they are not text, and the snapshot a page
 /// renders counts them, so a reader resuming after it misses no token.
 #[tokio::test]
-async fn waiting_for_the_model_is_streamed_before_the_tokens() {
+async fn waiting_and_reading_are_streamed_before_the_tokens() {
     let f = fixture(vec![
         Step::Waiting(2),
         Step::Waiting(1),
         Step::Waiting(0),
+        Step::Prefill(512, 1200),
+        Step::Prefill(1024, 1200),
+        // The end of the reading is the first token's business: not shown.
+        Step::Prefill(1200, 1200),
         Step::token("a"),
         Step::token("b"),
     ])
@@ -408,20 +413,28 @@ async fn waiting_for_the_model_is_streamed_before_the_tokens() {
     let sent = f.chat.send(None, send(None, "go")).await.unwrap().sent;
     let all = all_events(&f.chat, &sent.message_id).await;
     assert_eq!(
-        all[..5],
+        all[..7],
         [
             ReplyEvent::Waiting { ahead: 2 },
             ReplyEvent::Waiting { ahead: 1 },
             ReplyEvent::Waiting { ahead: 0 },
+            ReplyEvent::Reading {
+                done: 512,
+                total: 1200
+            },
+            ReplyEvent::Reading {
+                done: 1024,
+                total: 1200
+            },
             ReplyEvent::Token { text: "a".into() },
             ReplyEvent::Token { text: "b".into() },
         ]
     );
-    assert!(matches!(all[5], ReplyEvent::End(_)));
+    assert!(matches!(all[7], ReplyEvent::End(_)));
     let task = f.chat.generations().get(&sent.message_id).unwrap();
-    // "ab" is events 1..=5; resuming after 5 gives only the end.
-    assert_eq!(task.snapshot(), ("ab".to_owned(), 5));
-    let rest: Vec<_> = task.events_after(5).collect().await;
+    // "ab" is events 1..=7; resuming after 7 gives only the end.
+    assert_eq!(task.snapshot(), ("ab".to_owned(), 7));
+    let rest: Vec<_> = task.events_after(7).collect().await;
     assert_eq!(rest.len(), 1);
     assert!(matches!(rest[0].1, ReplyEvent::End(_)));
 }

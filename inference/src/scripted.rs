@@ -21,6 +21,8 @@ use crate::request::GenerationRequest;
 pub enum Step {
     /// Say the request waits with this many ahead (as the local engine does).
     Waiting(usize),
+    /// Report progress through the prompt: done of total tokens.
+    Prefill(usize, usize),
     /// Emit a token with this text.
     Token(String),
     /// Wait this long (cancellation ends the wait at once).
@@ -120,6 +122,9 @@ async fn play(
         match step {
             Step::Waiting(ahead) => {
                 let _ = events.send(Event::Waiting { ahead });
+            }
+            Step::Prefill(done, total) => {
+                let _ = events.send(Event::Prefill { done, total });
             }
             Step::Token(text) => {
                 completion_tokens += 1;

@@ -69,6 +69,12 @@ pub enum ReplyEvent {
     Waiting {
         ahead: u64,
     },
+    /// The model is reading the conversation (a long prompt): `done` of its
+    /// `total` tokens so far. Sent before any token, after each chunk.
+    Reading {
+        done: u64,
+        total: u64,
+    },
     Token {
         text: String,
     },
@@ -84,6 +90,7 @@ impl ReplyEvent {
     pub fn name(&self) -> &'static str {
         match self {
             ReplyEvent::Waiting { .. } => "waiting",
+            ReplyEvent::Reading { .. } => "reading",
             ReplyEvent::Token { .. } => "token",
             ReplyEvent::End(_) => "end",
             ReplyEvent::Failed { .. } => "failed",
@@ -124,6 +131,10 @@ mod tests {
     fn events_round_trip_through_their_sse_name_and_data() {
         let events = [
             ReplyEvent::Waiting { ahead: 2 },
+            ReplyEvent::Reading {
+                done: 512,
+                total: 2000,
+            },
             ReplyEvent::Token {
                 text: "Hé \"x\"\n".into(),
             },

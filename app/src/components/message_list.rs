@@ -107,6 +107,8 @@ pub struct LiveReply {
     pub text: RwSignal<String>,
     /// While the reply waits for the model: how many replies are ahead of it.
     pub waiting: RwSignal<Option<u64>>,
+    /// While the model reads a long conversation: the share read, in percent.
+    pub reading: RwSignal<Option<u64>>,
     pub state: RwSignal<MessageState>,
     pub finish_reason: RwSignal<Option<FinishReason>>,
     pub error: RwSignal<Option<String>>,
@@ -133,6 +135,7 @@ fn MessageItem(
     let live = LiveReply {
         text: RwSignal::new(content),
         waiting: RwSignal::new(None),
+        reading: RwSignal::new(None),
         state: RwSignal::new(state),
         finish_reason: RwSignal::new(finish_reason),
         error: RwSignal::new(error),
@@ -160,11 +163,12 @@ fn MessageItem(
     };
     let status = move || {
         let state = live.state.get();
-        let waiting = match live.waiting.get() {
-            Some(0) => "Waiting for the model: this reply is next.".to_owned(),
-            Some(1) => "Waiting for the model: 1 reply ahead.".to_owned(),
-            Some(n) => format!("Waiting for the model: {n} replies ahead."),
-            None => "Writing…".to_owned(),
+        let waiting = match (live.waiting.get(), live.reading.get()) {
+            (_, Some(percent)) => format!("Reading the conversation… {percent} %"),
+            (Some(0), _) => "Waiting for the model: this reply is next.".to_owned(),
+            (Some(1), _) => "Waiting for the model: 1 reply ahead.".to_owned(),
+            (Some(n), _) => format!("Waiting for the model: {n} replies ahead."),
+            (None, None) => "Writing…".to_owned(),
         };
         let note = match (state, live.finish_reason.get()) {
             (MessageState::Generating, _) => Some(waiting),
