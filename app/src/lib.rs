@@ -87,6 +87,9 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/wick.css" />
         <Title formatter=page_title />
         <Router>
+            <a class="skip-link" href="#composer-input" on:click=skip_to_composer>
+                "Skip to the message box"
+            </a>
             <div class="layout">
                 <Sidebar />
                 <main class="chat">
@@ -99,6 +102,19 @@ pub fn App() -> impl IntoView {
                 </main>
             </div>
         </Router>
+    }
+}
+
+/// Moves focus to the message box. (The router would take the link's
+/// `#composer-input` as a navigation; without JavaScript the browser follows it.)
+fn skip_to_composer(ev: leptos::ev::MouseEvent) {
+    use leptos::wasm_bindgen::JsCast;
+    ev.prevent_default();
+    if let Some(input) = document()
+        .get_element_by_id("composer-input")
+        .and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+    {
+        let _ = input.focus();
     }
 }
 

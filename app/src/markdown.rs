@@ -40,7 +40,12 @@ pub fn to_html(markdown: &str) -> String {
     });
     let mut out = String::with_capacity(markdown.len() * 3 / 2);
     html::push_html(&mut out, events);
-    out
+    // Every `<pre>` and `<a href` here is the renderer's own (a reply's raw
+    // HTML became text above): code blocks take keyboard focus, so that one
+    // wider than the page can be scrolled without a mouse, and links open
+    // nothing with a reference back to this page.
+    out.replace("<pre>", "<pre tabindex=\"0\">")
+        .replace("<a href=\"", "<a rel=\"noopener noreferrer\" href=\"")
 }
 
 /// `url` when it is a web or mail address or a relative one, else `#`.
@@ -67,6 +72,18 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 mod tests {
     use super::to_html;
 
+    /// Code blocks take keyboard focus (a wide one scrolls by keyboard); a
+    /// `<pre>` typed in a reply stays text.
+    #[test]
+    fn code_blocks_are_focusable_and_typed_pre_is_text() {
+        let out = to_html("```rust\nfn main() {}\n```\n\n<pre>x</pre>");
+        assert!(
+            out.contains(r#"<pre tabindex="0"><code class="language-rust">"#),
+            "{out}"
+        );
+        assert_eq!(out.matches("<pre").count(), 1, "{out}");
+    }
+
     #[test]
     fn html_in_a_reply_is_shown_as_text() {
         let out = to_html("<script>alert(1)</script>\n\nhi <img src=x onerror=alert(2)> there");
@@ -86,17 +103,29 @@ mod tests {
              [d](mailto:x@example.com) [e](/c/1) [f](data:text/html,<b>x</b>)",
         );
         assert!(
-            out.contains(r#"<a href="https://example.com">a</a>"#),
+            out.contains(r#"<a rel="noopener noreferrer" href="https://example.com">a</a>"#),
             "{out}"
         );
-        assert!(out.contains(r##"<a href="#">b</a>"##), "{out}");
-        assert!(out.contains(r##"<a href="#">c</a>"##), "{out}");
         assert!(
-            out.contains(r#"<a href="mailto:x@example.com">d</a>"#),
+            out.contains(r##"<a rel="noopener noreferrer" href="#">b</a>"##),
             "{out}"
         );
-        assert!(out.contains(r#"<a href="/c/1">e</a>"#), "{out}");
-        assert!(out.contains(r##"<a href="#">f</a>"##), "{out}");
+        assert!(
+            out.contains(r##"<a rel="noopener noreferrer" href="#">c</a>"##),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<a rel="noopener noreferrer" href="mailto:x@example.com">d</a>"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<a rel="noopener noreferrer" href="/c/1">e</a>"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r##"<a rel="noopener noreferrer" href="#">f</a>"##),
+            "{out}"
+        );
         assert!(!out.contains("javascript"), "{out}");
     }
 
@@ -105,7 +134,9 @@ mod tests {
         let out = to_html("![a cat](https://example.com/cat.png)");
         assert!(!out.contains("<img"), "{out}");
         assert!(
-            out.contains(r#"<a href="https://example.com/cat.png">a cat</a>"#),
+            out.contains(
+                r#"<a rel="noopener noreferrer" href="https://example.com/cat.png">a cat</a>"#
+            ),
             "{out}"
         );
     }
@@ -114,7 +145,7 @@ mod tests {
     fn code_blocks_are_code_and_escaped() {
         let out = to_html("```rust\nfn main() { println!(\"<b>\"); }\n```\n\nuse `x < y`");
         assert!(
-            out.contains(r#"<pre><code class="language-rust">"#),
+            out.contains(r#"<pre tabindex="0"><code class="language-rust">"#),
             "{out}"
         );
         assert!(out.contains("&lt;b&gt;"), "{out}");
@@ -126,7 +157,7 @@ mod tests {
         // Mid-stream text: an open code fence and a half link are still fine.
         let out = to_html("Here:\n```py\nprint(1)");
         assert!(
-            out.contains("<pre><code class=\"language-py\">print(1)"),
+            out.contains("<pre tabindex=\"0\"><code class=\"language-py\">print(1)"),
             "{out}"
         );
         assert!(to_html("see [the docs](http").contains("[the docs](http"));

@@ -104,6 +104,32 @@ pub struct LocalModel {
 }
 
 impl LocalModel {
+    /// A file name written for reading, as the chat shows a local model that
+    /// the models file gives no name: `SmolLM2-135M-Instruct.Q4_1` is
+    /// "SmolLM2 135M Instruct (Q4_1)". (The GGUF's `general.name` is often a
+    /// training run's label — SmolLM2's is "Smollm2 135M 8k Lc100K Mix1 Ep2".)
+    pub fn display_name(file_stem: &str) -> String {
+        // llama.cpp's quantization names: Q4_1, Q4_K_M, IQ3_XS, F16, BF16, F32.
+        let is_quant = |part: &str| {
+            let p = part.to_ascii_uppercase();
+            let digit_after = |prefix: &str| {
+                p.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            };
+            digit_after("Q") || digit_after("IQ") || ["F16", "BF16", "F32"].contains(&p.as_str())
+        };
+        let (base, quant) = match file_stem.rsplit_once(['.', '-']) {
+            Some((base, quant)) if is_quant(quant) => (base, Some(quant.to_ascii_uppercase())),
+            _ => (file_stem, None),
+        };
+        let words = base.replace(['-', '_'], " ");
+        let words = words.split_whitespace().collect::<Vec<_>>().join(" ");
+        match quant {
+            Some(q) if !words.is_empty() => format!("{words} ({q})"),
+            _ => file_stem.to_owned(),
+        }
+    }
+
     /// Checks that `path` is a readable GGUF file; reads only its first four bytes.
     pub fn open(path: &Path) -> Result<Self, InferenceError> {
         let unreadable = |source| InferenceError::ModelUnreadable {
@@ -164,5 +190,22 @@ mod tests {
             err.contains("does not exist") && err.contains("nope.gguf"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn file_names_are_written_for_reading() {
+        for (stem, name) in [
+            ("SmolLM2-135M-Instruct.Q4_1", "SmolLM2 135M Instruct (Q4_1)"),
+            ("gemma-3-270m-q4_k_m", "gemma 3 270m (Q4_K_M)"),
+            (
+                "mistral-7b-instruct-v0.2.Q8_0",
+                "mistral 7b instruct v0.2 (Q8_0)",
+            ),
+            ("tiny_model-f16", "tiny model (F16)"),
+            // No quantization in the name: the name as it is.
+            ("my-model", "my-model"),
+        ] {
+            assert_eq!(LocalModel::display_name(stem), name, "{stem}");
+        }
     }
 }

@@ -116,9 +116,10 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
     let models = match file {
         Some((path, file)) => models_from_file(config, &defaults, &path, file).await?,
         None => {
-            // Named by its file: GGUF `general.name`s are often long and unhelpful.
-            let name = inference::LocalModel::open(&config.model)?.name;
-            vec![local_model(config, &defaults, name.clone(), name, &config.model, None).await?]
+            // Its id (for the APIs) is the file's name; people see that name
+            // written for reading (see `LocalModel::display_name`).
+            let id = inference::LocalModel::open(&config.model)?.name;
+            vec![local_model(config, &defaults, id, None, &config.model, None).await?]
         }
     };
     let generations = Generations::new(
@@ -192,7 +193,8 @@ async fn local_model(
     config: &Config,
     defaults: &inference::Params,
     id: String,
-    name: String,
+    // `None`: the file's name written for reading.
+    name: Option<String>,
     path: &std::path::Path,
     queue_depth: Option<usize>,
 ) -> Result<Model, ServerError> {
@@ -208,6 +210,7 @@ async fn local_model(
         tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))
             .await??;
     let context_length = engine.info().context_length;
+    let name = name.unwrap_or_else(|| inference::LocalModel::display_name(&id));
     let params = inference::Params {
         // Small models loop without it.
         repetition_penalty: 1.1,
@@ -246,7 +249,7 @@ async fn models_from_file(
                     config,
                     defaults,
                     entry.id.clone(),
-                    entry.display_name(),
+                    entry.name.clone(),
                     &gguf,
                     entry.queue_depth,
                 )

@@ -30,16 +30,37 @@ pub fn Composer(
     // A problem found before sending (empty, too long); the server's answer otherwise.
     let local_problem = RwSignal::new(None::<String>);
     let form_ref = NodeRef::<html::Form>::new();
+    let input_ref = NodeRef::<html::Textarea>::new();
+    // Back to the message box after sending or stopping (the button pressed
+    // is gone by then), so typing goes on without reaching for the mouse.
+    let refocus = move || {
+        if let Some(input) = input_ref.get_untracked() {
+            let _ = input.focus();
+        }
+    };
     let changed = use_context::<ConversationsChanged>();
     let reply_state = use_context::<ReplyState>();
     let generating = move || reply_state.and_then(|r| r.generating.get());
     let stop = ServerAction::<StopReply>::new();
+
+    // The box has focus when a page shows it (`autofocus` covers only the
+    // first page load; later pages are put in place by the router).
+    // (Next frame: a page rendered under a transition is attached to the
+    // document after its elements are made.)
+    Effect::new(move |_| {
+        if let Some(input) = input_ref.get() {
+            request_animation_frame(move || {
+                let _ = input.focus();
+            });
+        }
+    });
 
     // After a successful send: clear the box and refresh the sidebar. On an
     // error the draft stays, so nothing typed is lost.
     Effect::new(move |_| {
         if let Some(Ok(_)) = action.value().get() {
             draft.set(String::new());
+            refocus();
             if let Some(ConversationsChanged(c)) = changed {
                 c.update(|n| *n += 1);
             }
@@ -127,6 +148,8 @@ pub fn Composer(
                 <label for="composer-input" class="visually-hidden">"Message"</label>
                 <textarea
                     id="composer-input"
+                    node_ref=input_ref
+                    autofocus=true
                     name="content"
                     rows="1"
                     placeholder="Ask anything"
@@ -153,6 +176,7 @@ pub fn Composer(
                                 on:click=move |ev| {
                                     ev.prevent_default();
                                     stop.dispatch(StopReply { message_id: message_id.clone() });
+                                    refocus();
                                 }
                             >
                                 "Stop"

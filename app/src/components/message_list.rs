@@ -156,10 +156,10 @@ fn MessageItem(
     let class = format!("message {}", role.as_str());
     let body = match role {
         Role::Assistant => {
-            view! { <div class="content markdown" inner_html=move || markdown::to_html(&live.text.get())></div> }
+            view! { <div class="content markdown" dir="auto" inner_html=move || markdown::to_html(&live.text.get())></div> }
                 .into_any()
         }
-        _ => view! { <div class="content plain">{move || live.text.get()}</div> }.into_any(),
+        _ => view! { <div class="content plain" dir="auto">{move || live.text.get()}</div> }.into_any(),
     };
     let status = move || {
         let state = live.state.get();

@@ -38,10 +38,13 @@ pub fn Sidebar() -> impl IntoView {
                                                     .map(|c| {
                                                         let href = format!("/c/{}", c.id);
                                                         let href_for_current = href.clone();
+                                                        let whole_title = c.title.clone();
                                                         view! {
                                                             <li>
+                                                                // The whole title on hover: alike titles are cut alike.
                                                                 <a
                                                                     href=href
+                                                                    title=whole_title
                                                                     aria-current=move || {
                                                                         (current() == href_for_current).then_some("page")
                                                                     }

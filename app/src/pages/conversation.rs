@@ -38,10 +38,26 @@ pub fn ConversationPage() -> impl IntoView {
                         let id = c.id.clone();
                         // The list marks the reply being written, if any, as it renders.
                         reply_state.generating.set(None);
-                        let messages = RwSignal::new(c.messages);
+                        let messages = RwSignal::new(c.messages.clone());
                         follow_answers(messages, send, retry);
+                        // Without JavaScript nothing streams: the page reloads itself
+                        // while a reply is being written. (Inside `noscript`, set as
+                        // HTML so that hydration never walks it; with JavaScript
+                        // the browser reads it as inert text.)
+                        let refresh = c
+                            .messages
+                            .iter()
+                            .any(|m| m.state.is_generating())
+                            .then(|| view! {
+                                <div
+                                    class="no-js-refresh"
+                                    inner_html=r#"<noscript><meta http-equiv="refresh" content="2"></noscript>"#
+                                ></div>
+                            });
                         view! {
                             <Title text=c.title.clone() />
+                            <h1 class="visually-hidden">{c.title.clone()}</h1>
+                            {refresh}
                             <MessageList messages conversation_id=id.clone() retry />
                             <Composer action=send conversation_id=Some(id) models=c.models model=c.model />
                         }

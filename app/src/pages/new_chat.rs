@@ -1,8 +1,16 @@
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use crate::api::{list_models, SendMessage};
 use crate::components::composer::Composer;
+
+/// Questions the start page offers, for someone who does not know where to begin.
+const EXAMPLES: [&str; 3] = [
+    "Explain how a rainbow forms, in three sentences.",
+    "Write a haiku about the sea.",
+    "Give me three ideas for a rainy afternoon.",
+];
 
 /// The start page: an empty chat whose first message creates the conversation.
 #[component]
@@ -15,6 +23,33 @@ pub fn NewChatPage() -> impl IntoView {
             <div class="welcome">
                 <h1>"Wick"</h1>
                 <p>"Chat with a model on this machine, or one your team runs elsewhere."</p>
+                // Each example is a form of its own: without JavaScript it posts
+                // the question like the composer does; with it, it sends it the same way.
+                <ul class="examples" aria-label="Examples">
+                    {EXAMPLES
+                        .iter()
+                        .map(|text| {
+                            let on_submit = move |ev: leptos::ev::SubmitEvent| {
+                                ev.prevent_default();
+                                if !send.pending().get_untracked() {
+                                    send.dispatch(SendMessage {
+                                        conversation_id: None,
+                                        content: (*text).to_owned(),
+                                        model: None,
+                                    });
+                                }
+                            };
+                            view! {
+                                <li>
+                                    <form method="post" action=SendMessage::url() on:submit=on_submit>
+                                        <input type="hidden" name="content" value=*text />
+                                        <button type="submit" class="example">{*text}</button>
+                                    </form>
+                                </li>
+                            }
+                        })
+                        .collect_view()}
+                </ul>
             </div>
         </div>
         <Suspense fallback=|| ()>

@@ -1,0 +1,155 @@
+import { test, expect, type Page } from "@playwright/test";
+import * as fs from "fs";
+import * as path from "path";
+
+// What a new user met on the first try (issue 13, "found when the current page
+// was tried"): keyboard focus, accessibility, direction of text, example
+// questions, and a page that shows the reply without JavaScript.
+
+const AXE = fs.readFileSync(path.resolve(__dirname, "../../node_modules/axe-core/axe.min.js"), "utf8");
+
+async function openHydrated(page: Page, to = "/") {
+  await page.goto(to);
+  await expect(page.locator("body[data-hydrated]")).toBeAttached();
+}
+
+function conversations(page: Page) {
+  return page.getByRole("navigation", { name: "Conversations" });
+}
+
+// A reply still being written holds a place at the model: stop it.
+test.afterEach(async ({ page }) => {
+  const stop = page.getByRole("button", { name: "Stop" });
+  if (await stop.isVisible()) {
+    await stop.click();
+    await expect(async () => {
+      await page.reload();
+      await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 1_000 });
+    }).toPass({ timeout: 15_000 });
+  }
+});
+
+/** axe-core's serious and critical findings on the page as it is now. */
+async function seriousProblems(page: Page): Promise<string[]> {
+  // Evaluated through the browser's debugging protocol, not as a <script>:
+  // the page's content policy (only Wick's own scripts) stays as it is.
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (c: Document) => Promise<any> } }).axe;
+    const result = await axe.run(document);
+    return result.violations
+      .filter((v: any) => v.impact === "serious" || v.impact === "critical")
+      .map((v: any) => `${v.id} (${v.impact}): ${v.nodes.map((n: any) => n.target.join(" ")).join(", ")}`);
+  });
+}
+
+test("axe-core finds no serious problem on the start page or a conversation, light or dark", async ({ page }) => {
+  test.setTimeout(90_000);
+  for (const colorScheme of ["light", "dark"] as const) {
+    await page.emulateMedia({ colorScheme });
+    await openHydrated(page);
+    expect(await seriousProblems(page), `start page, ${colorScheme}`).toEqual([]);
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill("Show a short Python function in a code block, then a list of three tips.");
+  await box.press("Enter");
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  // The reply written to its end, then checked as it stands, in both schemes.
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+  for (const colorScheme of ["light", "dark"] as const) {
+    await page.emulateMedia({ colorScheme });
+    expect(await seriousProblems(page), `conversation, ${colorScheme}`).toEqual([]);
+  }
+});
+
+test("the keyboard: a skip link first, the message box focused on load and again after Send and Stop", async ({ page }) => {
+  test.setTimeout(60_000);
+  await openHydrated(page);
+  const box = page.getByRole("textbox", { name: "Message" });
+  await expect(box).toBeFocused();
+
+  // The skip link is the first thing Tab reaches from the top of the page,
+  // shown when it has focus, and leads to the box.
+  const first = await page.evaluate(() => {
+    const all = Array.from(document.querySelectorAll<HTMLElement>("a[href], button, input, select, textarea, [tabindex]"));
+    return all.find((e) => e.tabIndex >= 0 && !(e as HTMLButtonElement).disabled)?.textContent;
+  });
+  expect(first).toBe("Skip to the message box");
+  const skip = page.getByRole("link", { name: "Skip to the message box" });
+  await skip.focus();
+  await expect(skip).toBeInViewport();
+  await page.keyboard.press("Enter");
+  await expect(box).toBeFocused();
+
+  await box.fill("Write a long story about a lighthouse keeper who finds a message in a bottle.");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  await expect(box).toBeFocused();
+  await page.getByRole("button", { name: "Stop" }).click();
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await expect(box).toBeFocused();
+});
+
+test("messages keep their own direction, the page has one heading, sidebar titles show whole on hover", async ({ page }) => {
+  test.setTimeout(60_000);
+  await openHydrated(page);
+  const hebrew = `שלום, מה שלומך היום? ${Date.now()} ואיך עובר עליך השבוע הזה בעבודה ובבית`;
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill(hebrew);
+  await box.press("Enter");
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+
+  const mine = page.getByRole("article", { name: "You" });
+  await expect(mine.locator(".content")).toHaveAttribute("dir", "auto");
+  // The browser reads the text's own direction from it.
+  expect(await mine.locator(".content").evaluate((e) => getComputedStyle(e).direction)).toBe("rtl");
+  await expect(page.getByRole("article", { name: "Assistant" }).locator(".content")).toHaveAttribute("dir", "auto");
+
+  // One top-level heading: the conversation's title.
+  await expect(page.getByRole("heading", { level: 1 })).toHaveCount(1);
+  await expect(page.getByRole("heading", { level: 1 })).toContainText("שלום");
+
+  // The sidebar may cut a long title to fit; the whole title is there on hover.
+  const link = conversations(page).getByRole("link", { name: /שלום/ });
+  const whole = (await link.textContent())!.trim();
+  expect(whole.length).toBeGreaterThan(20);
+  await expect(link).toHaveAttribute("title", whole);
+});
+
+test("the start page offers example questions; one click starts a chat with it", async ({ page }) => {
+  await openHydrated(page);
+  const examples = page.getByRole("list", { name: "Examples" }).getByRole("button");
+  await expect(examples).toHaveCount(3);
+  const question = (await examples.first().innerText()).trim();
+  await examples.first().click();
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  await expect(page.getByRole("article", { name: "You" })).toContainText(question);
+});
+
+test.describe("with JavaScript disabled", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("an example question starts a chat as a plain form post", async ({ page }) => {
+    await page.goto("/");
+    const examples = page.getByRole("list", { name: "Examples" }).getByRole("button");
+    const question = (await examples.nth(1).innerText()).trim();
+    await examples.nth(1).click();
+    await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+    await expect(page.getByRole("article", { name: "You" })).toContainText(question);
+  });
+
+  test("the page reloads itself while the reply is written, and stops when it is done", async ({ page }) => {
+    test.setTimeout(90_000);
+    await page.goto("/");
+    await page.getByRole("textbox", { name: "Message" }).fill("Name three colours of the rainbow.");
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+    // No reload by the test: the page's own refresh brings the words, then the end.
+    const reply = page.getByRole("article", { name: "Assistant" });
+    await expect(reply.locator(".content")).not.toBeEmpty({ timeout: 30_000 });
+    await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+    // Once written, the page no longer asks to be reloaded.
+    await expect(page.locator("meta[http-equiv=refresh]")).toHaveCount(0);
+  });
+});
