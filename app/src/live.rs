@@ -81,6 +81,14 @@ pub fn follow(
         if let Some(ReplyEvent::End(end)) = parse("end", &e) {
             live.finish_reason.set(end.finish_reason);
             live.state.set(end.state);
+            if let Some(r) = reply_state {
+                let said = match end.finish_reason {
+                    Some(FinishReason::Stopped) => "The reply was stopped.",
+                    Some(FinishReason::Length) => "The reply stopped at the length limit.",
+                    _ => "The reply is written.",
+                };
+                r.announce.set(said.to_owned());
+            }
         }
         finished();
     });

@@ -117,6 +117,51 @@ test("messages keep their own direction, the page has one heading, sidebar title
   await expect(link).toHaveAttribute("title", whole);
 });
 
+test("Escape stops the reply; its end is said once to screen readers", async ({ page }) => {
+  test.setTimeout(60_000);
+  await openHydrated(page);
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill("Write a long story about a lighthouse keeper who finds a message in a bottle.");
+  await box.press("Enter");
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  await expect(page.getByRole("button", { name: "Stop" })).toBeVisible();
+  // Nothing is announced while the reply grows.
+  await expect(page.getByRole("status")).toHaveText("");
+  await box.press("Escape");
+  await expect(page.getByRole("article", { name: "Assistant" }).getByText("Stopped.")).toBeVisible();
+  await expect(page.getByRole("status")).toHaveText("The reply was stopped.");
+});
+
+test("text typed before the page is interactive is kept, and sent", async ({ page }) => {
+  // The WebAssembly arrives late, as on a slow connection.
+  await page.route("**/pkg/wick.wasm", async (route) => {
+    await new Promise((r) => setTimeout(r, 2_500));
+    await route.continue();
+  });
+  await page.goto("/");
+  const box = page.getByRole("textbox", { name: "Message" });
+  const text = `Typed early ${Date.now()}`;
+  await box.fill(text);
+  await expect(page.locator("body[data-hydrated]")).toBeAttached({ timeout: 20_000 });
+  await expect(box).toHaveValue(text);
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  await expect(page.getByRole("article", { name: "You" })).toContainText(text);
+});
+
+test("a Send clicked before the page is interactive posts the form", async ({ page }) => {
+  await page.route("**/pkg/wick.wasm", async (route) => {
+    await new Promise((r) => setTimeout(r, 2_500));
+    await route.continue();
+  });
+  await page.goto("/");
+  const text = `Sent early ${Date.now()}`;
+  await page.getByRole("textbox", { name: "Message" }).fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}/);
+  await expect(page.getByRole("article", { name: "You" })).toContainText(text);
+});
+
 test("the start page offers example questions; one click starts a chat with it", async ({ page }) => {
   await openHydrated(page);
   const examples = page.getByRole("list", { name: "Examples" }).getByRole("button");

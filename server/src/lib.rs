@@ -303,7 +303,20 @@ pub fn router(state: ServerState) -> Router {
     let app_state = state.app.clone();
     let fallback_state = state.app.clone();
     let leptos = state.leptos.clone();
+    // The built wasm, JS and CSS: answered with their modification time, and
+    // marked to be checked again on each use (their names carry no hash, so
+    // a newer build must be seen), which a browser does with If-Modified-Since
+    // and gets 304 Not Modified while nothing changed. Compressed (brotli or
+    // gzip) by the layer below like every answer.
+    let pkg = format!("{}/{}", state.leptos.site_root, state.leptos.site_pkg_dir);
+    let pkg = tower::ServiceBuilder::new()
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-cache"),
+        ))
+        .service(tower_http::services::ServeDir::new(pkg));
     Router::new()
+        .nest_service("/pkg", pkg)
         .route("/health", get(health::health))
         .route("/api/messages/{id}/stream", get(stream::reply_stream))
         .route("/v1/models", get(api::openai::models))

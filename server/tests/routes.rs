@@ -275,3 +275,35 @@ async fn unknown_pages_are_404() {
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
 }
+
+/// The built wasm goes out brotli-compressed to a browser that takes it,
+/// with its modification time and `Cache-Control: no-cache`; a browser that
+/// already has that version asks again and gets 304 Not Modified, no body.
+#[tokio::test]
+async fn site_files_are_compressed_and_answered_304_when_unchanged() {
+    // The site `make test` builds before the Rust tests.
+    let site = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site");
+    let s = common::start_with_env(&[], &[("WICK_SITE_ROOT", site)]).await;
+    let url = format!("{}/pkg/wick.wasm", s.base);
+    let client = reqwest::Client::new();
+    let r = client
+        .get(&url)
+        .header("accept-encoding", "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-encoding"], "br");
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let modified = r.headers()["last-modified"].clone();
+    assert!(!r.bytes().await.unwrap().is_empty());
+
+    let again = client
+        .get(&url)
+        .header("if-modified-since", modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
+}

@@ -8,6 +8,27 @@ use crate::data::ModelOption;
 use crate::message::check_message;
 use crate::ConversationsChanged;
 
+/// What was typed into the server-rendered message box before the page
+/// became interactive: hydration would otherwise set the box to the empty
+/// draft and lose it. (Empty after the first page: later pages are built
+/// in the browser, with no box typed into yet.)
+fn typed_before_hydration() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::wasm_bindgen::JsCast;
+        let hydrating = Owner::current_shared_context().is_some_and(|c| c.during_hydration());
+        if hydrating {
+            if let Some(box_) = document()
+                .get_element_by_id("composer-input")
+                .and_then(|e| e.dyn_into::<leptos::web_sys::HtmlTextAreaElement>().ok())
+            {
+                return box_.value();
+            }
+        }
+    }
+    String::new()
+}
+
 /// The message box. Enter sends, Shift+Enter starts a new line. While a reply
 /// is being written the button is "Stop" and sending waits. Without JavaScript
 /// it is a plain form post to the same server functions, which redirect back
@@ -24,7 +45,7 @@ pub fn Composer(
     /// The id of the model selected at first.
     model: String,
 ) -> impl IntoView {
-    let draft = RwSignal::new(String::new());
+    let draft = RwSignal::new(typed_before_hydration());
     let chosen = RwSignal::new(model);
     let switch = ServerAction::<SetConversationModel>::new();
     // A problem found before sending (empty, too long); the server's answer otherwise.
@@ -130,6 +151,13 @@ pub fn Composer(
             ev.prevent_default();
             if let Some(form) = form_ref.get() {
                 let _ = form.request_submit();
+            }
+        }
+        // Escape stops the reply being written, as the Stop button does.
+        if ev.key() == "Escape" && !ev.is_composing() {
+            if let Some(message_id) = generating() {
+                ev.prevent_default();
+                stop.dispatch(StopReply { message_id });
             }
         }
     };

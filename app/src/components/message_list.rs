@@ -14,6 +14,9 @@ pub struct ReplyState {
     pub generating: RwSignal<Option<String>>,
     /// Bumped to load the conversation again (e.g. when a stream is gone).
     pub reload: RwSignal<usize>,
+    /// Said once to screen readers when a reply ends (its tokens are not
+    /// read out one by one: the reply is `aria-busy` while it grows).
+    pub announce: RwSignal<String>,
 }
 
 /// Keeps the newest text in view while a reply grows, unless the reader has

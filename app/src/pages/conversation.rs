@@ -21,6 +21,7 @@ pub fn ConversationPage() -> impl IntoView {
     let reply_state = ReplyState {
         generating: RwSignal::new(None),
         reload: RwSignal::new(0),
+        announce: RwSignal::new(String::new()),
     };
     provide_context(reply_state);
     // Loaded once per conversation (and again when a reply's stream is gone);
@@ -59,6 +60,9 @@ pub fn ConversationPage() -> impl IntoView {
                             <h1 class="visually-hidden">{c.title.clone()}</h1>
                             {refresh}
                             <MessageList messages conversation_id=id.clone() retry />
+                            <p class="visually-hidden" role="status" aria-live="polite">
+                                {move || reply_state.announce.get()}
+                            </p>
                             <Composer action=send conversation_id=Some(id) models=c.models model=c.model />
                         }
                             .into_any()
