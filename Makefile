@@ -95,6 +95,11 @@ bench: model
 	python3 scripts/bench.py --llama-bin "$$(./scripts/build-llama-cpp.sh)"
 	$(MAKE) --no-print-directory test-llama-server
 	$(MAKE) --no-print-directory bench-serve
+	$(MAKE) --no-print-directory page-weight
+
+## page-weight: what a conversation page's first load downloads (wasm + JS + CSS, gzip), against its 250 KB budget
+page-weight: build
+	python3 scripts/page_weight.py
 
 # server/tests/remote.rs chats through llama.cpp's server only where it has been built; say so up front
 # (the test's own message is captured by cargo test).

@@ -172,6 +172,37 @@ test("the start page offers example questions; one click starts a chat with it",
   await expect(page.getByRole("article", { name: "You" })).toContainText(question);
 });
 
+test.describe("on a phone", () => {
+  test.use({ viewport: { width: 390, height: 844 } });
+
+  test("nothing scrolls sideways, and the conversations fold behind a button", async ({ page }) => {
+    test.setTimeout(60_000);
+    await openHydrated(page);
+    const box = page.getByRole("textbox", { name: "Message" });
+    // A long unbroken word and a wide code request: still no sideways scroll.
+    await box.fill(`A long word: ${"x".repeat(300)} ${Date.now()}`);
+    await box.press("Enter");
+    await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+    await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+    const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(sideways).toBeLessThanOrEqual(0);
+    // The composer is in view at the bottom.
+    await expect(box).toBeInViewport();
+
+    const menu = page.getByRole("button", { name: "Conversations" });
+    const list = page.locator("#conversation-list");
+    await expect(menu).toHaveAttribute("aria-expanded", "false");
+    await expect(list).toBeHidden();
+    await menu.click();
+    await expect(menu).toHaveAttribute("aria-expanded", "true");
+    await expect(list.getByRole("link", { name: /A long word/ })).toBeVisible();
+    // Opening a conversation folds the list again.
+    await page.getByRole("link", { name: "New chat" }).click();
+    await expect(page).toHaveURL(/\/$/);
+    await expect(list).toBeHidden();
+  });
+});
+
 test.describe("with JavaScript disabled", () => {
   test.use({ javaScriptEnabled: false });
 

@@ -11,13 +11,31 @@ pub fn Sidebar() -> impl IntoView {
     let location = use_location();
     let groups = Resource::new(move || changed.get(), |_| list_conversations());
     let current = move || location.pathname.get();
+    // On a phone the list folds behind a button (shown only once the page is
+    // interactive: without JavaScript the list simply stays open). Opening a
+    // conversation folds it again.
+    let open = RwSignal::new(false);
+    Effect::new(move |_| {
+        location.pathname.track();
+        open.set(false);
+    });
 
     view! {
         <nav aria-label="Conversations" class="sidebar">
             <div class="sidebar-head">
                 <a href="/" class="brand">"Wick"</a>
+                <button
+                    type="button"
+                    class="menu-toggle"
+                    aria-controls="conversation-list"
+                    aria-expanded=move || open.get().to_string()
+                    on:click=move |_| open.update(|o| *o = !*o)
+                >
+                    "Conversations"
+                </button>
                 <a href="/" class="new-chat">"New chat"</a>
             </div>
+            <div id="conversation-list" class="sidebar-list" class:open=move || open.get()>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match groups.await {
@@ -66,6 +84,7 @@ pub fn Sidebar() -> impl IntoView {
                     }
                 })}
             </Transition>
+            </div>
         </nav>
     }
 }
