@@ -172,6 +172,30 @@ test("the start page offers example questions; one click starts a chat with it",
   await expect(page.getByRole("article", { name: "You" })).toContainText(question);
 });
 
+test.describe("in a short window", () => {
+  test.use({ viewport: { width: 900, height: 420 } });
+
+  test("scrolled up from the newest text, a button leads back down", async ({ page }) => {
+    test.setTimeout(60_000);
+    await openHydrated(page);
+    const box = page.getByRole("textbox", { name: "Message" });
+    await box.fill("Write a long story about a lighthouse keeper who finds a message in a bottle.");
+    await box.press("Enter");
+    await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+    await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+    const button = page.getByRole("button", { name: "Scroll to the newest" });
+    const messages = page.locator(".messages");
+    await expect(button).toHaveCount(0);
+    // The reply is taller than the window: scroll to the top.
+    expect(await messages.evaluate((e) => e.scrollHeight - e.clientHeight)).toBeGreaterThan(100);
+    await messages.evaluate((e) => e.scrollTo(0, 0));
+    await expect(button).toBeVisible();
+    await button.click();
+    await expect(button).toHaveCount(0);
+    expect(await messages.evaluate((e) => e.scrollHeight - e.scrollTop - e.clientHeight)).toBeLessThan(48);
+  });
+});
+
 test.describe("on a phone", () => {
   test.use({ viewport: { width: 390, height: 844 } });
 

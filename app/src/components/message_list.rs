@@ -63,10 +63,22 @@ pub fn MessageList(
         messages.track();
         follow.nudge()
     });
+    // Scrolled up from the newest text: then a button leads back down.
+    let away = RwSignal::new(false);
     let on_scroll = move |_| {
         if let Some(el) = scroller.get_untracked() {
             let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
             following.set_value(from_bottom < 48);
+            if away.get_untracked() != (from_bottom >= 48) {
+                away.set(from_bottom >= 48);
+            }
+        }
+    };
+    let to_bottom = move |_| {
+        following.set_value(true);
+        away.set(false);
+        if let Some(el) = scroller.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
         }
     };
     // Only the newest reply offers Retry.
@@ -100,8 +112,21 @@ pub fn MessageList(
                     }
                 </For>
             </div>
+            {move || {
+                away.get()
+                    .then(|| {
+                        view! {
+                            <button type="button" class="to-bottom" on:click=to_bottom>
+                                "Scroll to the newest"
+                            </button>
+                        }
+                    })
+            }}
         </div>
     }
+    // Type-erased: the page's view type would otherwise pass the compiler's
+    // recursion limit in the browser build.
+    .into_any()
 }
 
 /// How a reply's text, state and ending change while it streams.
