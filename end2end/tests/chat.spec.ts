@@ -1,40 +1,7 @@
 import { test, expect, type Page } from "@playwright/test";
+import { ask, conversations, openHydrated, STORY, stopRepliesAfterEach } from "./helpers";
 
-// Clicks before the wasm has hydrated the page are lost: wait for the app's marker.
-async function openHydrated(page: Page, path = "/") {
-  await page.goto(path);
-  await expect(page.locator("body[data-hydrated]")).toBeAttached();
-}
-
-function conversations(page: Page) {
-  return page.getByRole("navigation", { name: "Conversations" });
-}
-
-// The model writes one reply at a time: a test that leaves its reply running
-// would hold up the next one, so whatever is still being written is stopped.
-test.afterEach(async ({ page }) => {
-  const stop = page.getByRole("button", { name: "Stop" });
-  if (await stop.isVisible()) {
-    await stop.click();
-    // A page without JavaScript only changes when it is loaded again.
-    await expect(async () => {
-      await page.reload();
-      await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 1_000 });
-    }).toPass({ timeout: 15_000 });
-  }
-});
-
-const STORY = "Write a long story about a lighthouse keeper who finds a message in a bottle.";
-
-/** Starts a conversation from the start page and returns the reply's article. */
-async function ask(page: Page, text: string) {
-  await openHydrated(page);
-  const box = page.getByRole("textbox", { name: "Message" });
-  await box.fill(text);
-  await box.press("Enter");
-  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
-  return page.getByRole("article", { name: "Assistant" }).last();
-}
+stopRepliesAfterEach();
 
 async function replyText(reply: ReturnType<Page["locator"]>) {
   return (await reply.locator(".content").innerText()).trim();

@@ -1,6 +1,7 @@
 import { test, expect, type Page } from "@playwright/test";
 import * as fs from "fs";
 import * as path from "path";
+import { ask, conversations, openHydrated, STORY, stopRepliesAfterEach } from "./helpers";
 
 // What a new user met on the first try (issue 13, "found when the current page
 // was tried"): keyboard focus, accessibility, direction of text, example
@@ -8,26 +9,7 @@ import * as path from "path";
 
 const AXE = fs.readFileSync(path.resolve(__dirname, "../../node_modules/axe-core/axe.min.js"), "utf8");
 
-async function openHydrated(page: Page, to = "/") {
-  await page.goto(to);
-  await expect(page.locator("body[data-hydrated]")).toBeAttached();
-}
-
-function conversations(page: Page) {
-  return page.getByRole("navigation", { name: "Conversations" });
-}
-
-// A reply still being written holds a place at the model: stop it.
-test.afterEach(async ({ page }) => {
-  const stop = page.getByRole("button", { name: "Stop" });
-  if (await stop.isVisible()) {
-    await stop.click();
-    await expect(async () => {
-      await page.reload();
-      await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 1_000 });
-    }).toPass({ timeout: 15_000 });
-  }
-});
+stopRepliesAfterEach();
 
 /** axe-core's serious and critical findings on the page as it is now. */
 async function seriousProblems(page: Page): Promise<string[]> {
@@ -119,11 +101,8 @@ test("messages keep their own direction, the page has one heading, sidebar title
 
 test("Escape stops the reply; its end is said once to screen readers", async ({ page }) => {
   test.setTimeout(60_000);
-  await openHydrated(page);
+  await ask(page, STORY);
   const box = page.getByRole("textbox", { name: "Message" });
-  await box.fill("Write a long story about a lighthouse keeper who finds a message in a bottle.");
-  await box.press("Enter");
-  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
   await expect(page.getByRole("button", { name: "Stop" })).toBeVisible();
   // Nothing is announced while the reply grows.
   await expect(page.getByRole("status")).toHaveText("");
@@ -177,11 +156,7 @@ test.describe("in a short window", () => {
 
   test("scrolled up from the newest text, a button leads back down", async ({ page }) => {
     test.setTimeout(60_000);
-    await openHydrated(page);
-    const box = page.getByRole("textbox", { name: "Message" });
-    await box.fill("Write a long story about a lighthouse keeper who finds a message in a bottle.");
-    await box.press("Enter");
-    await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+    await ask(page, STORY);
     await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
     const button = page.getByRole("button", { name: "Scroll to the newest" });
     const messages = page.locator(".messages");

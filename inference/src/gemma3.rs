@@ -19,7 +19,7 @@ use memmap2::Mmap;
 
 use crate::gguf::Metadata;
 use crate::kernels::{self, Activations};
-use crate::model::attention::{attention, Heads, Part};
+use crate::model::attention::{attend, rope_and_store, Heads};
 use crate::model::linear::{matmuls, Job, Linear};
 use crate::model::rope::Rope;
 use crate::model::tensors::{Matrix, TensorFile};
@@ -175,7 +175,7 @@ impl CausalLm for Gemma3 {
         let n = rows.total;
         let map: &[u8] = &self.map;
         let (dim, hd) = (self.dim, self.head_dim);
-        let (q_dim, kv_dim) = (self.heads * hd, self.kv_heads * hd);
+        let q_dim = self.heads * hd;
         let eps = self.eps;
         let norm_rows = |x: &[f32], w: &[f32], width: usize| -> Vec<f32> {
             let mut out = vec![0f32; x.len()];
@@ -209,24 +209,7 @@ impl CausalLm for Gemma3 {
             let mut q = norm_rows(&q, &layer.q_norm, hd);
             let mut k = norm_rows(&k, &layer.k_norm, hd);
             let ropes = if layer.sliding { &local } else { &global };
-            for (si, seg) in batch.iter_mut().enumerate() {
-                let (start, len) = (rows.starts[si], rows.lengths[si]);
-                for t in 0..len {
-                    let row = start + t;
-                    ropes[si].apply(t, &mut q[row * q_dim..(row + 1) * q_dim], self.heads, hd);
-                    ropes[si].apply(
-                        t,
-                        &mut k[row * kv_dim..(row + 1) * kv_dim],
-                        self.kv_heads,
-                        hd,
-                    );
-                }
-                let r = start * kv_dim..(start + len) * kv_dim;
-                seg.cache.layers[li].store(seg.position, kv_dim, &k[r.clone()], &v[r]);
-            }
-            q.iter_mut().for_each(|v| *v *= self.query_scale);
-
-            // The queries are already scaled (`query_scale`, above).
+            // The queries are scaled here (`query_scale`), not in the attention.
             let heads = Heads {
                 heads: self.heads,
                 kv_heads: self.kv_heads,
@@ -234,15 +217,9 @@ impl CausalLm for Gemma3 {
                 scale: 1.0,
                 window: layer.sliding.then_some(self.window),
             };
-            let parts: Vec<Part> = batch
-                .iter()
-                .map(|s| Part {
-                    cache: &s.cache.layers[li],
-                    position: s.position,
-                    rows: s.tokens.len(),
-                })
-                .collect();
-            let attn = attention(&mut self.cpu, &heads, &parts, &q);
+            rope_and_store(batch, &rows, li, &heads, ropes, &mut q, &mut k, &v);
+            q.iter_mut().for_each(|v| *v *= self.query_scale);
+            let attn = attend(&mut self.cpu, &heads, batch, li, &q);
             let mut o = layer.o.forward(&mut self.cpu, map, &attn, lengths, q_dim)?;
             // After the attention's output matrix (as llama.cpp does: the number
             // of rows decides how some matrices are computed), the last layer

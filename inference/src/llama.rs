@@ -19,7 +19,7 @@ use memmap2::Mmap;
 
 use crate::gguf::Metadata;
 use crate::kernels::{self, Activations};
-use crate::model::attention::{attention, Heads, Part};
+use crate::model::attention::{attend, rope_and_store, Heads};
 use crate::model::linear::{find, matmuls, quantized_for, Job};
 use crate::model::rope::Rope;
 use crate::model::tensors::{weight_type, Matrix, TensorFile};
@@ -207,31 +207,8 @@ impl CausalLm for Llama {
                     ],
                 );
             }
-            for (si, seg) in batch.iter_mut().enumerate() {
-                let (start, len) = (rows.starts[si], rows.lengths[si]);
-                for t in 0..len {
-                    let row = start + t;
-                    ropes[si].apply(t, &mut q[row * dim..(row + 1) * dim], c.heads, c.head_dim);
-                    ropes[si].apply(
-                        t,
-                        &mut k[row * kv_dim..(row + 1) * kv_dim],
-                        c.kv_heads,
-                        c.head_dim,
-                    );
-                }
-                let r = start * kv_dim..(start + len) * kv_dim;
-                seg.cache.layers[li].store(seg.position, kv_dim, &k[r.clone()], &v[r]);
-            }
-
-            let parts: Vec<Part> = batch
-                .iter()
-                .map(|s| Part {
-                    cache: &s.cache.layers[li],
-                    position: s.position,
-                    rows: s.tokens.len(),
-                })
-                .collect();
-            let attn = attention(&mut self.cpu, &heads, &parts, &q);
+            rope_and_store(batch, &rows, li, &heads, &ropes, &mut q, &mut k, &v);
+            let attn = attend(&mut self.cpu, &heads, batch, li, &q);
             let mut o = vec![0f32; n * dim];
             let a = Activations::quantize(layer.o.ty.activation_type(), &attn, n, dim)
                 .grouped(&rows.lengths);

@@ -1,7 +1,8 @@
 //! Multi-head attention over the KV cache, in ggml's flash-attention order.
 
 use super::kv_cache::KvCache;
-use super::{Cpu, OutPtr};
+use super::rope::Rope;
+use super::{BatchRows, Cpu, OutPtr, Segment};
 use crate::kernels;
 
 /// The shape of multi-head attention.
@@ -15,9 +16,55 @@ pub(crate) struct Heads {
     pub(crate) window: Option<usize>,
 }
 
+/// Rotates each segment's queries and keys by its own positions (`ropes[i]`
+/// is segment `i`'s), then stores its keys and values in its cache of layer `li`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rope_and_store(
+    batch: &mut [Segment<'_>],
+    rows: &BatchRows,
+    li: usize,
+    a: &Heads,
+    ropes: &[Rope],
+    q: &mut [f32],
+    k: &mut [f32],
+    v: &[f32],
+) {
+    let hd = a.head_dim;
+    let (q_dim, kv_dim) = (a.heads * hd, a.kv_heads * hd);
+    for (si, seg) in batch.iter_mut().enumerate() {
+        let (start, len) = (rows.starts[si], rows.lengths[si]);
+        for t in 0..len {
+            let row = start + t;
+            ropes[si].apply(t, &mut q[row * q_dim..(row + 1) * q_dim], a.heads, hd);
+            ropes[si].apply(t, &mut k[row * kv_dim..(row + 1) * kv_dim], a.kv_heads, hd);
+        }
+        let r = start * kv_dim..(start + len) * kv_dim;
+        seg.cache.layers[li].store(seg.position, kv_dim, &k[r.clone()], &v[r]);
+    }
+}
+
+/// Attention of every segment's queries over its own cache of layer `li`.
+pub(crate) fn attend(
+    cpu: &mut Cpu,
+    a: &Heads,
+    batch: &[Segment<'_>],
+    li: usize,
+    q: &[f32],
+) -> Vec<f32> {
+    let parts: Vec<Part> = batch
+        .iter()
+        .map(|s| Part {
+            cache: &s.cache.layers[li],
+            position: s.position,
+            rows: s.tokens.len(),
+        })
+        .collect();
+    attention(cpu, a, &parts, q)
+}
+
 /// One segment of a batch as attention sees it: its layer cache (already
 /// holding the segment's own keys and values), its first position and rows.
-pub(crate) struct Part<'a> {
+struct Part<'a> {
     pub(crate) cache: &'a KvCache,
     pub(crate) position: usize,
     pub(crate) rows: usize,
@@ -27,7 +74,7 @@ pub(crate) struct Part<'a> {
 /// other) over its own cache, each head on its own, in ggml's flash-attention
 /// order for short batches: f16 query and keys, a running softmax, the
 /// weighted values summed in f16. All parts' heads are one parallel loop.
-pub(crate) fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32> {
+fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32> {
     let hd = a.head_dim;
     let dim = a.heads * hd;
     let kv_dim = a.kv_heads * hd;
