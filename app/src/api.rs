@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::data::{ConversationView, ModelOption, Sent, SidebarGroup};
+use crate::data::{ConversationView, ModelOption, Sent, SidebarGroup, UserSettingsView};
 use crate::error::AppError;
 
 /// The chat of this server, from the Leptos context.
@@ -116,6 +116,152 @@ pub async fn set_conversation_model(
         async move {
             let user = crate::session::current_user().await?;
             Ok(chat().set_model(user, &conversation_id, &model).await?)
+        }
+        .await,
+    )
+}
+
+/// Sends an edited version of the caller's question `message_id`: the edit is
+/// stored beside the original (a new branch, shown from now on) with a new
+/// reply. An empty edit is refused and stores nothing.
+#[server]
+pub async fn edit_message(
+    conversation_id: String,
+    message_id: String,
+    content: String,
+) -> Result<Sent, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat()
+                .edit(user, &conversation_id, &message_id, &content)
+                .await?)
+        }
+        .await,
+    )
+}
+
+/// Extends the caller's reply `message_id` in place, when it was cut short
+/// (the length limit, Stop, a restart) and its model can continue it.
+#[server]
+pub async fn continue_reply(conversation_id: String, message_id: String) -> Result<Sent, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat()
+                .continue_reply(user, &conversation_id, &message_id)
+                .await?)
+        }
+        .await,
+    )
+}
+
+/// Shows the branch through `message_id` (another version of a turn),
+/// stored as the conversation's branch for reloads and other devices.
+#[server]
+pub async fn switch_branch(conversation_id: String, message_id: String) -> Result<(), AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat()
+                .switch_branch(user, &conversation_id, &message_id)
+                .await?)
+        }
+        .await,
+    )
+}
+
+/// Stores the conversation's system prompt and generation settings (empty
+/// fields: the model's defaults), for the replies to come.
+#[server]
+pub async fn save_conversation_settings(
+    conversation_id: String,
+    system_prompt: String,
+    temperature: String,
+    top_p: String,
+    max_new_tokens: String,
+) -> Result<(), AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            let form = wick_core::SettingsForm {
+                system_prompt,
+                temperature,
+                top_p,
+                max_new_tokens,
+            };
+            Ok(chat().save_settings(user, &conversation_id, form).await?)
+        }
+        .await,
+    )
+}
+
+/// Gives the caller's conversation the title they typed (the model never
+/// replaces it); answers the title as stored.
+#[server]
+pub async fn rename_conversation(
+    conversation_id: String,
+    title: String,
+) -> Result<String, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().rename(user, &conversation_id, &title).await?)
+        }
+        .await,
+    )
+}
+
+/// The conversation's title once the model has written it (the page asks
+/// after the first reply; it waits up to half a minute).
+#[server]
+pub async fn conversation_title(conversation_id: String) -> Result<String, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().title(user, &conversation_id).await?)
+        }
+        .await,
+    )
+}
+
+/// The caller's own defaults, for the Settings page.
+#[server]
+pub async fn get_user_settings() -> Result<UserSettingsView, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().user_settings(user).await?)
+        }
+        .await,
+    )
+}
+
+/// Stores the caller's defaults: the model new conversations start with, and
+/// a system prompt per model (`prompts` in the order of the models list).
+#[server]
+pub async fn save_user_settings(
+    default_model: String,
+    #[server(default)] prompts: Vec<String>,
+) -> Result<(), AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            let chat = chat();
+            let ids = chat.models().options().into_iter().map(|m| m.id);
+            if prompts.len() > ids.len() {
+                return Err(AppError::Invalid(
+                    "There are more prompts than models; reload the page and try again.".to_owned(),
+                ));
+            }
+            let prompts = ids.zip(prompts).collect();
+            if let Some(token) = chat
+                .save_user_settings(user, &default_model, prompts)
+                .await?
+            {
+                crate::session::set_session_cookie(&token);
+            }
+            Ok(())
         }
         .await,
     )

@@ -24,7 +24,10 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::components::sidebar::Sidebar;
-use crate::pages::{conversation::ConversationPage, new_chat::NewChatPage, not_found::NotFound};
+use crate::pages::{
+    conversation::ConversationPage, new_chat::NewChatPage, not_found::NotFound,
+    settings::SettingsPage,
+};
 
 /// A counter the sidebar watches; whoever changes the list of conversations bumps it.
 #[derive(Clone, Copy)]
@@ -98,6 +101,7 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=|| view! { <NotFound /> }>
                         <Route path=path!("/") view=NewChatPage ssr=SsrMode::Async />
                         <Route path=path!("/c/:id") view=ConversationPage ssr=SsrMode::Async />
+                        <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async />
                     </Routes>
                 </main>
             </div>

@@ -49,6 +49,7 @@ pub fn follow(
     let finished = move || {
         if let Some(r) = reply_state {
             r.generating.set(None);
+            r.ended.update(|n| *n += 1);
         }
         if let Some(ConversationsChanged(c)) = changed {
             c.update(|n| *n += 1);

@@ -7,19 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use wick_types::message::{check_message, title_from};
+use wick_types::message::{check_message, check_system_prompt, check_title, title_from};
 use wick_types::{
-    group_by_period, ConversationView, MessageState, MessageView, Role, Sent, SidebarGroup,
+    group_by_period, ConversationView, GenerationSettings, MessageState, MessageView, Role, Sent,
+    SidebarGroup, UserSettingsView,
 };
 
 use crate::db::conversations::Owner;
-use crate::db::{self, conversations, NewReply, StoreError, UserId};
+use crate::db::{self, conversations, NewReply, Placement, StoreError, UserId};
 use crate::generation::{Busy, Generations, Requester, Slot};
 use crate::models::{Model, Models};
 use crate::session;
 
 /// How long `stop` waits for the stopped reply to be saved (about one token).
 const STOP_WAIT: Duration = Duration::from_secs(2);
+/// How long a page waits for the model's title before showing what there is.
+const TITLE_WAIT: Duration = Duration::from_secs(30);
 
 /// Why a chat operation was refused; the messages are for the person asking.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,16 @@ pub struct SendRequest {
     pub conversation_id: Option<String>,
     pub content: String,
     pub model: Option<String>,
+}
+
+/// A conversation's settings as typed into its panel: numbers as text, an
+/// empty field meaning "the model's default".
+#[derive(Debug, Clone, Default)]
+pub struct SettingsForm {
+    pub system_prompt: String,
+    pub temperature: String,
+    pub top_p: String,
+    pub max_new_tokens: String,
 }
 
 /// What a send did: the reply it started, and the token of the session it
@@ -140,7 +153,10 @@ impl Chat {
                 }
             }
         }
-        conversation.model = models.get_or_default(&conversation.model).id.clone();
+        let model = models.get_or_default(&conversation.model);
+        conversation.model = model.id.clone();
+        conversation.defaults = model.defaults();
+        conversation.can_continue = model.can_continue;
         conversation.models = models.options();
         Ok(conversation)
     }
@@ -171,16 +187,31 @@ impl Chat {
                 let model =
                     chosen.unwrap_or_else(|| self.models().get_or_default(&current).clone());
                 let slot = self.generations.reserve(&model, Requester::User(user))?;
-                let reply =
-                    conversations::append_with_reply(&self.pool, user, &id, &content, &model.id)
-                        .await?;
+                let reply = conversations::append_with_reply(
+                    &self.pool,
+                    user,
+                    &id,
+                    Placement::AfterLeaf,
+                    &content,
+                    &model.id,
+                )
+                .await?;
                 Ok(Sending {
                     sent: self.start(slot, user, reply),
                     new_session: None,
                 })
             }
             None => {
-                let model = chosen.unwrap_or_else(|| self.models().default_model().clone());
+                let model = match (chosen, user) {
+                    (Some(model), _) => model,
+                    (None, Some(user)) => self.default_model_of(user).await?,
+                    (None, None) => self.models().default_model().clone(),
+                };
+                // The person's own system prompt for this model, if they set one.
+                let system_prompt = match user {
+                    Some(user) => db::settings::model_prompt(&self.pool, user, &model.id).await?,
+                    None => None,
+                };
                 let requester = user.map_or(Requester::Unlimited, Requester::User);
                 let mut slot = self.generations.reserve(&model, requester)?;
                 // A first-time visitor's user and session are stored with the
@@ -201,7 +232,12 @@ impl Chat {
                 };
                 let title = title_from(&content);
                 let (user, reply) = conversations::create_with_reply(
-                    &self.pool, owner, &title, &model.id, &content,
+                    &self.pool,
+                    owner,
+                    &title,
+                    &model.id,
+                    system_prompt.as_deref(),
+                    &content,
                 )
                 .await?;
                 slot.assign(&self.generations, user);
@@ -229,6 +265,212 @@ impl Chat {
             conversations::retry_with_reply(&self.pool, user, conversation, message, &model.id)
                 .await?;
         Ok(self.start(slot, user, reply))
+    }
+
+    /// Sends an edited version of the user's question `message`: stored
+    /// beside the original (which stays, as another branch) with a new
+    /// reply, and shown from now on.
+    pub async fn edit(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+        message: &str,
+        content: &str,
+    ) -> Result<Sent, ChatError> {
+        check_message(content).map_err(|p| ChatError::Invalid(p.to_string()))?;
+        let user = user.ok_or(ChatError::NotFound)?;
+        let current = self.model_if_idle(user, conversation).await?;
+        let model = self.models().get_or_default(&current).clone();
+        let slot = self.generations.reserve(&model, Requester::User(user))?;
+        let reply = conversations::append_with_reply(
+            &self.pool,
+            user,
+            conversation,
+            Placement::EditOf(message),
+            content,
+            &model.id,
+        )
+        .await?;
+        Ok(self.start(slot, user, reply))
+    }
+
+    /// Extends the user's reply `message` in place, when it was cut short
+    /// (the length limit, Stop, a restart) and its model can continue it.
+    pub async fn continue_reply(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+        message: &str,
+    ) -> Result<Sent, ChatError> {
+        let user = user.ok_or(ChatError::NotFound)?;
+        let current = self.model_if_idle(user, conversation).await?;
+        let model = self.models().get_or_default(&current).clone();
+        if !model.can_continue {
+            return Err(ChatError::Invalid(format!(
+                "{} cannot continue a reply; use Retry instead.",
+                model.name
+            )));
+        }
+        let slot = self.generations.reserve(&model, Requester::User(user))?;
+        let reply = conversations::continue_reply(&self.pool, user, conversation, message)
+            .await?
+            .ok_or_else(|| {
+                ChatError::Invalid(
+                    "Only a reply that was cut short (by the length limit or Stop) can be continued."
+                        .to_owned(),
+                )
+            })?;
+        let text = reply.continues.as_ref().map(|c| c.text.clone());
+        let mut sent = self.start(slot, user, reply);
+        sent.reply.content = text.unwrap_or_default();
+        Ok(sent)
+    }
+
+    /// Shows the branch through `message`: one version of a turn chosen
+    /// with `‹ ›`, and below it the newest version of every later turn.
+    pub async fn switch_branch(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+        message: &str,
+    ) -> Result<(), ChatError> {
+        let user = user.ok_or(ChatError::NotFound)?;
+        conversations::switch_branch(&self.pool, user, conversation, message).await?;
+        Ok(())
+    }
+
+    /// Stores the conversation's system prompt and generation settings,
+    /// checked with the bounds (and messages) of the inference APIs.
+    pub async fn save_settings(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+        form: SettingsForm,
+    ) -> Result<(), ChatError> {
+        let user = user.ok_or(ChatError::NotFound)?;
+        let (current, _) =
+            conversations::conversation_model_and_busy(&self.pool, user, conversation).await?;
+        let settings = GenerationSettings {
+            temperature: number("temperature", &form.temperature)?,
+            top_p: number("top_p", &form.top_p)?,
+            max_new_tokens: number("max_new_tokens", &form.max_new_tokens)?,
+        };
+        check_system_prompt(&form.system_prompt).map_err(|p| ChatError::Invalid(p.to_string()))?;
+        let model = self.models().get_or_default(&current);
+        model
+            .params_for(&settings)
+            .validate()
+            .map_err(|e| ChatError::Invalid(e.to_string()))?;
+        conversations::set_settings(
+            &self.pool,
+            user,
+            conversation,
+            &form.system_prompt,
+            &settings,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives the conversation the title the person typed; the model never
+    /// replaces it.
+    pub async fn rename(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+        title: &str,
+    ) -> Result<String, ChatError> {
+        let user = user.ok_or(ChatError::NotFound)?;
+        let title = check_title(title).map_err(|p| ChatError::Invalid(p.to_string()))?;
+        conversations::rename(&self.pool, user, conversation, &title).await?;
+        Ok(title)
+    }
+
+    /// The conversation's title once the model has written it (or failed
+    /// to, or it was never to), waiting up to half a minute.
+    pub async fn title(
+        &self,
+        user: Option<UserId>,
+        conversation: &str,
+    ) -> Result<String, ChatError> {
+        let user = user.ok_or(ChatError::NotFound)?;
+        // The owner first: nobody waits on someone else's conversation.
+        conversations::title(&self.pool, user, conversation).await?;
+        self.generations
+            .title_written(conversation, TITLE_WAIT)
+            .await;
+        Ok(conversations::title(&self.pool, user, conversation)
+            .await?
+            .0)
+    }
+
+    /// The user's own defaults, for the Settings page.
+    pub async fn user_settings(&self, user: Option<UserId>) -> Result<UserSettingsView, ChatError> {
+        let models = self.models();
+        let (default_model, prompts) = match user {
+            Some(user) => (
+                self.default_model_of(user).await?.id.clone(),
+                db::settings::model_prompts(&self.pool, user).await?,
+            ),
+            None => (models.default_model().id.clone(), Vec::new()),
+        };
+        let options = models.options();
+        let prompts = options
+            .iter()
+            .map(|m| {
+                prompts
+                    .iter()
+                    .find(|(id, _)| *id == m.id)
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(UserSettingsView {
+            default_model,
+            models: options,
+            prompts,
+        })
+    }
+
+    /// Stores the user's defaults: the model new conversations start with, and
+    /// a system prompt per model (`prompts` as (model id, prompt); empty
+    /// removes it). A visitor without a session gets one, as on a first
+    /// message (the token to set as their cookie is returned).
+    pub async fn save_user_settings(
+        &self,
+        user: Option<UserId>,
+        default_model: &str,
+        prompts: Vec<(String, String)>,
+    ) -> Result<Option<String>, ChatError> {
+        let model = self.model(default_model)?;
+        for (id, prompt) in &prompts {
+            self.model(id)?;
+            check_system_prompt(prompt).map_err(|p| ChatError::Invalid(p.to_string()))?;
+        }
+        let (user, new_session) = match user {
+            Some(user) => (user, None),
+            None => {
+                let (token, token_hash) = session::new_token_and_hash();
+                let user = db::users::create_anonymous_user(
+                    &self.pool,
+                    &token_hash,
+                    session::SESSION_LIFETIME,
+                )
+                .await?;
+                (user, Some(token))
+            }
+        };
+        db::settings::save(&self.pool, user, &model.id, &prompts).await?;
+        Ok(new_session)
+    }
+
+    /// The model the user's new conversations start with: their choice, if
+    /// that model is still configured, else the server's default.
+    async fn default_model_of(&self, user: UserId) -> Result<Arc<Model>, ChatError> {
+        let chosen = db::settings::default_model(&self.pool, user).await?;
+        Ok(chosen
+            .and_then(|id| self.models().get(&id).cloned())
+            .unwrap_or_else(|| self.models().default_model().clone()))
     }
 
     /// Stops the user's reply `message`; it is saved with the text so far and
@@ -288,7 +530,20 @@ impl Chat {
                 error: None,
                 seq: 0,
                 model: Some(model_name),
+                siblings: None,
             },
         }
     }
+}
+
+/// A number typed into a settings field: empty is `None` (the model's
+/// default); anything else must read as a number, named by its field.
+fn number<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, ChatError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| ChatError::Invalid(format!("{field} must be a number (got {text:?})")))
 }

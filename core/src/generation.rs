@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use futures::Stream;
 use inference::{
-    CancelHandle, ChatMessage, Event, Failure, Generation, GenerationRequest, Prompt, RequestError,
-    Usage,
+    CancelHandle, ChatMessage, Event, Failure, Generation, GenerationRequest, Priority, Prompt,
+    RequestError, Usage,
 };
 use sqlx::SqlitePool;
 use tokio::sync::watch;
@@ -94,6 +94,8 @@ struct Inner {
     /// The last write of a reply failed and none has succeeded since (a full
     /// disk, a broken file): `/health` says so.
     write_failing: AtomicBool,
+    /// Titles being written, by conversation: true once done.
+    titles: Mutex<HashMap<String, watch::Receiver<bool>>>,
 }
 
 impl Inner {
@@ -159,6 +161,8 @@ pub struct Task {
     /// The number of events in the log; subscribers wait for it to change.
     published: watch::Sender<u64>,
     cancel: CancelHandle,
+    /// For a continued reply: the tokens it had before, counted in its total.
+    earlier_tokens: i64,
 }
 
 #[derive(Default)]
@@ -268,6 +272,7 @@ impl Generations {
             per_user: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             write_failing: AtomicBool::new(false),
+            titles: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -323,12 +328,14 @@ impl Generations {
     /// with the model of `slot`.
     pub fn start(&self, slot: Slot, user: UserId, reply: NewReply) -> Arc<Task> {
         let model = slot.model();
-        let mut params = model.params.clone();
+        let mut params = model.params_for(&reply.settings);
         params.seed = self.0.settings.seed.unwrap_or_else(random_seed);
         let request = GenerationRequest {
             prompt: Prompt::Chat(chat_messages(&reply)),
             params,
             drop_old_turns: true,
+            continue_final: reply.continues.is_some(),
+            priority: Priority::Normal,
         };
         let started = model.backend.generate(request);
         let cancel = match &started {
@@ -336,17 +343,76 @@ impl Generations {
             Err(_) => CancelHandle::default(),
         };
         let (published, _) = watch::channel(0);
+        // A continued reply's log starts with the text it had: what is
+        // shown, flushed and stored is always the whole reply.
+        let (text, earlier_tokens) = reply
+            .continues
+            .map_or((String::new(), 0), |c| (c.text, c.completion_tokens));
         let task = Arc::new(Task {
             message_id: reply.message_id,
             conversation_id: reply.conversation_id,
             user,
-            log: Mutex::new(Log::default()),
+            log: Mutex::new(Log {
+                text,
+                ..Log::default()
+            }),
             published,
             cancel,
+            earlier_tokens,
         });
         self.tasks().insert(task.message_id.clone(), task.clone());
         tokio::spawn(run(self.clone(), task.clone(), started, slot));
         task
+    }
+
+    /// Waits (up to `limit`) for the title the model is writing for
+    /// `conversation`, if it is writing one.
+    pub async fn title_written(&self, conversation: &str, limit: Duration) {
+        let watcher = self
+            .0
+            .titles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(conversation)
+            .cloned();
+        if let Some(mut watcher) = watcher {
+            let _ = tokio::time::timeout(limit, watcher.wait_for(|done| *done)).await;
+        }
+    }
+
+    /// Has `model` write a title for `conversation` when its title is still
+    /// provisional: at background priority, so it never delays a reply. The
+    /// provisional title stays if anything fails; a title the person typed
+    /// meanwhile is kept (the store checks).
+    fn write_title(&self, model: Arc<crate::models::Model>, conversation: String) {
+        let (done, watcher) = watch::channel(false);
+        {
+            let mut titles = self.0.titles.lock().unwrap_or_else(|e| e.into_inner());
+            if titles.contains_key(&conversation) {
+                return;
+            }
+            titles.insert(conversation.clone(), watcher);
+        }
+        let generations = self.clone();
+        tokio::spawn(async move {
+            let pool = &generations.0.pool;
+            match crate::titles::write(pool, &model, &conversation).await {
+                Ok(Some(title)) => {
+                    tracing::debug!(%conversation, %title, "the model titled a conversation")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%conversation, error = %e, "could not title a conversation")
+                }
+            }
+            let _ = done.send(true);
+            generations
+                .0
+                .titles
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&conversation);
+        });
     }
 
     /// Whether the last write of a reply failed (and none succeeded since).
@@ -369,17 +435,30 @@ impl Generations {
 
 /// What the model is asked to continue: the system prompt, then the turns.
 /// Empty replies (failed before their first token) carry nothing and are left out.
+/// A model's reasoning (`<think>…</think>`) is not sent back to it on later
+/// turns: only its answers are; a reply being continued is sent as it is.
 fn chat_messages(reply: &NewReply) -> Vec<ChatMessage> {
     let system = reply
         .system_prompt
         .iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| ChatMessage::new("system", s.as_str()));
+    let last = reply.turns.len().saturating_sub(1);
+    let continuing = reply.continues.is_some();
     let turns = reply
         .turns
         .iter()
-        .filter(|m| !m.content.is_empty())
-        .map(|m| ChatMessage::new(m.role.as_str(), m.content.as_str()));
+        .enumerate()
+        .map(|(i, m)| {
+            let content = if m.role == wick_types::Role::Assistant && !(continuing && i == last) {
+                wick_types::reasoning::strip_reasoning(&m.content)
+            } else {
+                m.content.clone()
+            };
+            (m.role, content)
+        })
+        .filter(|(_, content)| !content.is_empty())
+        .map(|(role, content)| ChatMessage::new(role.as_str(), content));
     system.chain(turns).collect()
 }
 
@@ -495,9 +574,21 @@ async fn run(
         Err(e) => Outcome::Failed(Failure::from(&e)),
     };
     let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
-    let (finish, event) = ending(outcome, shutting_down);
+    let (mut finish, event) = ending(outcome, shutting_down);
+    if let Some(n) = finish.completion_tokens.as_mut() {
+        *n += task.earlier_tokens;
+    }
     let stored = store_ending(pool, &task, &finish, FINISH_TRIES).await;
     generations.wrote(stored);
+    // A conversation's first good reply: the model titles it (registered
+    // before the end is announced, so a page that asks for the title at the
+    // end finds it being written).
+    if stored
+        && finish.state == MessageState::Done
+        && finish.finish_reason != Some(FinishReason::Error)
+    {
+        generations.write_title(slot.model().clone(), task.conversation_id.clone());
+    }
     // Free the place before announcing the end, so a client that sends its next
     // message the moment it sees the end is not told the server is busy.
     drop(slot);

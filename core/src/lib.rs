@@ -10,8 +10,9 @@ pub mod db;
 pub mod generation;
 pub mod models;
 pub mod session;
+mod titles;
 
-pub use chat::{Chat, ChatError, SendRequest, Sending};
+pub use chat::{Chat, ChatError, SendRequest, Sending, SettingsForm};
 pub use db::{StoreError, UserId};
 pub use generation::{
     random_seed, Busy, ChatSettings, Generations, Requester, Slot, Task, DEFAULT_REPLIES_PER_USER,

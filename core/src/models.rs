@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use inference::{Backend, Params};
-use wick_types::ModelOption;
+use wick_types::{GenerationSettings, ModelOption};
 
 /// Where a model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,11 @@ pub struct Model {
     pub queue_depth: usize,
     /// The context window in tokens, when known.
     pub context_length: Option<usize>,
+    /// Whether a reply cut short can be extended in place: always for local
+    /// and TGI models (Wick renders their prompt), for an OpenAI-compatible
+    /// server only where the models file says it accepts
+    /// `continue_final_message` (vLLM, SGLang).
+    pub can_continue: bool,
     /// Replies not yet finished, queued or running.
     pub(crate) unfinished: AtomicUsize,
 }
@@ -65,7 +70,33 @@ impl Model {
             params,
             queue_depth,
             context_length,
+            can_continue: kind != ModelKind::OpenAi,
             unfinished: AtomicUsize::new(0),
+        }
+    }
+
+    /// The parameters of a reply in a conversation with `settings`: the
+    /// model's, with what the conversation sets instead.
+    pub fn params_for(&self, settings: &GenerationSettings) -> Params {
+        let mut params = self.params.clone();
+        if let Some(t) = settings.temperature {
+            params.temperature = t;
+        }
+        if let Some(p) = settings.top_p {
+            params.top_p = Some(p);
+        }
+        if let Some(n) = settings.max_new_tokens {
+            params.max_new_tokens = n as usize;
+        }
+        params
+    }
+
+    /// The model's own values of the settings a conversation may change.
+    pub fn defaults(&self) -> GenerationSettings {
+        GenerationSettings {
+            temperature: Some(self.params.temperature),
+            top_p: Some(self.params.top_p.unwrap_or(1.0)),
+            max_new_tokens: Some(self.params.max_new_tokens as u32),
         }
     }
 

@@ -675,6 +675,7 @@ async fn a_reply_stored_as_generating_with_no_writer_is_shown_interrupted() {
         wick_core::db::conversations::Owner::User(user),
         "t",
         "fake",
+        None,
         "hi",
     )
     .await

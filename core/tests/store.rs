@@ -115,11 +115,17 @@ async fn conversation(
     title: &str,
     first: &str,
 ) -> String {
-    let reply =
-        conversations::create_with_reply(pool, conversations::Owner::User(user), title, "m", first)
-            .await
-            .unwrap()
-            .1;
+    let reply = conversations::create_with_reply(
+        pool,
+        conversations::Owner::User(user),
+        title,
+        "m",
+        None,
+        first,
+    )
+    .await
+    .unwrap()
+    .1;
     finish(pool, &reply, "ok").await;
     reply.conversation_id
 }
@@ -173,6 +179,7 @@ async fn a_send_stores_the_message_and_its_reply_together_on_one_branch() {
         conversations::Owner::User(alice),
         "Hello",
         "SmolLM2",
+        None,
         "Hello there",
     )
     .await
@@ -181,9 +188,16 @@ async fn a_send_stores_the_message_and_its_reply_together_on_one_branch() {
     assert_eq!(first.turns.len(), 1, "the model sees the user's message");
     let id = first.conversation_id.clone();
     finish(&pool, &first, "Hi!").await;
-    let second = conversations::append_with_reply(&pool, alice, &id, "And again", "other")
-        .await
-        .unwrap();
+    let second = conversations::append_with_reply(
+        &pool,
+        alice,
+        &id,
+        conversations::Placement::AfterLeaf,
+        "And again",
+        "other",
+    )
+    .await
+    .unwrap();
     let turns: Vec<&str> = second.turns.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(turns, ["Hello there", "Hi!", "And again"]);
 
@@ -227,11 +241,17 @@ async fn a_send_stores_the_message_and_its_reply_together_on_one_branch() {
 async fn a_second_reply_while_one_is_generating_stores_nothing() {
     let (_dir, _url, pool) = fresh_db().await;
     let alice = user(&pool, 1).await;
-    let first =
-        conversations::create_with_reply(&pool, conversations::Owner::User(alice), "t", "m", "one")
-            .await
-            .unwrap()
-            .1;
+    let first = conversations::create_with_reply(
+        &pool,
+        conversations::Owner::User(alice),
+        "t",
+        "m",
+        None,
+        "one",
+    )
+    .await
+    .unwrap()
+    .1;
     let id = &first.conversation_id;
     let count = |pool: sqlx::SqlitePool| async move {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM messages")
@@ -241,7 +261,15 @@ async fn a_second_reply_while_one_is_generating_stores_nothing() {
     };
     assert_eq!(count(pool.clone()).await, 2);
     assert!(matches!(
-        conversations::append_with_reply(&pool, alice, id, "two", "m").await,
+        conversations::append_with_reply(
+            &pool,
+            alice,
+            id,
+            conversations::Placement::AfterLeaf,
+            "two",
+            "m"
+        )
+        .await,
         Err(StoreError::ReplyRunning)
     ));
     assert!(matches!(
@@ -284,7 +312,15 @@ async fn concurrent_sends_into_one_conversation_start_exactly_one_reply() {
         let pool = pool.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            conversations::append_with_reply(&pool, alice, &id, &format!("message {i}"), "m").await
+            conversations::append_with_reply(
+                &pool,
+                alice,
+                &id,
+                conversations::Placement::AfterLeaf,
+                &format!("message {i}"),
+                "m",
+            )
+            .await
         })
     });
     let results = futures::future::join_all(sends).await;
@@ -327,9 +363,16 @@ async fn the_list_is_newest_first_and_only_the_owners() {
 
     // A new message moves a conversation to the top.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    conversations::append_with_reply(&pool, alice, &first, "bump", "m")
-        .await
-        .unwrap();
+    conversations::append_with_reply(
+        &pool,
+        alice,
+        &first,
+        conversations::Placement::AfterLeaf,
+        "bump",
+        "m",
+    )
+    .await
+    .unwrap();
     let top = conversations::list_conversations(&pool, alice)
         .await
         .unwrap()[0]
@@ -352,6 +395,7 @@ async fn someone_elses_conversation_is_not_found_and_untouched() {
         conversations::Owner::User(alice),
         "private",
         "m",
+        None,
         "my secret",
     )
     .await
@@ -365,7 +409,15 @@ async fn someone_elses_conversation_is_not_found_and_untouched() {
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        conversations::append_with_reply(&pool, mallory, id, "injected", "m").await,
+        conversations::append_with_reply(
+            &pool,
+            mallory,
+            id,
+            conversations::Placement::AfterLeaf,
+            "injected",
+            "m"
+        )
+        .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
@@ -396,11 +448,17 @@ async fn someone_elses_conversation_is_not_found_and_untouched() {
 async fn replies_left_generating_are_interrupted_with_their_text() {
     let (_dir, _url, pool) = fresh_db().await;
     let alice = user(&pool, 1).await;
-    let reply =
-        conversations::create_with_reply(&pool, conversations::Owner::User(alice), "t", "m", "q")
-            .await
-            .unwrap()
-            .1;
+    let reply = conversations::create_with_reply(
+        &pool,
+        conversations::Owner::User(alice),
+        "t",
+        "m",
+        None,
+        "q",
+    )
+    .await
+    .unwrap()
+    .1;
     conversations::save_partial(&pool, &reply.message_id, "half a rep")
         .await
         .unwrap();

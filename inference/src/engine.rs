@@ -185,10 +185,12 @@ impl Prompts {
         request: &GenerationRequest,
     ) -> Result<Vec<u32>, InferenceError> {
         match &request.prompt {
-            Prompt::Chat(messages) if request.drop_old_turns => {
-                self.fitted_chat_ids(messages, request.params.max_new_tokens)
-            }
-            Prompt::Chat(messages) => self.chat_ids(messages),
+            Prompt::Chat(messages) if request.drop_old_turns => self.fitted_chat_ids(
+                messages,
+                request.params.max_new_tokens,
+                request.continue_final,
+            ),
+            Prompt::Chat(messages) => self.chat_ids(messages, request.continue_final),
             Prompt::Raw(text) => {
                 let mut ids = Vec::new();
                 if self.tokenizer.add_bos {
@@ -200,8 +202,16 @@ impl Prompts {
         }
     }
 
-    fn chat_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, InferenceError> {
-        let pieces = self.template.render_pieces(messages, true)?;
+    fn chat_ids(
+        &self,
+        messages: &[ChatMessage],
+        continue_final: bool,
+    ) -> Result<Vec<u32>, InferenceError> {
+        let pieces = if continue_final {
+            self.template.continuation_pieces(messages)?
+        } else {
+            self.template.render_pieces(messages, true)?
+        };
         self.tokenizer.encode_pieces(&pieces)
     }
 
@@ -212,6 +222,7 @@ impl Prompts {
         &self,
         messages: &[ChatMessage],
         max_new: usize,
+        continue_final: bool,
     ) -> Result<Vec<u32>, InferenceError> {
         let room = max_new.min(self.context_length / 4);
         let budget = self
@@ -228,7 +239,7 @@ impl Prompts {
                 })
             },
             |m| {
-                ids = self.chat_ids(m)?;
+                ids = self.chat_ids(m, continue_final)?;
                 Ok(ids.len())
             },
         )?;

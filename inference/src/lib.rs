@@ -28,7 +28,7 @@ pub use backend::{
     Usage,
 };
 pub use engine::{EngineConfig, LocalEngine, ModelInfo};
-pub use request::{ChatMessage, GenerationRequest, Params, Prompt, ValidationError};
+pub use request::{ChatMessage, GenerationRequest, Params, Priority, Prompt, ValidationError};
 
 use std::fs::File;
 use std::io::Read;

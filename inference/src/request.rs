@@ -67,6 +67,23 @@ pub struct GenerationRequest {
     /// its oldest turns (never a system message nor the newest message) instead
     /// of failing with `ContextOverflow`.
     pub drop_old_turns: bool,
+    /// For chats: the final message is an assistant's reply cut short, to be
+    /// extended in place ("Continue"): the prompt is the conversation with
+    /// that reply's text and no end-of-turn after it.
+    pub continue_final: bool,
+    /// Where the request waits when the model is busy.
+    pub priority: Priority,
+}
+
+/// How urgently a request wants the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Someone is waiting for it: a chat reply, an API call.
+    #[default]
+    Normal,
+    /// Housekeeping (a conversation's title): runs only when no normal
+    /// request waits, and gives way to one that arrives.
+    Background,
 }
 
 pub const MAX_TEMPERATURE: f64 = 2.0;
@@ -86,6 +103,8 @@ pub enum ValidationError {
     BadRole { index: usize, role: String },
     #[error("prompt must not be empty")]
     EmptyPrompt,
+    #[error("only a conversation whose last message is the assistant's can be continued")]
+    NothingToContinue,
     #[error("temperature must be a number from 0 to {MAX_TEMPERATURE} (got {0})")]
     Temperature(f64),
     #[error("top_p must be greater than 0 and at most 1 (got {0})")]
@@ -112,7 +131,9 @@ impl ValidationError {
     /// The request field the error is about.
     pub fn field(&self) -> &'static str {
         match self {
-            ValidationError::NoMessages | ValidationError::BadRole { .. } => "messages",
+            ValidationError::NoMessages
+            | ValidationError::BadRole { .. }
+            | ValidationError::NothingToContinue => "messages",
             ValidationError::EmptyPrompt => "prompt",
             ValidationError::Temperature(_) => "temperature",
             ValidationError::TopP(_) => "top_p",
@@ -146,6 +167,13 @@ impl GenerationRequest {
             }
             Prompt::Raw(text) if text.is_empty() => return Err(ValidationError::EmptyPrompt),
             Prompt::Raw(_) => {}
+        }
+        if self.continue_final {
+            match &self.prompt {
+                Prompt::Chat(messages)
+                    if messages.last().is_some_and(|m| m.role == "assistant") => {}
+                _ => return Err(ValidationError::NothingToContinue),
+            }
         }
         self.params.validate()
     }
@@ -199,6 +227,8 @@ mod tests {
             prompt: Prompt::Chat(vec![ChatMessage::new("user", "hi")]),
             params: Params::default(),
             drop_old_turns: false,
+            continue_final: false,
+            priority: crate::Priority::Normal,
         }
     }
 

@@ -28,6 +28,7 @@ use tokenizers::tokenizer::DecodeStream;
 use crate::backend::{Event, Failure, FinishReason, RequestError, Usage};
 use crate::engine::{Job, Model, Prompts, PREFILL_CHUNK};
 use crate::gguf::{Sequence, Step, Weights};
+use crate::request::Priority;
 use crate::sampler::Sampler;
 use crate::stop::StopFilter;
 use crate::InferenceError;
@@ -123,19 +124,53 @@ impl<'t> Scheduler<'t> {
     fn receive(&mut self, queue: &Receiver<Job>) -> bool {
         if self.running.is_empty() && self.waiting.is_empty() {
             match queue.recv() {
-                Ok(job) => self.waiting.push_back((job, None)),
+                Ok(job) => self.enqueue(job),
                 Err(_) => return false,
             }
         }
         loop {
             match queue.try_recv() {
-                Ok(job) => self.waiting.push_back((job, None)),
+                Ok(job) => self.enqueue(job),
                 Err(TryRecvError::Empty) => return true,
                 // Finish what is running; no more will come.
                 Err(TryRecvError::Disconnected) => {
                     return !(self.running.is_empty() && self.waiting.is_empty())
                 }
             }
+        }
+    }
+
+    /// Puts a job in line: behind every job of its priority, and a normal
+    /// one ahead of every background one.
+    fn enqueue(&mut self, job: Job) {
+        let at = match job.request.priority {
+            Priority::Normal => self
+                .waiting
+                .iter()
+                .position(|(j, _)| j.request.priority == Priority::Background)
+                .unwrap_or(self.waiting.len()),
+            Priority::Background => self.waiting.len(),
+        };
+        self.waiting.insert(at, (job, None));
+    }
+
+    /// A background job gives its place to a normal one waiting for it: it
+    /// ends as cancelled (its caller keeps what it had before).
+    fn make_way(&mut self) {
+        let normal_waiting = self
+            .waiting
+            .front()
+            .is_some_and(|(j, _)| j.request.priority == Priority::Normal);
+        if !normal_waiting || self.running.len() < self.parallel {
+            return;
+        }
+        if let Some(i) = self
+            .running
+            .iter()
+            .rposition(|r| r.job.request.priority == Priority::Background)
+        {
+            let r = self.running.remove(i);
+            self.finish(r, FinishReason::Cancelled);
         }
     }
 
@@ -153,6 +188,7 @@ impl<'t> Scheduler<'t> {
             !gone
         });
         self.finish_stopped();
+        self.make_way();
         while self.running.len() < self.parallel {
             let Some((job, _)) = self.waiting.pop_front() else {
                 break;

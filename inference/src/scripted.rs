@@ -47,7 +47,9 @@ impl Step {
 
 /// Plays scripts: each request takes the next queued script, or the default
 /// one when none is queued. A script that runs out without an ending ends with
-/// `Eos`.
+/// `Eos`. Background requests (titles) play their own script (by default
+/// none: an empty answer) and are recorded apart, so they never take a
+/// script meant for a reply.
 #[derive(Debug, Clone, Default)]
 pub struct ScriptedBackend(Arc<Shared>);
 
@@ -56,6 +58,8 @@ struct Shared {
     default: Mutex<Vec<Step>>,
     queued: Mutex<VecDeque<Vec<Step>>>,
     received: Mutex<Vec<GenerationRequest>>,
+    background: Mutex<Vec<Step>>,
+    background_received: Mutex<Vec<GenerationRequest>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,9 +79,19 @@ impl ScriptedBackend {
         lock(&self.0.queued).push_back(script);
     }
 
-    /// Every request received so far, in order.
+    /// Every request received so far, in order (background ones apart).
     pub fn requests(&self) -> Vec<GenerationRequest> {
         lock(&self.0.received).clone()
+    }
+
+    /// The script of every background request from now on.
+    pub fn set_background(&self, script: Vec<Step>) {
+        *lock(&self.0.background) = script;
+    }
+
+    /// Every background request received so far, in order.
+    pub fn background_requests(&self) -> Vec<GenerationRequest> {
+        lock(&self.0.background_received).clone()
     }
 }
 
@@ -88,10 +102,15 @@ impl Backend for ScriptedBackend {
             crate::Prompt::Chat(messages) => messages.len(),
             crate::Prompt::Raw(text) => text.split_whitespace().count(),
         };
-        lock(&self.0.received).push(request);
-        let script = lock(&self.0.queued)
-            .pop_front()
-            .unwrap_or_else(|| lock(&self.0.default).clone());
+        let script = if request.priority == crate::Priority::Background {
+            lock(&self.0.background_received).push(request);
+            lock(&self.0.background).clone()
+        } else {
+            lock(&self.0.received).push(request);
+            lock(&self.0.queued)
+                .pop_front()
+                .unwrap_or_else(|| lock(&self.0.default).clone())
+        };
         let (events, receiver) = unbounded_channel();
         let cancel = CancelHandle::default();
         tokio::spawn(play(script, events, cancel.clone(), prompt_tokens));
@@ -164,6 +183,8 @@ mod tests {
             prompt: Prompt::Chat(vec![ChatMessage::new("user", "hi")]),
             params: Params::default(),
             drop_old_turns: true,
+            continue_final: false,
+            priority: crate::Priority::Normal,
         }
     }
 

@@ -236,6 +236,36 @@ impl ChatTemplate {
         add_generation_prompt: bool,
     ) -> Result<String, InferenceError> {
         let pieces = self.render_pieces(messages, add_generation_prompt)?;
+        Ok(self.defuse_pieces(&pieces))
+    }
+
+    /// [`ChatTemplate::render_for_server`] for a conversation whose final
+    /// (assistant) message is to be continued.
+    pub fn render_for_server_continuing(
+        &self,
+        messages: &[ChatMessage],
+    ) -> Result<String, InferenceError> {
+        let pieces = self.continuation_pieces(messages)?;
+        Ok(self.defuse_pieces(&pieces))
+    }
+
+    /// The pieces of a prompt that continues the final message in place:
+    /// the conversation rendered without a new turn, cut right after the
+    /// final message's text, so that no end-of-turn marker follows it.
+    pub fn continuation_pieces(
+        &self,
+        messages: &[ChatMessage],
+    ) -> Result<Vec<Piece>, InferenceError> {
+        let mut pieces = self.render_pieces(messages, false)?;
+        let last = pieces
+            .iter()
+            .rposition(|p| matches!(p, Piece::Content(_)))
+            .ok_or_else(|| InferenceError::Template("there is no message to continue".into()))?;
+        pieces.truncate(last + 1);
+        Ok(pieces)
+    }
+
+    fn defuse_pieces(&self, pieces: &[Piece]) -> String {
         let mut markers: Vec<&str> = pieces
             .iter()
             .filter_map(|p| match p {
@@ -249,13 +279,13 @@ impl ChatTemplate {
         // Longest first, so that `<|im_start|>` is broken before any part of it.
         markers.sort_by_key(|m| std::cmp::Reverse(m.len()));
         markers.dedup();
-        Ok(pieces
+        pieces
             .iter()
             .map(|p| match p {
                 Piece::Template(t) => t.clone(),
                 Piece::Content(c) => defuse(c, &markers),
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -64,6 +64,8 @@ fn chat(messages: &[(&str, &str)], max_new_tokens: usize) -> GenerationRequest {
             ..Params::default()
         },
         drop_old_turns: false,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     }
 }
 
@@ -243,6 +245,8 @@ fn a_long_prompt_is_read_alongside_a_running_reply_not_before_it() {
                     ..Params::default()
                 },
                 drop_old_turns: false,
+                continue_final: false,
+                priority: inference::Priority::Normal,
             })
             .unwrap();
         let mut progress = Vec::new();

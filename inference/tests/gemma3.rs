@@ -185,6 +185,8 @@ fn generate(prompt: Prompt, params: Params) -> (Vec<u32>, String, FinishReason) 
         prompt,
         params,
         drop_old_turns: false,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     };
     let mut generation = engine().generate(request).unwrap();
     let (mut ids, mut text) = (Vec::new(), String::new());

@@ -59,6 +59,8 @@ fn run(prompt: Prompt, params: Params) -> Outcome {
             prompt,
             params,
             drop_old_turns: false,
+            continue_final: false,
+            priority: inference::Priority::Normal,
         })
         .unwrap();
     let (mut ids, mut texts) = (Vec::new(), Vec::new());
@@ -211,6 +213,8 @@ fn cancelling_ends_the_generation_early() {
         )]),
         params: greedy(500),
         drop_old_turns: false,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     };
     let mut generation = engine().generate(request).unwrap();
     let mut tokens = 0;
@@ -270,6 +274,8 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
             prompt: Prompt::Raw("word ".repeat(window + 100)),
             params: greedy(8),
             drop_old_turns: false,
+            continue_final: false,
+            priority: inference::Priority::Normal,
         },
     );
     assert_eq!(e.kind, inference::FailureKind::ContextOverflow);
@@ -288,6 +294,8 @@ fn a_prompt_over_the_cap_is_refused_with_a_sentence() {
             prompt: Prompt::Raw("word ".repeat(5000)),
             params: greedy(8),
             drop_old_turns: false,
+            continue_final: false,
+            priority: inference::Priority::Normal,
         },
     );
     assert_eq!(e.kind, inference::FailureKind::ContextOverflow);
@@ -320,6 +328,8 @@ fn a_chat_drops_old_turns_to_fit_the_cap_and_refuses_a_message_too_long_alone() 
         prompt: Prompt::Chat(messages),
         params: greedy(1),
         drop_old_turns: true,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     };
     let mut generation = engine.generate(chat(messages.clone())).unwrap();
     let prompt_tokens = loop {
@@ -353,6 +363,8 @@ fn cancelling_during_the_prefill_stops_it_between_chunks() {
         prompt: Prompt::Raw("word ".repeat(3000)),
         params: greedy(8),
         drop_old_turns: false,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     };
     let mut generation = engine().generate(request).unwrap();
     let mut progress = Vec::new();
@@ -399,6 +411,8 @@ fn invalid_requests_are_refused_before_any_work() {
                 ..Params::default()
             },
             drop_old_turns: false,
+            continue_final: false,
+            priority: inference::Priority::Normal,
         })
         .err()
         .expect("refused");
@@ -602,6 +616,8 @@ fn special_tokens_typed_in_a_message_are_read_as_text() {
             prompt: Prompt::Chat(messages),
             params: greedy(1),
             drop_old_turns: true,
+            continue_final: false,
+            priority: inference::Priority::Normal,
         })
         .unwrap();
     let usage = loop {

@@ -37,6 +37,8 @@ fn chat(text: &str) -> GenerationRequest {
             ..Params::default()
         },
         drop_old_turns: true,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     }
 }
 

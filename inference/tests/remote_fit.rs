@@ -20,6 +20,8 @@ fn chat(messages: Vec<ChatMessage>) -> GenerationRequest {
             ..Params::default()
         },
         drop_old_turns: true,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     }
 }
 

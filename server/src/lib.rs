@@ -275,7 +275,7 @@ async fn models_from_file(
                     inference::remote::RemoteBackend::tgi(remote, template)
                 }
                 .map_err(|e| fail(e.to_string()))?;
-                Model::new(
+                let mut model = Model::new(
                     entry.id.clone(),
                     entry.display_name(),
                     if entry.backend == BackendKind::Openai {
@@ -287,7 +287,11 @@ async fn models_from_file(
                     params,
                     entry.queue_depth.unwrap_or(config.queue_depth as usize),
                     entry.context_length,
-                )
+                );
+                if entry.continue_final_message {
+                    model.can_continue = true;
+                }
+                model
             }
         };
         tracing::info!(id = %model.id, backend = model.kind.as_str(), "model ready");

@@ -93,6 +93,8 @@ fn generate(
             ..Params::default()
         },
         drop_old_turns: false,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     };
     let mut generation = engine.generate(request)?;
     let mut stdout = std::io::stdout().lock();

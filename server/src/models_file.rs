@@ -11,6 +11,7 @@
 //! model = "meta-llama/Llama-3.3-70B-Instruct"
 //! api_key_env = "HF_TOKEN"                  # the *name* of the variable holding the key
 //! context_length = 131072
+//! continue_final_message = false           # true: the server extends a reply in place (vLLM, SGLang)
 //! [models.parameters]
 //! temperature = 0.6
 //! max_new_tokens = 1024
@@ -75,6 +76,11 @@ pub struct Entry {
     pub connect_timeout_secs: Option<f64>,
     pub idle_timeout_secs: Option<f64>,
     pub load_timeout_secs: Option<f64>,
+    /// `openai`: the server accepts `continue_final_message` (vLLM, SGLang),
+    /// so a reply cut short can be continued; without it the chat hides
+    /// Continue for this model. (Local and TGI models can always continue.)
+    #[serde(default)]
+    pub continue_final_message: bool,
     #[serde(default)]
     pub parameters: Parameters,
 }
@@ -214,6 +220,9 @@ impl Entry {
                     return Err(format!("field `{field}` is only for backend \"tgi\" (the others apply their own template)"));
                 }
             }
+        }
+        if self.continue_final_message && self.backend != BackendKind::Openai {
+            return Err("field `continue_final_message` is only for backend \"openai\" (local and tgi models always continue)".into());
         }
         if self.context_length == Some(0) {
             return Err("field `context_length` must be at least 1".into());

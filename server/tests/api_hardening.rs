@@ -310,6 +310,8 @@ async fn collect(backend: &RemoteBackend) -> (String, Event) {
         prompt: inference::Prompt::Chat(vec![inference::ChatMessage::new("user", "Hi")]),
         params: params(),
         drop_old_turns: false,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     };
     let mut generation = backend.generate(request).unwrap();
     let mut text = String::new();

@@ -48,6 +48,43 @@ pub struct MessageView {
     /// For replies: the model that wrote it, by display name (its id when the
     /// model is no longer configured).
     pub model: Option<String>,
+    /// The other versions of this turn (edits of a question, retries of a
+    /// reply), when there are any.
+    #[serde(default)]
+    pub siblings: Option<Siblings>,
+}
+
+/// Where a message stands among the versions of its turn: the messages with
+/// the same parent, oldest first. Choosing another shows its branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Siblings {
+    /// 1-based.
+    pub position: usize,
+    pub count: usize,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+/// How a conversation's replies are generated; `None` is the model's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GenerationSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<u32>,
+}
+
+/// A person's own defaults, on the Settings page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSettingsView {
+    /// The model new conversations start with.
+    pub default_model: String,
+    pub models: Vec<ModelOption>,
+    /// The default system prompt of each model, in the order of `models`
+    /// (empty: none).
+    pub prompts: Vec<String>,
 }
 
 /// A model people can chat with, for the model picker.
@@ -70,7 +107,7 @@ pub struct Sent {
     pub reply: MessageView,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationView {
     pub id: String,
     pub title: String,
@@ -80,6 +117,17 @@ pub struct ConversationView {
     pub models: Vec<ModelOption>,
     /// The messages of the branch being shown, oldest first.
     pub messages: Vec<MessageView>,
+    /// The conversation's system prompt (empty: none).
+    pub system_prompt: String,
+    /// What the conversation sets; what it leaves to the model is in `defaults`.
+    pub settings: GenerationSettings,
+    /// The model's own values, shown where the conversation sets none.
+    pub defaults: GenerationSettings,
+    /// Whether the model can extend a reply in place ("Continue").
+    pub can_continue: bool,
+    /// The title is still the first words of the first message: the model's
+    /// title may replace it soon.
+    pub title_provisional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,10 +6,12 @@
 
 pub mod conversation;
 pub mod message;
+pub mod reasoning;
 pub mod reply;
 
 pub use conversation::{
-    group_by_period, ConversationSummary, ConversationView, MessageView, ModelOption, Period, Role,
-    Sent, SidebarGroup,
+    group_by_period, ConversationSummary, ConversationView, GenerationSettings, MessageView,
+    ModelOption, Period, Role, Sent, Siblings, SidebarGroup, UserSettingsView,
 };
+pub use reasoning::{split_reasoning, strip_reasoning, Reasoning};
 pub use reply::{FinishReason, MessageState, ReplyEnd, ReplyEvent};

@@ -49,6 +49,43 @@ pub fn title_from(content: &str) -> String {
     title
 }
 
+/// The longest title a person may give a conversation, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Why a title or a system prompt cannot be kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingProblem {
+    #[error("Type a title, or leave the title as it is.")]
+    EmptyTitle,
+    #[error("This title is {chars} characters long; the limit is {max} characters.", max = MAX_TITLE_CHARS)]
+    LongTitle { chars: usize },
+    #[error("This system prompt is {chars} characters long; the limit is {max} characters.", max = MAX_MESSAGE_CHARS)]
+    LongSystemPrompt { chars: usize },
+}
+
+/// A title as typed: not blank, at most [`MAX_TITLE_CHARS`]; returned trimmed
+/// and on one line.
+pub fn check_title(title: &str) -> Result<String, SettingProblem> {
+    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chars = title.chars().count();
+    if chars == 0 {
+        return Err(SettingProblem::EmptyTitle);
+    }
+    if chars > MAX_TITLE_CHARS {
+        return Err(SettingProblem::LongTitle { chars });
+    }
+    Ok(title)
+}
+
+/// A system prompt may be as long as a message (or empty: none).
+pub fn check_system_prompt(prompt: &str) -> Result<(), SettingProblem> {
+    let chars = prompt.chars().count();
+    if chars > MAX_MESSAGE_CHARS {
+        return Err(SettingProblem::LongSystemPrompt { chars });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +108,18 @@ mod tests {
             err.to_string(),
             "This message is 32001 characters long; the limit is 32000 characters."
         );
+    }
+
+    #[test]
+    fn a_typed_title_is_one_trimmed_line_within_the_limit() {
+        assert_eq!(check_title("  My\n  chat "), Ok("My chat".to_owned()));
+        assert_eq!(check_title(" \n "), Err(SettingProblem::EmptyTitle));
+        assert_eq!(
+            check_title(&"x".repeat(201)).unwrap_err().to_string(),
+            "This title is 201 characters long; the limit is 200 characters."
+        );
+        assert!(check_system_prompt(&"x".repeat(32_001)).is_err());
+        assert!(check_system_prompt("").is_ok());
     }
 
     #[test]

@@ -1,10 +1,23 @@
 use leptos::html;
 use leptos::prelude::*;
 
-use crate::api::RetryReply;
-use crate::data::{MessageView, Role};
+use crate::api::{ContinueReply, EditMessage, RetryReply, SwitchBranch};
+use crate::data::{MessageView, Role, Siblings};
 use crate::markdown;
+use wick_types::reasoning::split_reasoning;
 use wick_types::{FinishReason, MessageState};
+
+/// What can be done to the messages of a conversation; each answer reloads
+/// the conversation, which then shows the branch it made.
+#[derive(Clone, Copy)]
+pub struct MessageActions {
+    pub retry: ServerAction<RetryReply>,
+    pub edit: ServerAction<EditMessage>,
+    pub continue_reply: ServerAction<ContinueReply>,
+    pub switch: ServerAction<SwitchBranch>,
+    /// Whether the conversation's model can extend a reply in place.
+    pub can_continue: bool,
+}
 
 /// What the page knows about the reply being written, shared by the messages
 /// and the composer.
@@ -17,6 +30,8 @@ pub struct ReplyState {
     /// Said once to screen readers when a reply ends (its tokens are not
     /// read out one by one: the reply is `aria-busy` while it grows).
     pub announce: RwSignal<String>,
+    /// Bumped whenever a reply's stream ends.
+    pub ended: RwSignal<usize>,
 }
 
 /// Keeps the newest text in view while a reply grows, unless the reader has
@@ -50,7 +65,7 @@ impl FollowBottom {
 pub fn MessageList(
     messages: RwSignal<Vec<MessageView>>,
     conversation_id: String,
-    retry: ServerAction<RetryReply>,
+    actions: MessageActions,
 ) -> impl IntoView {
     let scroller = NodeRef::<html::Div>::new();
     let following = StoredValue::new(true);
@@ -81,7 +96,7 @@ pub fn MessageList(
             el.set_scroll_top(el.scroll_height());
         }
     };
-    // Only the newest reply offers Retry.
+    // Only the newest reply offers Retry and Continue.
     let last_reply = Memo::new(move |_| {
         messages.with(|m| {
             m.iter()
@@ -92,7 +107,7 @@ pub fn MessageList(
     });
 
     view! {
-        <div class="messages" node_ref=scroller on:scroll=on_scroll>
+        <div class="messages" node_ref=scroller on:scroll=on_scroll on:click=copy_code>
             <div class="message-column">
                 <For each=move || messages.get() key=|m| m.id.clone() let:m>
                     {
@@ -103,9 +118,9 @@ pub fn MessageList(
                         view! {
                             <MessageItem
                                 message=m
-                                can_retry
+                                is_last_reply=can_retry
                                 conversation_id=conversation_id.clone()
-                                retry
+                                actions
                                 follow
                             />
                         }
@@ -142,12 +157,89 @@ pub struct LiveReply {
     pub error: RwSignal<Option<String>>,
 }
 
+/// A click on a code block's Copy button puts the block's code, exactly, on
+/// the clipboard (one listener for every block of the list: their HTML comes
+/// from the markdown renderer).
+fn copy_code(ev: leptos::ev::MouseEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::wasm_bindgen::JsCast;
+        let Some(button) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
+            .and_then(|e| e.closest(".copy-code").ok().flatten())
+        else {
+            return;
+        };
+        let code = button
+            .closest(".code-block")
+            .ok()
+            .flatten()
+            .and_then(|block| block.query_selector("code").ok().flatten())
+            .and_then(|code| code.text_content());
+        if let Some(code) = code {
+            copy_text(&code, &button);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
+}
+
+/// Writes `text` to the clipboard and says so on `button` for a moment.
+#[cfg(feature = "hydrate")]
+fn copy_text(text: &str, button: &leptos::web_sys::Element) {
+    let _ = window().navigator().clipboard().write_text(text);
+    let label = button.text_content().unwrap_or_default();
+    button.set_text_content(Some("Copied"));
+    let button = send_wrapper::SendWrapper::new(button.clone());
+    set_timeout(
+        move || button.set_text_content(Some(&label)),
+        std::time::Duration::from_millis(1500),
+    );
+}
+
+/// `‹ 2 / 3 ›`: the versions of a turn, each arrow a small form that shows
+/// that version's branch (a plain post without JavaScript).
+#[component]
+fn Versions(siblings: Siblings, conversation_id: String, actions: MessageActions) -> impl IntoView {
+    let Siblings {
+        position,
+        count,
+        previous,
+        next,
+    } = siblings;
+    let arrow = move |target: Option<String>, text: &'static str, label: &'static str| {
+        let conversation_id = conversation_id.clone();
+        match target {
+            Some(id) => view! {
+                <ActionForm action=actions.switch attr:class="version-switch">
+                    <input type="hidden" name="conversation_id" value=conversation_id />
+                    <input type="hidden" name="message_id" value=id />
+                    <button type="submit" class="ghost icon" aria-label=label title=label>{text}</button>
+                </ActionForm>
+            }
+            .into_any(),
+            None => view! {
+                <button type="button" class="ghost icon" aria-label=label title=label disabled=true>{text}</button>
+            }
+            .into_any(),
+        }
+    };
+    view! {
+        <nav class="versions" aria-label="Versions">
+            {arrow(previous, "‹", "Previous version")}
+            <span class="version-count">{format!("{position} / {count}")}</span>
+            {arrow(next, "›", "Next version")}
+        </nav>
+    }
+}
+
 #[component]
 fn MessageItem(
     message: MessageView,
-    #[prop(into)] can_retry: Signal<bool>,
+    #[prop(into)] is_last_reply: Signal<bool>,
     conversation_id: String,
-    retry: ServerAction<RetryReply>,
+    actions: MessageActions,
     follow: FollowBottom,
 ) -> impl IntoView {
     let MessageView {
@@ -159,7 +251,9 @@ fn MessageItem(
         error,
         seq,
         model,
+        siblings,
     } = message;
+    let original = content.clone();
     let live = LiveReply {
         text: RwSignal::new(content),
         waiting: RwSignal::new(None),
@@ -178,16 +272,15 @@ fn MessageItem(
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = (seq, follow);
+    let busy = move || reply_state.is_some_and(|r| r.generating.get().is_some());
 
     let author_id = format!("author-{id}");
     let labelled_by = author_id.clone();
     let class = format!("message {}", role.as_str());
     let body = match role {
-        Role::Assistant => {
-            view! { <div class="content markdown" dir="auto" inner_html=move || markdown::to_html(&live.text.get())></div> }
-                .into_any()
-        }
-        _ => view! { <div class="content plain" dir="auto">{move || live.text.get()}</div> }.into_any(),
+        Role::Assistant => view! { <ReplyBody live /> }.into_any(),
+        _ => view! { <div class="content plain" dir="auto">{move || live.text.get()}</div> }
+            .into_any(),
     };
     let status = move || {
         let state = live.state.get();
@@ -220,26 +313,31 @@ fn MessageItem(
             {problem.map(|p| view! { <p class="status failed" role="alert">{p}</p> })}
         }
     };
-    let message_id = id.clone();
-    let retry_form = move || {
-        let conversation_id = conversation_id.clone();
-        let message_id = message_id.clone();
-        (can_retry.get() && !live.state.get().is_generating()).then(move || {
-            let failure = move || match retry.value().get() {
-                Some(Err(e)) => Some(e.to_string()),
-                _ => None,
-            };
-            view! {
-                <ActionForm action=retry attr:class="retry">
-                    <input type="hidden" name="conversation_id" value=conversation_id />
-                    <input type="hidden" name="message_id" value=message_id />
-                    <button type="submit" class="ghost" disabled=move || retry.pending().get()>
-                        "Retry"
-                    </button>
-                    <span class="problem" role="alert">{failure}</span>
-                </ActionForm>
-            }
-        })
+
+    let versions = siblings.map(|s| {
+        view! { <Versions siblings=s conversation_id=conversation_id.clone() actions /> }
+    });
+    let tools = match role {
+        Role::Assistant => view! {
+            <ReplyTools
+                message_id=id.clone()
+                conversation_id=conversation_id.clone()
+                live
+                is_last_reply
+                actions
+            />
+        }
+        .into_any(),
+        _ => view! {
+            <EditForm
+                message_id=id.clone()
+                conversation_id=conversation_id.clone()
+                original
+                busy=Signal::derive(busy)
+                actions
+            />
+        }
+        .into_any(),
     };
 
     view! {
@@ -254,7 +352,168 @@ fn MessageItem(
             </header>
             {body}
             {status}
-            {retry_form}
+            <div class="message-tools">{versions} {tools}</div>
         </article>
+    }
+    .into_any()
+}
+
+/// A reply's text: its reasoning, if any, in a collapsed section of its own
+/// (open while the model is still reasoning), then the answer.
+#[component]
+fn ReplyBody(live: LiveReply) -> impl IntoView {
+    let thinking = move || {
+        live.text.with(|t| {
+            let r = split_reasoning(t);
+            r.thinking
+                .map(|th| (markdown::to_html(th), r.thinking_done))
+        })
+    };
+    let answer = move || {
+        live.text
+            .with(|t| markdown::to_html(split_reasoning(t).answer))
+    };
+    view! {
+        {move || {
+            thinking()
+                .map(|(html, done)| {
+                    view! {
+                        <details class="reasoning" open=!done>
+                            <summary>{if done { "Reasoning" } else { "Reasoning…" }}</summary>
+                            <div class="markdown" dir="auto" inner_html=html></div>
+                        </details>
+                    }
+                })
+        }}
+        <div class="content markdown" dir="auto" inner_html=answer></div>
+    }
+}
+
+/// Under a reply: Copy (its answer, as markdown), and on the newest one
+/// Retry and, when it was cut short, Continue.
+#[component]
+fn ReplyTools(
+    message_id: String,
+    conversation_id: String,
+    live: LiveReply,
+    is_last_reply: Signal<bool>,
+    actions: MessageActions,
+) -> impl IntoView {
+    let on_copy = move |ev: leptos::ev::MouseEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use leptos::wasm_bindgen::JsCast;
+            let answer = live
+                .text
+                .with_untracked(|t| split_reasoning(t).answer.to_owned());
+            if let Some(button) = ev
+                .current_target()
+                .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
+            {
+                copy_text(&answer, &button);
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let settled = move || !live.state.get().is_generating();
+    let cut_short = move || {
+        matches!(
+            (live.state.get(), live.finish_reason.get()),
+            (MessageState::Interrupted, _)
+                | (
+                    MessageState::Done,
+                    Some(FinishReason::Length | FinishReason::Stopped)
+                )
+        ) && live.text.with(|t| !t.is_empty())
+    };
+    let failure = move || {
+        [
+            actions.retry.value().get().and_then(Result::err),
+            actions.continue_reply.value().get().and_then(Result::err),
+            actions.switch.value().get().and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|e| e.to_string())
+    };
+    let (retry_conversation, retry_message) = (conversation_id.clone(), message_id.clone());
+    let retry = move || {
+        let (conversation_id, message_id) = (retry_conversation.clone(), retry_message.clone());
+        (is_last_reply.get() && settled()).then(move || {
+            view! {
+                <ActionForm action=actions.retry attr:class="retry">
+                    <input type="hidden" name="conversation_id" value=conversation_id />
+                    <input type="hidden" name="message_id" value=message_id />
+                    <button type="submit" class="ghost" disabled=move || actions.retry.pending().get()>
+                        "Retry"
+                    </button>
+                </ActionForm>
+            }
+        })
+    };
+    let continue_form = move || {
+        let (conversation_id, message_id) = (conversation_id.clone(), message_id.clone());
+        (actions.can_continue && is_last_reply.get() && settled() && cut_short()).then(move || {
+            view! {
+                <ActionForm action=actions.continue_reply attr:class="continue">
+                    <input type="hidden" name="conversation_id" value=conversation_id />
+                    <input type="hidden" name="message_id" value=message_id />
+                    <button
+                        type="submit"
+                        class="ghost"
+                        disabled=move || actions.continue_reply.pending().get()
+                    >
+                        "Continue"
+                    </button>
+                </ActionForm>
+            }
+        })
+    };
+    view! {
+        {move || settled().then(|| view! {
+            <button type="button" class="ghost copy-message" on:click=on_copy>"Copy"</button>
+        })}
+        {retry}
+        {continue_form}
+        {move || is_last_reply.get().then(|| view! { <span class="problem" role="alert">{failure}</span> })}
+    }
+    .into_any()
+}
+
+/// Under a question: Edit, which opens a box with its text; sending the
+/// edit makes a new branch with a new reply. A `<details>` and a plain form,
+/// so it works without JavaScript too.
+#[component]
+fn EditForm(
+    message_id: String,
+    conversation_id: String,
+    original: String,
+    busy: Signal<bool>,
+    actions: MessageActions,
+) -> impl IntoView {
+    let box_id = format!("edit-{message_id}");
+    let failure = move || match actions.edit.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    view! {
+        <details class="edit">
+            <summary>"Edit"</summary>
+            <ActionForm action=actions.edit attr:class="edit-form">
+                <input type="hidden" name="conversation_id" value=conversation_id />
+                <input type="hidden" name="message_id" value=message_id />
+                <label for=box_id.clone() class="visually-hidden">"Edited message"</label>
+                <textarea id=box_id name="content" rows="3" dir="auto">{original}</textarea>
+                <button
+                    type="submit"
+                    disabled=move || busy.get() || actions.edit.pending().get()
+                >
+                    "Send edit"
+                </button>
+                <span class="problem" role="alert">{failure}</span>
+            </ActionForm>
+        </details>
     }
 }

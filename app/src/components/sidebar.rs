@@ -34,6 +34,7 @@ pub fn Sidebar() -> impl IntoView {
                     "Conversations"
                 </button>
                 <a href="/" class="new-chat">"New chat"</a>
+                <a href="/settings" class="settings-link">"Settings"</a>
             </div>
             <div id="conversation-list" class="sidebar-list" class:open=move || open.get()>
             <Transition fallback=|| ()>

@@ -2,12 +2,17 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{get_conversation, RetryReply, SendMessage};
-use crate::components::message_list::ReplyState;
+use crate::api::{
+    get_conversation, ContinueReply, EditMessage, RenameConversation, RetryReply,
+    SaveConversationSettings, SendMessage, SwitchBranch,
+};
+use crate::components::message_list::{MessageActions, ReplyState};
+use crate::components::settings_panel::{PanelData, SettingsPanel};
 use crate::components::{composer::Composer, message_list::MessageList};
-use crate::data::{MessageView, Role};
+use crate::data::MessageView;
 use crate::error::AppError;
 use crate::pages::not_found::NotFound;
+use crate::ConversationsChanged;
 
 /// One conversation: its messages and the composer. Rendered fully on the
 /// server (`SsrMode::Async`) so that a missing conversation can answer 404.
@@ -18,20 +23,68 @@ pub fn ConversationPage() -> impl IntoView {
     // Created here, inside the routes, so a no-JS form error (`?__err=`) reaches them.
     let send = ServerAction::<SendMessage>::new();
     let retry = ServerAction::<RetryReply>::new();
+    let edit = ServerAction::<EditMessage>::new();
+    let continue_reply = ServerAction::<ContinueReply>::new();
+    let switch = ServerAction::<SwitchBranch>::new();
+    let save_settings = ServerAction::<SaveConversationSettings>::new();
+    let rename = ServerAction::<RenameConversation>::new();
     let reply_state = ReplyState {
         generating: RwSignal::new(None),
         reload: RwSignal::new(0),
         announce: RwSignal::new(String::new()),
+        ended: RwSignal::new(0),
     };
     provide_context(reply_state);
     // Loaded once per conversation (and again when a reply's stream is gone);
-    // sending and retrying add to the list from their own answers instead.
+    // sending adds to the list from its own answer instead.
     let conversation = Resource::new(
         move || (id(), reply_state.reload.get()),
         |(id, _)| get_conversation(id),
     );
+    // Retry, edit, continue and a switch of versions change which branch is
+    // shown: the conversation is read again, and shows it (streaming the new
+    // reply, if one started). A rename changes the sidebar too.
+    let reload = move || reply_state.reload.update(|n| *n += 1);
+    Effect::new(move |_| {
+        if matches!(retry.value().get(), Some(Ok(_))) {
+            reload();
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(edit.value().get(), Some(Ok(_))) {
+            reload();
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(continue_reply.value().get(), Some(Ok(_))) {
+            reload();
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(switch.value().get(), Some(Ok(()))) {
+            reload();
+        }
+    });
+    let changed = use_context::<ConversationsChanged>();
+    let title = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if let Some(Ok(t)) = rename.value().get() {
+            title.set(t);
+            if let Some(ConversationsChanged(c)) = changed {
+                c.update(|n| *n += 1);
+            }
+        }
+    });
+    let actions_for = move |can_continue| MessageActions {
+        retry,
+        edit,
+        continue_reply,
+        switch,
+        can_continue,
+    };
 
     view! {
+        <Title text=move || title.get() />
         <Transition fallback=|| view! { <div class="messages"><p class="loading">"Loading…"</p></div> }>
             {move || Suspend::new(async move {
                 match conversation.await {
@@ -39,8 +92,12 @@ pub fn ConversationPage() -> impl IntoView {
                         let id = c.id.clone();
                         // The list marks the reply being written, if any, as it renders.
                         reply_state.generating.set(None);
+                        title.set(c.title.clone());
+                        if c.title_provisional {
+                            await_title(id.clone(), title, reply_state);
+                        }
                         let messages = RwSignal::new(c.messages.clone());
-                        follow_answers(messages, send, retry);
+                        follow_sends(messages, send);
                         // Without JavaScript nothing streams: the page reloads itself
                         // while a reply is being written. (Inside `noscript`, set as
                         // HTML so that hydration never walks it; with JavaScript
@@ -55,11 +112,18 @@ pub fn ConversationPage() -> impl IntoView {
                                     inner_html=r#"<noscript><meta http-equiv="refresh" content="2"></noscript>"#
                                 ></div>
                             });
+                        let panel = PanelData {
+                            conversation_id: id.clone(),
+                            title: c.title.clone(),
+                            system_prompt: c.system_prompt.clone(),
+                            settings: c.settings.clone(),
+                            defaults: c.defaults.clone(),
+                        };
                         view! {
-                            <Title text=c.title.clone() />
-                            <h1 class="visually-hidden">{c.title.clone()}</h1>
+                            <h1 class="visually-hidden">{move || title.get()}</h1>
                             {refresh}
-                            <MessageList messages conversation_id=id.clone() retry />
+                            <SettingsPanel data=panel save=save_settings rename />
+                            <MessageList messages conversation_id=id.clone() actions=actions_for(c.can_continue) />
                             <p class="visually-hidden" role="status" aria-live="polite">
                                 {move || reply_state.announce.get()}
                             </p>
@@ -75,15 +139,10 @@ pub fn ConversationPage() -> impl IntoView {
     }
 }
 
-/// Shows what a send or a retry started as soon as it answers: the stored
-/// message and the empty reply, which then streams in by itself. A retry's
-/// reply takes the place of the one it answers again (that one stays stored,
-/// as a branch). Answers already on screen (after a reload) are not added twice.
-fn follow_answers(
-    messages: RwSignal<Vec<MessageView>>,
-    send: ServerAction<SendMessage>,
-    retry: ServerAction<RetryReply>,
-) {
+/// Shows what a send started as soon as it answers: the stored message and
+/// the empty reply, which then streams in by itself. Answers already on
+/// screen (after a reload) are not added twice.
+fn follow_sends(messages: RwSignal<Vec<MessageView>>, send: ServerAction<SendMessage>) {
     let shown = move |id: &str| messages.with_untracked(|m| m.iter().any(|m| m.id == id));
     Effect::new(move |_| {
         if let Some(Ok(sent)) = send.value().get() {
@@ -92,16 +151,30 @@ fn follow_answers(
             }
         }
     });
-    Effect::new(move |_| {
-        if let Some(Ok(sent)) = retry.value().get() {
-            if !shown(&sent.reply.id) {
-                messages.update(|m| {
-                    if let Some(last) = m.iter().rposition(|m| m.role == Role::Assistant) {
-                        m.truncate(last);
-                    }
-                    m.push(sent.reply);
-                });
-            }
+}
+
+/// While the title is provisional: when a reply ends, asks for the title the
+/// model writes after it, and shows it here and in the sidebar.
+fn await_title(conversation_id: String, title: RwSignal<String>, reply_state: ReplyState) {
+    let changed = use_context::<ConversationsChanged>();
+    Effect::new(move |first: Option<()>| {
+        reply_state.ended.track();
+        if first.is_none() {
+            return;
         }
+        #[cfg(feature = "hydrate")]
+        {
+            let conversation_id = conversation_id.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(t) = crate::api::conversation_title(conversation_id).await {
+                    title.set(t);
+                    if let Some(ConversationsChanged(c)) = changed {
+                        c.update(|n| *n += 1);
+                    }
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&conversation_id, title, changed);
     });
 }

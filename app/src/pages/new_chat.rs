@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
-use crate::api::{list_models, SendMessage};
+use crate::api::{get_user_settings, SendMessage};
 use crate::components::composer::Composer;
 
 /// Questions the start page offers, for someone who does not know where to begin.
@@ -16,7 +16,8 @@ const EXAMPLES: [&str; 3] = [
 #[component]
 pub fn NewChatPage() -> impl IntoView {
     let send = ServerAction::<SendMessage>::new();
-    let models = Resource::new(|| (), |_| list_models());
+    // The person's own default model is the one selected.
+    let settings = Resource::new(|| (), |_| get_user_settings());
     view! {
         <Title text="" />
         <div class="messages empty">
@@ -54,8 +55,10 @@ pub fn NewChatPage() -> impl IntoView {
         </div>
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
-                let models = models.await.unwrap_or_default();
-                let model = models.first().map(|m| m.id.clone()).unwrap_or_default();
+                let (models, model) = match settings.await {
+                    Ok(s) => (s.models, s.default_model),
+                    Err(_) => (Vec::new(), String::new()),
+                };
                 view! { <Composer action=send conversation_id=None models model /> }
             })}
         </Suspense>

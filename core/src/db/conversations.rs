@@ -8,8 +8,11 @@
 //! same conversation: the second transaction fails and stores nothing.
 
 use sqlx::{SqliteConnection, SqlitePool};
+use std::collections::HashMap;
+
 use wick_types::{
-    ConversationSummary, ConversationView, FinishReason, MessageState, MessageView, Role,
+    ConversationSummary, ConversationView, FinishReason, GenerationSettings, MessageState,
+    MessageView, Role, Siblings,
 };
 
 use super::{new_id, now_ms, StoreError, UserId};
@@ -27,40 +30,270 @@ pub async fn list_conversations(
     .await?)
 }
 
+/// Where a conversation's title came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum TitleSource {
+    /// The first words of the first message, until the model writes one.
+    Provisional,
+    Model,
+    /// Typed by the person: never overwritten.
+    User,
+}
+
 #[derive(sqlx::FromRow)]
 struct ConversationRow {
     id: String,
     title: String,
     model: String,
     leaf_message_id: Option<String>,
+    system_prompt: Option<String>,
+    settings: String,
+    title_source: TitleSource,
+}
+
+/// A conversation's stored generation settings (a JSON object); an
+/// unreadable one counts as none, rather than making the chat unusable.
+pub fn parse_settings(json: &str) -> GenerationSettings {
+    serde_json::from_str(json).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable conversation settings; using the model's");
+        GenerationSettings::default()
+    })
 }
 
 /// One of the user's conversations with the messages of its current branch.
-/// `models` is left empty for the caller, who knows the configured models.
+/// `models`, `defaults` and `can_continue` are left for the caller, who
+/// knows the configured models.
 pub async fn get_conversation(
     pool: &SqlitePool,
     user: UserId,
     id: &str,
 ) -> Result<ConversationView, StoreError> {
     let row: ConversationRow = sqlx::query_as(
-        "SELECT id, title, model, leaf_message_id FROM conversations WHERE id = ? AND user_id = ?",
+        "SELECT id, title, model, leaf_message_id, system_prompt, settings, title_source
+         FROM conversations WHERE id = ? AND user_id = ?",
     )
     .bind(id)
     .bind(user)
     .fetch_optional(pool)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let messages = match &row.leaf_message_id {
+    let mut messages = match &row.leaf_message_id {
         Some(leaf) => branch(pool, id, leaf).await?,
         None => Vec::new(),
     };
+    add_siblings(pool, id, &mut messages).await?;
     Ok(ConversationView {
         id: row.id,
         title: row.title,
         model: row.model,
         models: Vec::new(),
         messages,
+        system_prompt: row.system_prompt.unwrap_or_default(),
+        settings: parse_settings(&row.settings),
+        defaults: GenerationSettings::default(),
+        can_continue: false,
+        title_provisional: row.title_source == TitleSource::Provisional,
     })
+}
+
+/// Marks each message of a branch with its siblings (the other versions of
+/// its turn), oldest first.
+async fn add_siblings(
+    pool: &SqlitePool,
+    conversation: &str,
+    messages: &mut [MessageView],
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    // A conversation holds hundreds of messages at most: one read of them all
+    // is simpler and cheaper than a query per turn.
+    let all: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT id, parent_id FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid",
+    )
+    .bind(conversation)
+    .fetch_all(pool)
+    .await?;
+    let mut children: HashMap<Option<&str>, Vec<&str>> = HashMap::new();
+    let mut parent_of: HashMap<&str, Option<&str>> = HashMap::new();
+    for (id, parent) in &all {
+        children.entry(parent.as_deref()).or_default().push(id);
+        parent_of.insert(id, parent.as_deref());
+    }
+    for m in messages.iter_mut() {
+        let Some(parent) = parent_of.get(m.id.as_str()) else {
+            continue;
+        };
+        let versions = &children[parent];
+        if versions.len() < 2 {
+            continue;
+        }
+        let at = versions.iter().position(|v| *v == m.id).unwrap_or(0);
+        m.siblings = Some(Siblings {
+            position: at + 1,
+            count: versions.len(),
+            previous: at.checked_sub(1).map(|i| versions[i].to_owned()),
+            next: versions.get(at + 1).map(|v| (*v).to_owned()),
+        });
+    }
+    Ok(())
+}
+
+/// Shows the branch through `message` (one of the conversation's messages):
+/// from it down, the newest version of every later turn. The branch shown is
+/// what the model reads on the next turn.
+pub async fn switch_branch(
+    pool: &SqlitePool,
+    user: UserId,
+    conversation: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    let mut tx = super::begin_write(pool).await?;
+    let busy: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.state = ?)
+         FROM conversations c WHERE c.id = ? AND c.user_id = ?",
+    )
+    .bind(MessageState::Generating)
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    if busy {
+        return Err(StoreError::ReplyRunning);
+    }
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE id = ? AND conversation_id = ?")
+            .bind(message)
+            .bind(conversation)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let mut leaf = exists.ok_or(StoreError::NotFound)?;
+    loop {
+        let newest: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE parent_id = ? AND conversation_id = ?
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(&leaf)
+        .bind(conversation)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match newest {
+            Some(child) => leaf = child,
+            None => break,
+        }
+    }
+    sqlx::query("UPDATE conversations SET leaf_message_id = ? WHERE id = ?")
+        .bind(&leaf)
+        .bind(conversation)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Changes the conversation's system prompt and generation settings, for
+/// the replies to come (checked by the caller).
+pub async fn set_settings(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+    system_prompt: &str,
+    settings: &GenerationSettings,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(settings)
+        .map_err(|e| StoreError::Corrupt(format!("settings not serialisable: {e}")))?;
+    let prompt = (!system_prompt.trim().is_empty()).then_some(system_prompt);
+    let done = sqlx::query(
+        "UPDATE conversations SET system_prompt = ?, settings = ? WHERE id = ? AND user_id = ?",
+    )
+    .bind(prompt)
+    .bind(json)
+    .bind(id)
+    .bind(user)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// The title the person typed; the model never overwrites it.
+pub async fn rename(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+    title: &str,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE conversations SET title = ?, title_source = ? WHERE id = ? AND user_id = ?",
+    )
+    .bind(title)
+    .bind(TitleSource::User)
+    .bind(id)
+    .bind(user)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// What a title is written from: the conversation's first question, while
+/// its title is still provisional (`None` otherwise).
+pub async fn title_material(
+    pool: &SqlitePool,
+    conversation: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT m.content FROM conversations c JOIN messages m ON m.conversation_id = c.id
+         WHERE c.id = ? AND c.title_source = ? AND m.role = ?
+         ORDER BY m.created_at, m.rowid LIMIT 1",
+    )
+    .bind(conversation)
+    .bind(TitleSource::Provisional)
+    .bind(Role::User)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Stores the model's title, unless the title is no longer provisional (the
+/// person renamed the conversation meanwhile). Whether it was stored.
+pub async fn set_model_title(
+    pool: &SqlitePool,
+    conversation: &str,
+    title: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE conversations SET title = ?, title_source = ? WHERE id = ? AND title_source = ?",
+    )
+    .bind(title)
+    .bind(TitleSource::Model)
+    .bind(conversation)
+    .bind(TitleSource::Provisional)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The title of one of the user's conversations and whether it is provisional.
+pub async fn title(
+    pool: &SqlitePool,
+    user: UserId,
+    id: &str,
+) -> Result<(String, bool), StoreError> {
+    let (title, source): (String, TitleSource) = sqlx::query_as(
+        "SELECT title, title_source FROM conversations WHERE id = ? AND user_id = ?",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    Ok((title, source == TitleSource::Provisional))
 }
 
 /// The model of one of the user's conversations, and whether a reply is
@@ -125,6 +358,7 @@ impl From<MessageRow> for MessageView {
             error: r.error,
             seq: 0,
             model: r.model,
+            siblings: None,
         }
     }
 }
@@ -166,7 +400,19 @@ pub struct NewReply {
     pub user_message: Option<MessageView>,
     pub message_id: String,
     pub system_prompt: Option<String>,
+    pub settings: GenerationSettings,
     pub turns: Vec<MessageView>,
+    /// For "Continue": the reply's text so far, which ends `turns` and which
+    /// the new text extends.
+    pub continues: Option<Continued>,
+}
+
+/// A reply being continued in place.
+#[derive(Debug, Clone)]
+pub struct Continued {
+    pub text: String,
+    /// Tokens the reply had already, added to the new ones when it ends.
+    pub completion_tokens: i64,
 }
 
 /// Whose new conversation it is: a user's, or a first-time visitor's, whose
@@ -188,6 +434,7 @@ pub async fn create_with_reply(
     owner: Owner,
     title: &str,
     model: &str,
+    system_prompt: Option<&str>,
     first_message: &str,
 ) -> Result<(UserId, NewReply), StoreError> {
     let now = now_ms();
@@ -201,13 +448,14 @@ pub async fn create_with_reply(
         } => super::users::insert_anonymous_user(&mut tx, &token_hash, lifetime).await?,
     };
     sqlx::query(
-        "INSERT INTO conversations (id, user_id, title, model, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO conversations (id, user_id, title, model, system_prompt, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&conversation)
     .bind(user)
     .bind(title)
     .bind(model)
+    .bind(system_prompt)
     .bind(now)
     .bind(now)
     .execute(&mut *tx)
@@ -218,7 +466,7 @@ pub async fn create_with_reply(
         None,
         first_message,
         model,
-        None,
+        system_prompt.map(str::to_owned),
         now,
     )
     .await?;
@@ -226,14 +474,24 @@ pub async fn create_with_reply(
     Ok((user, reply))
 }
 
-/// Adds the user's message at the end of the conversation's current branch and
-/// the placeholder of its reply from `model` (which becomes the conversation's
-/// model), in one transaction. `ReplyRunning` when a reply is still being
-/// written there; then nothing is stored.
+/// Where a new user message goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Placement<'a> {
+    /// At the end of the branch shown.
+    AfterLeaf,
+    /// Beside user message `.0`, as an edited version of it (a new branch).
+    EditOf(&'a str),
+}
+
+/// Adds the user's message (at the end of the branch shown, or as an edit of
+/// an earlier one) and the placeholder of its reply from `model` (which
+/// becomes the conversation's model), in one transaction. `ReplyRunning`
+/// when a reply is still being written there; then nothing is stored.
 pub async fn append_with_reply(
     pool: &SqlitePool,
     user: UserId,
     conversation: &str,
+    placement: Placement<'_>,
     content: &str,
     model: &str,
 ) -> Result<NewReply, StoreError> {
@@ -241,9 +499,9 @@ pub async fn append_with_reply(
     let mut tx = super::begin_write(pool).await?;
     // A write first, so this transaction holds SQLite's write lock from its first
     // statement: concurrent sends queue up here instead of failing on a stale read.
-    let (leaf, system_prompt): (Option<String>, Option<String>) = sqlx::query_as(
+    let (leaf, system_prompt, settings): (Option<String>, Option<String>, String) = sqlx::query_as(
         "UPDATE conversations SET model = ?, updated_at = ? WHERE id = ? AND user_id = ?
-         RETURNING leaf_message_id, system_prompt",
+         RETURNING leaf_message_id, system_prompt, settings",
     )
     .bind(model)
     .bind(now)
@@ -252,18 +510,111 @@ pub async fn append_with_reply(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(StoreError::NotFound)?;
-    let reply = add_turn(
+    let parent = match placement {
+        Placement::AfterLeaf => leaf,
+        Placement::EditOf(original) => {
+            // Only a question of this conversation can be edited; anything
+            // else reads as absent. (Rolled back on the early return.)
+            let parent: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT parent_id FROM messages WHERE id = ? AND conversation_id = ? AND role = ?",
+            )
+            .bind(original)
+            .bind(conversation)
+            .bind(Role::User)
+            .fetch_optional(&mut *tx)
+            .await?;
+            parent.ok_or(StoreError::NotFound)?
+        }
+    };
+    let mut reply = add_turn(
         &mut tx,
         conversation,
-        leaf.as_deref(),
+        parent.as_deref(),
         content,
         model,
         system_prompt,
         now,
     )
     .await?;
+    reply.settings = parse_settings(&settings);
     tx.commit().await?;
     Ok(reply)
+}
+
+/// Makes reply `message` (the last of the branch shown, cut short by the
+/// length limit, a stop or a restart) generating again, to be extended in
+/// place. `Ok(None)` when that reply cannot be continued.
+pub async fn continue_reply(
+    pool: &SqlitePool,
+    user: UserId,
+    conversation: &str,
+    message: &str,
+) -> Result<Option<NewReply>, StoreError> {
+    let now = now_ms();
+    let mut tx = super::begin_write(pool).await?;
+    let (leaf, system_prompt, settings): (Option<String>, Option<String>, String) = sqlx::query_as(
+        "UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ?
+         RETURNING leaf_message_id, system_prompt, settings",
+    )
+    .bind(now)
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let row: Option<(MessageState, Option<FinishReason>, String, Option<i64>)> = sqlx::query_as(
+        "SELECT state, finish_reason, content, completion_tokens FROM messages
+         WHERE id = ? AND conversation_id = ? AND role = ?",
+    )
+    .bind(message)
+    .bind(conversation)
+    .bind(Role::Assistant)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (state, finish, text, completion_tokens) = row.ok_or(StoreError::NotFound)?;
+    if state == MessageState::Generating {
+        return Err(StoreError::ReplyRunning);
+    }
+    if leaf.as_deref() != Some(message) {
+        return Err(StoreError::NotLatestReply);
+    }
+    let cut_short = matches!(
+        (state, finish),
+        (MessageState::Interrupted, _)
+            | (
+                MessageState::Done,
+                Some(FinishReason::Length | FinishReason::Stopped)
+            )
+    );
+    if !cut_short || text.is_empty() {
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE messages SET state = ?, finish_reason = NULL, error = NULL, updated_at = ? WHERE id = ?",
+    )
+    .bind(MessageState::Generating)
+    .bind(now)
+    .bind(message)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::ReplyRunning,
+        _ => StoreError::Sqlx(e),
+    })?;
+    let turns = branch(&mut *tx, conversation, message).await?;
+    tx.commit().await?;
+    Ok(Some(NewReply {
+        conversation_id: conversation.to_owned(),
+        user_message: None,
+        message_id: message.to_owned(),
+        system_prompt,
+        settings: parse_settings(&settings),
+        turns,
+        continues: Some(Continued {
+            text,
+            completion_tokens: completion_tokens.unwrap_or(0),
+        }),
+    }))
 }
 
 /// The placeholder of a new reply to the user message that the assistant
@@ -278,9 +629,9 @@ pub async fn retry_with_reply(
 ) -> Result<NewReply, StoreError> {
     let now = now_ms();
     let mut tx = super::begin_write(pool).await?;
-    let (system_prompt, leaf): (Option<String>, Option<String>) = sqlx::query_as(
+    let (system_prompt, leaf, settings): (Option<String>, Option<String>, String) = sqlx::query_as(
         "UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ?
-         RETURNING system_prompt, leaf_message_id",
+         RETURNING system_prompt, leaf_message_id, settings",
     )
     .bind(now)
     .bind(conversation)
@@ -313,7 +664,9 @@ pub async fn retry_with_reply(
         user_message: None,
         message_id,
         system_prompt,
+        settings: parse_settings(&settings),
         turns,
+        continues: None,
     })
 }
 
@@ -352,7 +705,9 @@ async fn add_turn(
         user_message: turns.last().cloned(),
         message_id,
         system_prompt,
+        settings: GenerationSettings::default(),
         turns,
+        continues: None,
     })
 }
 

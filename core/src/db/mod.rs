@@ -6,6 +6,7 @@
 //! someone else is reported exactly like one that does not exist.
 
 pub mod conversations;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 
@@ -16,7 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use wick_types::MessageState;
 
-pub use conversations::{Finish, NewReply};
+pub use conversations::{Continued, Finish, NewReply, Placement};
 pub use tokens::ApiTokenInfo;
 
 /// The one error type of the database layer.

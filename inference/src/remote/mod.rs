@@ -127,7 +127,7 @@ impl RemoteBackend {
                 let model = self.config.model.as_deref().unwrap_or_default();
                 Ok((
                     format!("{base}/chat/completions"),
-                    openai::body(model, &messages, &request.params),
+                    openai::body(model, &messages, &request.params, request.continue_final),
                 ))
             }
             (Protocol::OpenAi, Prompt::Raw(_)) => Err(RequestError::Unsupported(
@@ -160,6 +160,9 @@ fn tgi_request(
     let inputs = match &request.prompt {
         // Messages read as text: the server tokenizes the prompt with its
         // special tokens, so markers typed in a message are broken first.
+        Prompt::Chat(messages) if request.continue_final => {
+            template.render_for_server_continuing(&fit(config, messages, request)?)?
+        }
         Prompt::Chat(messages) => {
             template.render_for_server(&fit(config, messages, request)?, true)?
         }
@@ -306,6 +309,8 @@ impl Limits {
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Chunk {
     pub text: Option<String>,
+    /// Reasoning text streamed apart from the answer (OpenAI-style servers).
+    pub reasoning: Option<String>,
     pub token_id: Option<u32>,
     pub finish: Option<FinishReason>,
     /// Prompt and completion tokens, as the server counted them.
@@ -321,6 +326,31 @@ struct Progress {
     bytes: usize,
     usage: Option<(usize, usize)>,
     started: Option<Instant>,
+    /// Inside reasoning text: a `<think>` was sent and not yet closed.
+    thinking: bool,
+}
+
+impl Progress {
+    /// The text to pass on for a piece of reasoning and of answer: reasoning
+    /// goes inside `<think>…</think>`, closed when the answer starts.
+    fn weave(&mut self, reasoning: Option<String>, text: Option<String>) -> Option<String> {
+        let mut out = String::new();
+        if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
+            if !self.thinking {
+                self.thinking = true;
+                out.push_str("<think>");
+            }
+            out.push_str(&r);
+        }
+        if let Some(t) = text.filter(|t| !t.is_empty()) {
+            if self.thinking {
+                self.thinking = false;
+                out.push_str("</think>\n\n");
+            }
+            out.push_str(&t);
+        }
+        (!out.is_empty()).then_some(out)
+    }
 }
 
 impl Progress {
@@ -380,7 +410,8 @@ impl Job {
                 ));
             }
             let chunk = self.parse_whole(&body)?;
-            let complete = self.forward(chunk.text, chunk.token_id, events, progress);
+            let text = progress.weave(chunk.reasoning, chunk.text);
+            let complete = self.forward(text, chunk.token_id, events, progress);
             progress.usage = chunk.usage.or(progress.usage);
             if !complete {
                 return Ok(FinishReason::Length);
@@ -427,7 +458,8 @@ impl Job {
             } else {
                 tgi::parse_event(&event.data, &self.config)?
             };
-            if !self.forward(chunk.text, chunk.token_id, events, progress) {
+            let text = progress.weave(chunk.reasoning, chunk.text);
+            if !self.forward(text, chunk.token_id, events, progress) {
                 // More than was asked for: the rest is not read.
                 self.stopped_reading(progress);
                 return Ok(FinishReason::Length);
@@ -630,6 +662,8 @@ mod tests {
                 ..Default::default()
             },
             drop_old_turns: true,
+            continue_final: false,
+            priority: crate::Priority::Normal,
         };
         let mut config = RemoteConfig::new("http://127.0.0.1:9/v1/");
         config.model = Some("m".into());
@@ -662,6 +696,8 @@ mod tests {
             prompt: Prompt::Raw("hi".into()),
             params: Default::default(),
             drop_old_turns: false,
+            continue_final: false,
+            priority: crate::Priority::Normal,
         };
         let err = backend.request(&raw).err().unwrap();
         assert!(err.to_string().contains("raw prompt"), "{err}");

@@ -2,7 +2,9 @@
 //! llama.cpp and Ollama speak it.
 //!
 //! Reasoning text (`reasoning_content`, `reasoning`) that some servers stream
-//! before the answer is not shown: the chat shows the answer only.
+//! before the answer is passed on inside `<think>…</think>`, the way local
+//! reasoning models write it: the chat shows it in its own collapsed section
+//! and never sends it back to the model.
 
 use serde_json::{json, Value};
 
@@ -12,7 +14,14 @@ use crate::request::{ChatMessage, Params};
 use crate::FinishReason;
 
 /// The request body: a streamed chat completion with a usage report.
-pub(super) fn body(model: &str, messages: &[ChatMessage], params: &Params) -> Value {
+/// `continue_final`: the last message is an assistant's reply to extend in
+/// place (vLLM's and SGLang's `continue_final_message`).
+pub(super) fn body(
+    model: &str,
+    messages: &[ChatMessage],
+    params: &Params,
+    continue_final: bool,
+) -> Value {
     let messages: Vec<Value> = messages
         .iter()
         .map(|m| json!({ "role": m.role, "content": m.content }))
@@ -34,7 +43,21 @@ pub(super) fn body(model: &str, messages: &[ChatMessage], params: &Params) -> Va
     if params.temperature > 0.0 {
         body["seed"] = json!(params.seed);
     }
+    if continue_final {
+        body["continue_final_message"] = json!(true);
+        body["add_generation_prompt"] = json!(false);
+    }
     body
+}
+
+/// The reasoning text of a delta or a message, under either name servers use.
+fn reasoning(value: Option<&Value>) -> Option<String> {
+    let value = value?;
+    ["reasoning_content", "reasoning"]
+        .iter()
+        .find_map(|k| value.get(*k).and_then(Value::as_str))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 fn finish(reason: &str) -> FinishReason {
@@ -76,6 +99,7 @@ pub(super) fn parse_chunk(data: &str, config: &RemoteConfig) -> Result<Chunk, Fa
             .pointer("/delta/content")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        chunk.reasoning = reasoning(choice.get("delta"));
         chunk.finish = choice
             .get("finish_reason")
             .and_then(Value::as_str)
@@ -92,6 +116,7 @@ pub(super) fn parse_whole(value: &Value) -> Chunk {
             .and_then(|c| c.pointer("/message/content"))
             .and_then(Value::as_str)
             .map(str::to_owned),
+        reasoning: reasoning(choice.and_then(|c| c.get("message"))),
         token_id: None,
         finish: choice
             .and_then(|c| c.get("finish_reason"))
@@ -138,13 +163,28 @@ mod tests {
     }
 
     #[test]
-    fn reasoning_is_not_shown() {
+    fn reasoning_is_read_apart_from_the_answer() {
         let c = parse(
             r#"{"choices":[{"index":0,"delta":{"reasoning_content":"Let me think","content":null}}]}"#,
         );
         assert_eq!(c.text, None);
+        assert_eq!(c.reasoning.as_deref(), Some("Let me think"));
         let c = parse(r#"{"choices":[{"index":0,"delta":{"reasoning":"hmm"}}]}"#);
         assert_eq!(c.text, None);
+        assert_eq!(c.reasoning.as_deref(), Some("hmm"));
+    }
+
+    #[test]
+    fn continuing_asks_the_server_to_extend_the_last_message() {
+        let messages = [
+            ChatMessage::new("user", "hi"),
+            ChatMessage::new("assistant", "Hel"),
+        ];
+        let b = body("m", &messages, &Params::default(), true);
+        assert_eq!(b["continue_final_message"], json!(true));
+        assert_eq!(b["add_generation_prompt"], json!(false));
+        let b = body("m", &messages[..1], &Params::default(), false);
+        assert!(b.get("continue_final_message").is_none());
     }
 
     #[test]
@@ -174,7 +214,7 @@ mod tests {
             max_new_tokens: 42,
             ..Params::default()
         };
-        let body = body("m", &[ChatMessage::new("user", "hi")], &params);
+        let body = body("m", &[ChatMessage::new("user", "hi")], &params, false);
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["max_tokens"], 42);

@@ -98,6 +98,7 @@ pub(super) fn parse_whole(value: &Value) -> Chunk {
             .get("generated_text")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        reasoning: None,
         token_id: None,
         finish: finish(details),
         usage: generated_tokens(details).map(|n| (0, n)),

@@ -298,6 +298,8 @@ async fn completions(
         prompt: Prompt::Chat(to_messages(req.messages)?),
         params,
         drop_old_turns: false,
+        continue_final: false,
+        priority: inference::Priority::Normal,
     };
     let running = start(&state, &model, request, caller)?;
     let id = format!("chatcmpl-{}", wick_core::db::new_id());

@@ -205,6 +205,8 @@ fn prepare(
             prompt: Prompt::Raw(body.inputs.clone()),
             params,
             drop_old_turns: false,
+            continue_final: false,
+            priority: inference::Priority::Normal,
         },
         seed,
         details: p.details,

@@ -1,0 +1,101 @@
+use leptos::prelude::*;
+
+use crate::api::{RenameConversation, SaveConversationSettings};
+use crate::data::GenerationSettings;
+
+/// What the panel shows: the conversation's own values and the model's.
+#[derive(Clone)]
+pub struct PanelData {
+    pub conversation_id: String,
+    pub title: String,
+    pub system_prompt: String,
+    pub settings: GenerationSettings,
+    pub defaults: GenerationSettings,
+}
+
+/// A number field's value ("" when the conversation leaves it to the
+/// model) and its placeholder (the model's value).
+fn field<T: ToString>(own: Option<T>, default: Option<T>) -> (String, String) {
+    (
+        own.map(|v| v.to_string()).unwrap_or_default(),
+        default
+            .map(|v| format!("Model default: {}", v.to_string()))
+            .unwrap_or_default(),
+    )
+}
+
+/// The conversation's settings, beside the chat: its title, system prompt,
+/// temperature, top-p and longest reply. Plain forms (posted without
+/// JavaScript); a change applies from the next reply.
+#[component]
+pub fn SettingsPanel(
+    data: PanelData,
+    save: ServerAction<SaveConversationSettings>,
+    rename: ServerAction<RenameConversation>,
+) -> impl IntoView {
+    let PanelData {
+        conversation_id,
+        title,
+        system_prompt,
+        settings,
+        defaults,
+    } = data;
+    let (temperature, temperature_hint) = field(settings.temperature, defaults.temperature);
+    let (top_p, top_p_hint) = field(settings.top_p, defaults.top_p);
+    let (max_new, max_new_hint) = field(settings.max_new_tokens, defaults.max_new_tokens);
+    let saved = move || match save.value().get() {
+        Some(Ok(())) => Some("Saved: the next reply uses these settings.".to_owned()),
+        _ => None,
+    };
+    let problem = move || match save.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    let rename_id = conversation_id.clone();
+    let rename_problem = move || match rename.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    view! {
+        <details class="conversation-settings">
+            <summary>"Conversation settings"</summary>
+            <ActionForm action=rename attr:class="rename-form">
+                <input type="hidden" name="conversation_id" value=rename_id />
+                <label for="conversation-title">"Title"</label>
+                <input id="conversation-title" name="title" value=title maxlength="200" />
+                <button type="submit" class="ghost">"Rename"</button>
+                <p class="problem" role="alert">{rename_problem}</p>
+            </ActionForm>
+            <ActionForm action=save attr:class="settings-form">
+                <input type="hidden" name="conversation_id" value=conversation_id />
+                <label for="system-prompt">"System prompt"</label>
+                <textarea
+                    id="system-prompt"
+                    name="system_prompt"
+                    rows="3"
+                    placeholder="None: the model's own behaviour"
+                >
+                    {system_prompt}
+                </textarea>
+                <div class="numbers">
+                    <label>
+                        "Temperature"
+                        <input name="temperature" inputmode="decimal" value=temperature placeholder=temperature_hint />
+                    </label>
+                    <label>
+                        "Top-p"
+                        <input name="top_p" inputmode="decimal" value=top_p placeholder=top_p_hint />
+                    </label>
+                    <label>
+                        "Max new tokens"
+                        <input name="max_new_tokens" inputmode="numeric" value=max_new placeholder=max_new_hint />
+                    </label>
+                </div>
+                <button type="submit">"Save settings"</button>
+                <p class="saved" role="status">{saved}</p>
+                <p class="problem" role="alert">{problem}</p>
+            </ActionForm>
+        </details>
+    }
+    .into_any()
+}
