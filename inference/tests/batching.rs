@@ -406,3 +406,68 @@ fn eviction_under_a_tiny_budget_still_answers_correctly() {
     );
     assert_eq!(warm.ids, run(&cold, x2).ids);
 }
+
+/// Housekeeping (a conversation's title) runs at background priority: it
+/// waits behind every reply, and one that holds the last place gives it up
+/// to a reply that arrives.
+#[test]
+fn a_background_request_never_holds_up_a_reply() {
+    let engine = engine(1, 0);
+    let background = |max| GenerationRequest {
+        priority: inference::Priority::Background,
+        ..ask(QUESTIONS[2], max)
+    };
+    // Running alone, it takes the one place...
+    let long = engine.generate(background(400)).unwrap();
+    let (tx, started) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let title = s.spawn(move || {
+            hear(long, |n| {
+                if n == 1 {
+                    let _ = tx.send(());
+                }
+                false
+            })
+        });
+        started.recv().unwrap();
+        // ... and gives it up to a reply at the next step.
+        let reply = run(&engine, ask(QUESTIONS[0], 8));
+        let title = title.join().unwrap();
+        assert_eq!(title.finish, FinishReason::Cancelled);
+        assert!(title.ids.len() < 400, "it was cut short");
+        assert!(reply.waiting.iter().all(|&ahead| ahead == 0), "{:?}", reply.waiting);
+        assert_eq!(reply.ids.len(), 8);
+    });
+    // Waiting, it lets a later reply go first.
+    let heard = run_together(
+        &engine,
+        vec![ask(QUESTIONS[0], 6), background(6), ask(QUESTIONS[1], 6)],
+    );
+    assert!(heard[2].done <= heard[1].first_token.unwrap(), "the reply went first");
+    assert_eq!(heard[1].ids.len(), 6, "and then the background request ran");
+}
+
+/// "Continue": the prompt is the conversation with the reply so far and no
+/// end-of-turn after it, so the model goes on with that reply — as it would
+/// have without the break.
+#[test]
+fn continuing_a_cut_reply_goes_on_as_if_never_cut() {
+    let engine = engine(1, 0);
+    let whole = run(&engine, ask(QUESTIONS[2], 24));
+    let first = run(&engine, ask(QUESTIONS[2], 10));
+    assert_eq!(first.ids, whole.ids[..10]);
+    let rest = run(
+        &engine,
+        GenerationRequest {
+            continue_final: true,
+            ..chat(&[("user", QUESTIONS[2]), ("assistant", &first.text)], 14)
+        },
+    );
+    assert_eq!(
+        format!("{}{}", first.text, rest.text),
+        whole.text,
+        "the continued reply reads as the uncut one"
+    );
+    // The prompt has the reply's tokens: more than the question alone.
+    assert!(rest.usage.prompt_tokens > first.usage.prompt_tokens + 5);
+}

@@ -65,6 +65,35 @@ fn failure(event: Event) -> Failure {
     }
 }
 
+/// "Continue" on TGI: the prompt ends with the reply so far, with no
+/// end-of-turn after it, so the server's model extends that reply.
+#[tokio::test]
+async fn tgi_continues_a_reply_from_its_last_word() {
+    let events = ["data:{\"index\":1,\"token\":{\"id\":2,\"text\":\" on\",\"logprob\":0.0,\"special\":false},\"generated_text\":\" on\",\"details\":{\"finish_reason\":\"eos_token\",\"generated_tokens\":1,\"seed\":null}}\n\n"];
+    let server = StandIn::start(vec![Reply::events(SSE, &events)]).await;
+    let mut cfg = config(&server.url);
+    cfg.model = None;
+    let template =
+        inference::template::ChatTemplate::new(None, "<s>".into(), "</s>".into()).unwrap();
+    let backend = RemoteBackend::tgi(cfg, template).unwrap();
+    let request = GenerationRequest {
+        prompt: Prompt::Chat(vec![
+            ChatMessage::new("user", "Count"),
+            ChatMessage::new("assistant", "One, two"),
+        ]),
+        continue_final: true,
+        ..chat("unused")
+    };
+    let (text, _) = collect(&backend, request).await;
+    assert_eq!(text, " on");
+    let (_, body) = &server.requests()[0];
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        body["inputs"].as_str().unwrap(),
+        "<|im_start|>user\nCount<|im_end|>\n<|im_start|>assistant\nOne, two"
+    );
+}
+
 #[tokio::test]
 async fn openai_streams_in_every_variant_servers_use() {
     let server = StandIn::start(vec![Reply::events(
@@ -84,7 +113,8 @@ async fn openai_streams_in_every_variant_servers_use() {
     .await;
     let backend = RemoteBackend::openai(config(&format!("{}/v1", server.url))).unwrap();
     let (text, last) = collect(&backend, chat("Hi")).await;
-    assert_eq!(text, "Hello \u{1F44B}");
+    // Reasoning streamed apart comes first, in the tags the chat shows apart.
+    assert_eq!(text, "<think>Let me think.</think>\n\nHello \u{1F44B}");
     match last {
         Event::Done { finish, usage } => {
             assert_eq!(finish, FinishReason::Eos);
