@@ -6,6 +6,9 @@ import * as path from "path";
 const root = path.resolve(__dirname, "..");
 const port = process.env.WICK_E2E_PORT ?? "3210";
 const baseURL = `http://127.0.0.1:${port}`;
+// A scripted OpenAI-compatible server (end2end/scripted_openai.py): a model
+// whose words the tests choose, and which tells what Wick sent it.
+const scriptedPort = process.env.WICK_E2E_SCRIPTED_PORT ?? "3211";
 
 export default defineConfig({
   testDir: "./tests",
@@ -37,10 +40,18 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
+  webServer: [
+  {
+    command: `exec python3 end2end/scripted_openai.py ${scriptedPort}`,
+    cwd: root,
+    url: `http://127.0.0.1:${scriptedPort}/health`,
+    reuseExistingServer: false,
+    timeout: 20_000,
+  },
+  {
     command:
       `rm -rf end2end/.data && mkdir -p end2end/.data && ` +
-      `sed "s/PORT/${port}/" end2end/models.toml > end2end/.data/models.toml && ` +
+      `sed -e "s/SCRIPTED_PORT/${scriptedPort}/" -e "s/PORT/${port}/" end2end/models.toml > end2end/.data/models.toml && ` +
       `exec ${process.env.WICK_BIN ?? "target/release/wick"}`,
     cwd: root,
     url: `${baseURL}/health`,
@@ -62,4 +73,5 @@ export default defineConfig({
       WICK_E2E_KEY: "e2e-key",
     },
   },
+  ],
 });

@@ -1,4 +1,6 @@
-import { test, expect, type Page } from "@playwright/test";
+import { test, expect, type APIRequestContext, type Page } from "@playwright/test";
+import * as fs from "fs";
+import * as path from "path";
 
 // What the browser tests share.
 
@@ -38,4 +40,57 @@ export function stopRepliesAfterEach() {
       }).toPass({ timeout: 15_000 });
     }
   });
+}
+
+const AXE = fs.readFileSync(path.resolve(__dirname, "../../node_modules/axe-core/axe.min.js"), "utf8");
+
+/** axe-core's serious and critical findings on the page as it is now. */
+export async function seriousProblems(page: Page): Promise<string[]> {
+  // Evaluated through the browser's debugging protocol, not as a <script>:
+  // the page's content policy (only Wick's own scripts) stays as it is.
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (c: Document) => Promise<any> } }).axe;
+    const result = await axe.run(document);
+    return result.violations
+      .filter((v: any) => v.impact === "serious" || v.impact === "critical")
+      .map((v: any) => `${v.id} (${v.impact}): ${v.nodes.map((n: any) => n.target.join(" ")).join(", ")}`);
+  });
+}
+
+// The scripted OpenAI-compatible model (end2end/scripted_openai.py).
+const SCRIPTED = `http://127.0.0.1:${process.env.WICK_E2E_SCRIPTED_PORT ?? "3211"}`;
+
+/** Every request the scripted model received, oldest first. */
+export async function scriptedRequests(request: APIRequestContext): Promise<any[]> {
+  const answer = await request.get(`${SCRIPTED}/requests`);
+  expect(answer.ok()).toBeTruthy();
+  return answer.json();
+}
+
+/** The chat requests (not titles) the scripted model received, oldest first. */
+export async function scriptedChats(request: APIRequestContext): Promise<any[]> {
+  return (await scriptedRequests(request)).filter(
+    (r) => !r.messages.some((m: any) => m.content.includes("Write a title of at most six words")),
+  );
+}
+
+/** Starts a conversation with the scripted model; the page is hydrated. */
+export async function askScripted(page: Page, text: string) {
+  await openHydrated(page);
+  await page.getByLabel("Model").selectOption({ label: "Scripted model" });
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill(text);
+  await box.press("Enter");
+  await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+  return page.getByRole("article", { name: "Assistant" }).last();
+}
+
+/** Sends a message in the conversation shown and waits for its reply to end. */
+export async function sendAndWait(page: Page, text: string) {
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill(text);
+  await box.press("Enter");
+  await expect(page.getByRole("article", { name: "You" }).last()).toContainText(text);
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 30_000 });
 }

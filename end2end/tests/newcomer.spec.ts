@@ -1,29 +1,11 @@
 import { test, expect, type Page } from "@playwright/test";
-import * as fs from "fs";
-import * as path from "path";
-import { ask, conversations, openHydrated, STORY, stopRepliesAfterEach } from "./helpers";
+import { ask, conversations, openHydrated, seriousProblems, STORY, stopRepliesAfterEach } from "./helpers";
 
 // What a new user met on the first try (issue 13, "found when the current page
 // was tried"): keyboard focus, accessibility, direction of text, example
 // questions, and a page that shows the reply without JavaScript.
 
-const AXE = fs.readFileSync(path.resolve(__dirname, "../../node_modules/axe-core/axe.min.js"), "utf8");
-
 stopRepliesAfterEach();
-
-/** axe-core's serious and critical findings on the page as it is now. */
-async function seriousProblems(page: Page): Promise<string[]> {
-  // Evaluated through the browser's debugging protocol, not as a <script>:
-  // the page's content policy (only Wick's own scripts) stays as it is.
-  await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: (c: Document) => Promise<any> } }).axe;
-    const result = await axe.run(document);
-    return result.violations
-      .filter((v: any) => v.impact === "serious" || v.impact === "critical")
-      .map((v: any) => `${v.id} (${v.impact}): ${v.nodes.map((n: any) => n.target.join(" ")).join(", ")}`);
-  });
-}
 
 test("axe-core finds no serious problem on the start page or a conversation, light or dark", async ({ page }) => {
   test.setTimeout(90_000);
