@@ -484,7 +484,8 @@ fn ReplyTools(
 
 /// Under a question: Edit, which opens a box with its text; sending the
 /// edit makes a new branch with a new reply. A `<details>` and a plain form,
-/// so it works without JavaScript too.
+/// so it works without JavaScript too. (A refused edit is said once, above
+/// the composer, where a refused message is said: the form may be folded.)
 #[component]
 fn EditForm(
     message_id: String,
@@ -494,10 +495,6 @@ fn EditForm(
     actions: MessageActions,
 ) -> impl IntoView {
     let box_id = format!("edit-{message_id}");
-    let failure = move || match actions.edit.value().get() {
-        Some(Err(e)) => Some(e.to_string()),
-        _ => None,
-    };
     view! {
         <details class="edit">
             <summary>"Edit"</summary>
@@ -512,7 +509,6 @@ fn EditForm(
                 >
                     "Send edit"
                 </button>
-                <span class="problem" role="alert">{failure}</span>
             </ActionForm>
         </details>
     }

@@ -127,6 +127,12 @@ pub fn ConversationPage() -> impl IntoView {
                             <p class="visually-hidden" role="status" aria-live="polite">
                                 {move || reply_state.announce.get()}
                             </p>
+                            <p class="problem edit-problem" role="alert">
+                                {move || match edit.value().get() {
+                                    Some(Err(e)) => Some(format!("The edit was not sent: {e}")),
+                                    _ => None,
+                                }}
+                            </p>
                             <Composer action=send conversation_id=Some(id) models=c.models model=c.model />
                         }
                             .into_any()
