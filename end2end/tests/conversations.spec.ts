@@ -199,3 +199,59 @@ test("personal defaults on the Settings page: the model and its prompt for new c
   const last = (await scriptedChats(request)).at(-1);
   expect(last.messages[0]).toEqual({ role: "system", content: "Always answer in French." });
 });
+
+const LONG_MARKDOWN = [
+  "say: # Notes",
+  "",
+  "Some **bold**, ~~struck~~ and `inline` text, and a [link](https://example.com).",
+  "",
+  "```python",
+  "def greet(name):",
+  "    # say hello",
+  "    return f\"Hello, {name}!\"",
+  "```",
+  "",
+  "| a | b |",
+  "|---|---|",
+  "| 1 | 2 |",
+  "",
+  "- [x] done",
+  "- [ ] to do",
+  "",
+  "Euler: $e^{i\\pi} + 1 = 0$ and",
+  "",
+  "$$\\frac{a}{b} = \\sqrt{x^2 + 1}$$",
+].join("\n");
+
+test("a long markdown reply: highlighted code copied exactly, math as MathML, tables and task lists, and axe finds nothing serious", async ({ page, context }) => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  const reply = await askScripted(page, LONG_MARKDOWN);
+  await expect(reply.locator("table")).toBeVisible();
+  await expect(reply.locator("input[type=checkbox]")).toHaveCount(2);
+  await expect(reply.locator("del")).toHaveText("struck");
+
+  // Code: highlighted, and its Copy button puts the exact code on the clipboard.
+  const block = reply.locator(".code-block");
+  await expect(block.locator(".code-lang")).toHaveText("python");
+  await expect(block.locator(".hl-keyword").first()).toHaveText("def");
+  await block.getByRole("button", { name: "Copy" }).click();
+  await expect(block.getByRole("button", { name: "Copied" })).toBeVisible();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  expect(copied).toBe('def greet(name):\n    # say hello\n    return f"Hello, {name}!"\n');
+
+  // Math: MathML the browser draws, inline and as a block.
+  const inline = reply.locator("math:not([display=block])");
+  await expect(inline).toHaveCount(1);
+  await expect(inline.locator("mi").first()).toHaveText("e");
+  await expect(reply.locator('math[display="block"] mfrac')).toHaveCount(1);
+  await expect(reply.locator('math[display="block"] msqrt')).toHaveCount(1);
+
+  // The whole message's Copy takes its markdown.
+  await reply.locator(".copy-message").click();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(LONG_MARKDOWN.slice("say: ".length));
+
+  for (const colorScheme of ["light", "dark"] as const) {
+    await page.emulateMedia({ colorScheme });
+    expect(await seriousProblems(page), `long markdown reply, ${colorScheme}`).toEqual([]);
+  }
+});

@@ -435,7 +435,11 @@ fn a_background_request_never_holds_up_a_reply() {
         let title = title.join().unwrap();
         assert_eq!(title.finish, FinishReason::Cancelled);
         assert!(title.ids.len() < 400, "it was cut short");
-        assert!(reply.waiting.iter().all(|&ahead| ahead == 0), "{:?}", reply.waiting);
+        assert!(
+            reply.waiting.iter().all(|&ahead| ahead == 0),
+            "{:?}",
+            reply.waiting
+        );
         assert_eq!(reply.ids.len(), 8);
     });
     // Waiting, it lets a later reply go first.
@@ -443,7 +447,10 @@ fn a_background_request_never_holds_up_a_reply() {
         &engine,
         vec![ask(QUESTIONS[0], 6), background(6), ask(QUESTIONS[1], 6)],
     );
-    assert!(heard[2].done <= heard[1].first_token.unwrap(), "the reply went first");
+    assert!(
+        heard[2].done <= heard[1].first_token.unwrap(),
+        "the reply went first"
+    );
     assert_eq!(heard[1].ids.len(), 6, "and then the background request ran");
 }
 

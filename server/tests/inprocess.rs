@@ -552,7 +552,11 @@ async fn an_api_token_has_its_own_allowance_of_replies_at_once() {
 /// another person's (or nobody's) are a 404 for each, and change nothing.
 #[tokio::test]
 async fn every_branch_and_settings_function_is_the_owners_only() {
-    let w = wick(vec![Step::token("Answer"), Step::Done(inference::FinishReason::Length)]).await;
+    let w = wick(vec![
+        Step::token("Answer"),
+        Step::Done(inference::FinishReason::Length),
+    ])
+    .await;
     let (alice, sent) = w.send_first("Alice's question").await;
     w.reply_stream(&alice, &sent.message_id).await;
     let (mallory, theirs) = w.send_first("Mallory's own").await;
@@ -563,48 +567,106 @@ async fn every_branch_and_settings_function_is_the_owners_only() {
     let before = w.backend.requests().len();
     let w = &w;
     let view = |cookie: String| async move {
-        w.call::<GetConversation>(Some(&cookie), &[("id", c)]).await.json()
+        w.call::<GetConversation>(Some(&cookie), &[("id", c)])
+            .await
+            .json()
     };
     let alice_saw = view(alice.clone()).await;
 
     for cookie in [Some(mallory.as_str()), None] {
         let answers = [
-            w.call::<EditMessage>(cookie, &[("conversation_id", c), ("message_id", question), ("content", "hijacked")]).await,
-            w.call::<ContinueReply>(cookie, &[("conversation_id", c), ("message_id", reply)]).await,
-            w.call::<SwitchBranch>(cookie, &[("conversation_id", c), ("message_id", question)]).await,
-            w.call::<SaveConversationSettings>(
+            w.call::<EditMessage>(
                 cookie,
-                &[("conversation_id", c), ("system_prompt", "obey me"), ("temperature", ""), ("top_p", ""), ("max_new_tokens", "")],
+                &[
+                    ("conversation_id", c),
+                    ("message_id", question),
+                    ("content", "hijacked"),
+                ],
             )
             .await,
-            w.call::<RenameConversation>(cookie, &[("conversation_id", c), ("title", "pwned")]).await,
-            w.call::<ConversationTitle>(cookie, &[("conversation_id", c)]).await,
+            w.call::<ContinueReply>(cookie, &[("conversation_id", c), ("message_id", reply)])
+                .await,
+            w.call::<SwitchBranch>(cookie, &[("conversation_id", c), ("message_id", question)])
+                .await,
+            w.call::<SaveConversationSettings>(
+                cookie,
+                &[
+                    ("conversation_id", c),
+                    ("system_prompt", "obey me"),
+                    ("temperature", ""),
+                    ("top_p", ""),
+                    ("max_new_tokens", ""),
+                ],
+            )
+            .await,
+            w.call::<RenameConversation>(cookie, &[("conversation_id", c), ("title", "pwned")])
+                .await,
+            w.call::<ConversationTitle>(cookie, &[("conversation_id", c)])
+                .await,
             // A message of Alice's named in Mallory's own conversation.
-            w.call::<SwitchBranch>(cookie, &[("conversation_id", &theirs.conversation_id), ("message_id", question)]).await,
-            w.call::<EditMessage>(cookie, &[("conversation_id", &theirs.conversation_id), ("message_id", question), ("content", "x")]).await,
+            w.call::<SwitchBranch>(
+                cookie,
+                &[
+                    ("conversation_id", &theirs.conversation_id),
+                    ("message_id", question),
+                ],
+            )
+            .await,
+            w.call::<EditMessage>(
+                cookie,
+                &[
+                    ("conversation_id", &theirs.conversation_id),
+                    ("message_id", question),
+                    ("content", "x"),
+                ],
+            )
+            .await,
         ];
         for (i, a) in answers.iter().enumerate() {
-            assert_eq!(a.status, StatusCode::NOT_FOUND, "call {i} as {cookie:?}: {}", a.body);
+            assert_eq!(
+                a.status,
+                StatusCode::NOT_FOUND,
+                "call {i} as {cookie:?}: {}",
+                a.body
+            );
         }
     }
     assert_eq!(w.backend.requests().len(), before, "nothing was generated");
-    assert_eq!(view(alice.clone()).await, alice_saw, "Alice's conversation is unchanged");
+    assert_eq!(
+        view(alice.clone()).await,
+        alice_saw,
+        "Alice's conversation is unchanged"
+    );
 
     // Alice's own calls work, and a bad setting is a 400 that names the bound.
     let bad = w
         .call::<SaveConversationSettings>(
             Some(&alice),
-            &[("conversation_id", c), ("system_prompt", ""), ("temperature", "2.5"), ("top_p", ""), ("max_new_tokens", "")],
+            &[
+                ("conversation_id", c),
+                ("system_prompt", ""),
+                ("temperature", "2.5"),
+                ("top_p", ""),
+                ("max_new_tokens", ""),
+            ],
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("temperature must be a number from 0 to 2 (got 2.5)"), "{}", bad.body);
+    assert!(
+        bad.body
+            .contains("temperature must be a number from 0 to 2 (got 2.5)"),
+        "{}",
+        bad.body
+    );
     let r = w
         .call::<RenameConversation>(Some(&alice), &[("conversation_id", c), ("title", "Mine")])
         .await;
     assert_eq!((r.status, r.json()), (StatusCode::OK, json!("Mine")));
     let r = w
-        .call::<ContinueReply>(Some(&alice), &[("conversation_id", c), ("message_id", reply)])
+        .call::<ContinueReply>(
+            Some(&alice),
+            &[("conversation_id", c), ("message_id", reply)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }

@@ -56,7 +56,7 @@ pub struct MessageView {
 
 /// Where a message stands among the versions of its turn: the messages with
 /// the same parent, oldest first. Choosing another shows its branch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Siblings {
     /// 1-based.
     pub position: usize,

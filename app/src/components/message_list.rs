@@ -45,11 +45,13 @@ pub struct FollowBottom {
 impl FollowBottom {
     /// Scrolls to the bottom after the next paint, if the reader is there.
     pub fn nudge(self) {
-        if !self.following.get_value() {
+        if !self.following.try_get_value().unwrap_or(false) {
             return;
         }
+        // By the next frame the list may be gone (the conversation was read
+        // again): then there is nothing to scroll.
         request_animation_frame(move || {
-            if let Some(el) = self.scroller.get_untracked() {
+            if let Some(el) = self.scroller.try_get_untracked().flatten() {
                 el.set_scroll_top(el.scroll_height());
             }
         });
@@ -109,7 +111,14 @@ pub fn MessageList(
     view! {
         <div class="messages" node_ref=scroller on:scroll=on_scroll on:click=copy_code>
             <div class="message-column">
-                <For each=move || messages.get() key=|m| m.id.clone() let:m>
+                // Keyed by what a message looks like once read: a reply that
+                // was continued (longer, or generating again) or gained
+                // versions is drawn anew; the others stay as they are.
+                <For
+                    each=move || messages.get()
+                    key=|m| (m.id.clone(), m.state, m.finish_reason, m.content.len(), m.siblings.clone())
+                    let:m
+                >
                     {
                         let id = m.id.clone();
                         let can_retry = Signal::derive(move || {

@@ -1,4 +1,4 @@
 pub mod composer;
 pub mod message_list;
-pub mod sidebar;
 pub mod settings_panel;
+pub mod sidebar;

@@ -79,6 +79,15 @@ pub fn to_html(markdown: &str) -> String {
                 id,
             }),
             Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
+            // A task list's box is read out by screen readers: it says what it is.
+            Event::TaskListMarker(done) => Event::InlineHtml(
+                if done {
+                    r#"<input type="checkbox" disabled checked aria-label="Done"> "#
+                } else {
+                    r#"<input type="checkbox" disabled aria-label="Not done"> "#
+                }
+                .into(),
+            ),
             other => other,
         };
         events.push(event);
@@ -344,6 +353,13 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("javascript"), "{out}");
+    }
+
+    #[test]
+    fn task_list_boxes_say_what_they_are() {
+        let out = to_html("- [x] done\n- [ ] to do");
+        assert!(out.contains(r#"<input type="checkbox" disabled checked aria-label="Done">"#), "{out}");
+        assert!(out.contains(r#"<input type="checkbox" disabled aria-label="Not done">"#), "{out}");
     }
 
     #[test]

@@ -41,30 +41,6 @@ pub fn ConversationPage() -> impl IntoView {
         move || (id(), reply_state.reload.get()),
         |(id, _)| get_conversation(id),
     );
-    // Retry, edit, continue and a switch of versions change which branch is
-    // shown: the conversation is read again, and shows it (streaming the new
-    // reply, if one started). A rename changes the sidebar too.
-    let reload = move || reply_state.reload.update(|n| *n += 1);
-    Effect::new(move |_| {
-        if matches!(retry.value().get(), Some(Ok(_))) {
-            reload();
-        }
-    });
-    Effect::new(move |_| {
-        if matches!(edit.value().get(), Some(Ok(_))) {
-            reload();
-        }
-    });
-    Effect::new(move |_| {
-        if matches!(continue_reply.value().get(), Some(Ok(_))) {
-            reload();
-        }
-    });
-    Effect::new(move |_| {
-        if matches!(switch.value().get(), Some(Ok(()))) {
-            reload();
-        }
-    });
     let changed = use_context::<ConversationsChanged>();
     let title = RwSignal::new(String::new());
     Effect::new(move |_| {
@@ -98,6 +74,7 @@ pub fn ConversationPage() -> impl IntoView {
                         }
                         let messages = RwSignal::new(c.messages.clone());
                         follow_sends(messages, send);
+                        follow_branch_changes(id.clone(), messages, actions_for(c.can_continue));
                         // Without JavaScript nothing streams: the page reloads itself
                         // while a reply is being written. (Inside `noscript`, set as
                         // HTML so that hydration never walks it; with JavaScript
@@ -156,6 +133,57 @@ fn follow_sends(messages: RwSignal<Vec<MessageView>>, send: ServerAction<SendMes
                 messages.update(|m| m.extend(sent.user_message.into_iter().chain([sent.reply])));
             }
         }
+    });
+}
+
+/// Retry, edit, Continue and a switch of versions change which branch is
+/// shown: when one answers, the conversation is read again and the list takes
+/// its messages (those unchanged stay as they are on screen; a reply that
+/// started streams). The page itself stays: nothing it shows is rebuilt.
+fn follow_branch_changes(
+    conversation_id: String,
+    messages: RwSignal<Vec<MessageView>>,
+    actions: MessageActions,
+) {
+    let version = RwSignal::new(0usize);
+    let bump = move || version.update(|n| *n += 1);
+    Effect::new(move |_| {
+        if matches!(actions.retry.value().get(), Some(Ok(_))) {
+            bump();
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(actions.edit.value().get(), Some(Ok(_))) {
+            bump();
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(actions.continue_reply.value().get(), Some(Ok(_))) {
+            bump();
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(actions.switch.value().get(), Some(Ok(()))) {
+            bump();
+        }
+    });
+    Effect::new(move |first: Option<()>| {
+        version.track();
+        if first.is_none() {
+            return;
+        }
+        #[cfg(feature = "hydrate")]
+        {
+            let id = conversation_id.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(c) = get_conversation(id).await {
+                    // Gone meanwhile (another conversation was opened): nothing to do.
+                    let _ = messages.try_set(c.messages);
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&conversation_id, messages);
     });
 }
 
