@@ -14,7 +14,20 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGET_KB = 250
-FILES = ["wick.wasm", "wick.js", "wick.css"]
+KINDS = ["wasm", "js", "css"]
+
+
+def site_files(root):
+    """The file names of the wasm, JS and CSS: hashed as target/release/hash.txt
+    lists them (a release build), else the plain names."""
+    hashes = {}
+    listing = os.path.join(root, "target", "release", "hash.txt")
+    if os.path.exists(listing):
+        for line in open(listing):
+            kind, _, value = line.strip().partition(":")
+            if value:
+                hashes[kind] = value.strip()
+    return [f"wick.{hashes[k]}.{k}" if k in hashes else f"wick.{k}" for k in KINDS]
 
 
 def main():
@@ -22,7 +35,7 @@ def main():
     ap.add_argument("--site", default=os.path.join(ROOT, "target", "site"))
     args = ap.parse_args()
     rows = []
-    for name in FILES:
+    for name in site_files(ROOT):
         path = os.path.join(args.site, "pkg", name)
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: run `make build` first")
@@ -33,7 +46,8 @@ def main():
     print("| file | raw | gzip |")
     print("|---|---|---|")
     for name, raw, gz in rows:
-        print(f"| {name} | {raw / 1000:.1f} KB | {gz / 1000:.1f} KB |")
+        shown = "wick." + name.rsplit(".", 1)[-1]
+        print(f"| {shown} | {raw / 1000:.1f} KB | {gz / 1000:.1f} KB |")
     print(f"| **first load** | {total_raw / 1000:.1f} KB | **{total_gz / 1000:.1f} KB** (budget {BUDGET_KB} KB) |")
 
 

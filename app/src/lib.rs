@@ -19,7 +19,7 @@ pub mod session;
 pub mod state;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -46,6 +46,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <AutoReload options=options.clone() />
+                // The stylesheet by its hashed name in a release build.
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -87,7 +89,6 @@ pub fn App() -> impl IntoView {
     provide_context(ConversationsChanged(RwSignal::new(0)));
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/wick.css" />
         <Title formatter=page_title />
         <Router>
             <a class="skip-link" href="#composer-input" on:click=skip_to_composer>
@@ -139,6 +140,14 @@ fn page_title(text: String) -> String {
     } else {
         title
     }
+}
+
+/// A `<textarea>`'s text as the HTML inside it. Leptos writes a textarea's
+/// child text unescaped, so text such as `</textarea><form …>` would end the
+/// box and become markup: it is escaped here and set as the inner HTML (which
+/// the browser decodes back to exactly the text).
+pub(crate) fn textarea_text(text: &str) -> String {
+    escape_html(text)
 }
 
 fn escape_html(text: &str) -> String {

@@ -43,7 +43,8 @@ test("send a message; after a reload it is still in the sidebar and the chat", a
   await page.reload();
   await expect(page.getByRole("article", { name: "You" })).toHaveCount(2);
   await expect(page.getByRole("article", { name: "You" }).first()).toContainText(text);
-  await expect(conversations(page).getByRole("link", { name: text })).toHaveAttribute("aria-current", "page");
+  // (By now the model may have titled it: the link marked as the page shown.)
+  await expect(conversations(page).locator('a[aria-current="page"]')).toBeVisible();
   await expect(conversations(page).getByRole("heading", { name: "Today" })).toBeVisible();
 });
 

@@ -95,7 +95,7 @@ test("Escape stops the reply; its end is said once to screen readers", async ({ 
 
 test("text typed before the page is interactive is kept, and sent", async ({ page }) => {
   // The WebAssembly arrives late, as on a slow connection.
-  await page.route("**/pkg/wick.wasm", async (route) => {
+  await page.route("**/pkg/wick*.wasm", async (route) => {
     await new Promise((r) => setTimeout(r, 2_500));
     await route.continue();
   });
@@ -111,7 +111,7 @@ test("text typed before the page is interactive is kept, and sent", async ({ pag
 });
 
 test("a Send clicked before the page is interactive posts the form", async ({ page }) => {
-  await page.route("**/pkg/wick.wasm", async (route) => {
+  await page.route("**/pkg/wick*.wasm", async (route) => {
     await new Promise((r) => setTimeout(r, 2_500));
     await route.continue();
   });

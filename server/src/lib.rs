@@ -154,12 +154,22 @@ async fn delete_expired_sessions(pool: sqlx::SqlitePool) {
 }
 
 /// Where the built site is, for the pages and their files.
+///
+/// A release build (`cargo leptos build --release`) names its files with a
+/// hash of their content and lists the hashes in `hash.txt` beside the
+/// binary; pages then link to those names. A binary without that file (the
+/// tests' in-process servers) links to the plain names.
 pub fn leptos_options(config: &Config) -> LeptosOptions {
+    let hashed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+        .is_some_and(|file| file.exists());
     LeptosOptions::builder()
         .output_name("wick")
         .site_root(config.site_root.as_str())
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
+        .hash_files(hashed)
         .build()
 }
 
@@ -307,20 +317,18 @@ pub fn router(state: ServerState) -> Router {
     let app_state = state.app.clone();
     let fallback_state = state.app.clone();
     let leptos = state.leptos.clone();
-    // The built wasm, JS and CSS: answered with their modification time, and
-    // marked to be checked again on each use (their names carry no hash, so
-    // a newer build must be seen), which a browser does with If-Modified-Since
-    // and gets 304 Not Modified while nothing changed. Compressed (brotli or
-    // gzip) by the layer below like every answer.
+    // The built wasm, JS and CSS, with their modification time. A file whose
+    // name carries its content's hash (`wick.<hash>.wasm`, a release build)
+    // never changes: browsers keep it for a year without asking. Others are
+    // checked again on each use (If-Modified-Since, 304 Not Modified while
+    // nothing changed). Compressed (brotli or gzip) by the layer below like
+    // every answer.
     let pkg = format!("{}/{}", state.leptos.site_root, state.leptos.site_pkg_dir);
-    let pkg = tower::ServiceBuilder::new()
-        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-cache"),
-        ))
-        .service(tower_http::services::ServeDir::new(pkg));
+    let pkg = Router::new()
+        .nest_service("/pkg", tower_http::services::ServeDir::new(pkg))
+        .layer(axum::middleware::from_fn(site_file_caching));
     Router::new()
-        .nest_service("/pkg", pkg)
+        .merge(pkg)
         .route("/health", get(health::health))
         .route("/api/messages/{id}/stream", get(stream::reply_stream))
         .route("/v1/models", get(api::openai::models))
@@ -406,4 +414,36 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `Cache-Control` of a site file: kept for good under its hashed name,
+/// checked again on each use under a plain one.
+async fn site_file_caching(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let hashed = is_hashed_name(request.uri().path());
+    let mut response = next.run(request).await;
+    let value = if hashed && response.status().is_success() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static(value),
+    );
+    response
+}
+
+/// `wick.<hash>.wasm`: the name cargo-leptos gives a release's files (three
+/// parts, the middle one a long run of letters, digits, `-` and `_`).
+fn is_hashed_name(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.len() == 3
+        && parts[1].len() >= 16
+        && parts[1]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

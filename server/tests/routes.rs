@@ -277,14 +277,32 @@ async fn unknown_pages_are_404() {
 }
 
 /// The built wasm goes out brotli-compressed to a browser that takes it,
-/// with its modification time and `Cache-Control: no-cache`; a browser that
-/// already has that version asks again and gets 304 Not Modified, no body.
+/// under a name with its content's hash that pages link to, kept by
+/// browsers for good (`immutable`); asked again anyway, with its
+/// modification time, it is a 304 Not Modified, no body.
 #[tokio::test]
-async fn site_files_are_compressed_and_answered_304_when_unchanged() {
-    // The site `make test` builds before the Rust tests.
-    let site = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site");
-    let s = common::start_with_env(&[], &[("WICK_SITE_ROOT", site)]).await;
-    let url = format!("{}/pkg/wick.wasm", s.base);
+async fn site_files_are_hashed_compressed_cached_for_good_and_answered_304() {
+    // The site and the hash list `make test` builds before the Rust tests.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let site = format!("{root}/target/site");
+    let hashes = std::fs::read_to_string(format!("{root}/target/release/hash.txt"))
+        .expect("a release build lists its files' hashes");
+    let wasm_hash = hashes
+        .lines()
+        .find_map(|l| l.strip_prefix("wasm:"))
+        .expect("the wasm's hash")
+        .trim()
+        .to_owned();
+    let s = common::start_with_env(&[], &[("WICK_SITE_ROOT", site.as_str())]).await;
+    let page = reqwest::get(format!("{}/", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let wasm = format!("/pkg/wick.{wasm_hash}.wasm");
+    assert!(page.contains(&wasm), "the page loads {wasm}: {page}");
+    let url = format!("{}{wasm}", s.base);
     let client = reqwest::Client::new();
     let r = client
         .get(&url)
@@ -294,7 +312,10 @@ async fn site_files_are_compressed_and_answered_304_when_unchanged() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-encoding"], "br");
-    assert_eq!(r.headers()["cache-control"], "no-cache");
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     let modified = r.headers()["last-modified"].clone();
     assert!(!r.bytes().await.unwrap().is_empty());
 

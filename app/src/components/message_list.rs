@@ -511,7 +511,7 @@ fn EditForm(
                 <input type="hidden" name="conversation_id" value=conversation_id />
                 <input type="hidden" name="message_id" value=message_id />
                 <label for=box_id.clone() class="visually-hidden">"Edited message"</label>
-                <textarea id=box_id name="content" rows="3" dir="auto">{original}</textarea>
+                <textarea id=box_id name="content" rows="3" dir="auto" inner_html=crate::textarea_text(&original)></textarea>
                 <button
                     type="submit"
                     disabled=move || busy.get() || actions.edit.pending().get()

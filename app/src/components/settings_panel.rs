@@ -74,9 +74,8 @@ pub fn SettingsPanel(
                     name="system_prompt"
                     rows="3"
                     placeholder="None: the model's own behaviour"
-                >
-                    {system_prompt}
-                </textarea>
+                inner_html=crate::textarea_text(&system_prompt)
+            ></textarea>
                 <div class="numbers">
                     <label>
                         "Temperature"

@@ -54,9 +54,7 @@ pub fn SettingsPage() -> impl IntoView {
                                                 let id = format!("prompt-{i}");
                                                 view! {
                                                     <label for=id.clone()>{format!("System prompt for {}", m.name)}</label>
-                                                    <textarea id=id name=format!("prompts[{i}]") rows="3" placeholder="None">
-                                                        {prompt.clone()}
-                                                    </textarea>
+                                                    <textarea id=id name=format!("prompts[{i}]") rows="3" placeholder="None" inner_html=crate::textarea_text(prompt)></textarea>
                                                 }
                                             })
                                             .collect_view()}
