@@ -358,8 +358,7 @@ impl Chat {
         check_system_prompt(&form.system_prompt).map_err(|p| ChatError::Invalid(p.to_string()))?;
         let model = self.models().get_or_default(&current);
         model
-            .params_for(&settings)
-            .validate()
+            .check(&settings)
             .map_err(|e| ChatError::Invalid(e.to_string()))?;
         conversations::set_settings(
             &self.pool,

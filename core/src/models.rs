@@ -30,6 +30,9 @@ impl ModelKind {
     }
 }
 
+/// The default length of a chat reply from a local model, in tokens.
+pub const LOCAL_CHAT_REPLY_TOKENS: usize = 512;
+
 pub struct Model {
     /// Stored on conversations and replies; stable across restarts.
     pub id: String,
@@ -76,7 +79,8 @@ impl Model {
     }
 
     /// The parameters of a reply in a conversation with `settings`: the
-    /// model's, with what the conversation sets instead.
+    /// model's, with what the conversation sets instead. A longer reply than
+    /// the model's `max_new_tokens` is cut there, as on the inference APIs.
     pub fn params_for(&self, settings: &GenerationSettings) -> Params {
         let mut params = self.params.clone();
         if let Some(t) = settings.temperature {
@@ -85,10 +89,34 @@ impl Model {
         if let Some(p) = settings.top_p {
             params.top_p = Some(p);
         }
+        params.max_new_tokens = match settings.max_new_tokens {
+            Some(n) => (n as usize).min(self.params.max_new_tokens.max(1)).max(1),
+            None => self.chat_reply_tokens(),
+        };
+        params
+    }
+
+    /// Checks `settings` with the inference APIs' bounds and sentences
+    /// ("temperature must be a number from 0 to 2 (got 5)").
+    pub fn check(&self, settings: &GenerationSettings) -> Result<(), inference::ValidationError> {
+        let mut params = self.params_for(settings);
         if let Some(n) = settings.max_new_tokens {
+            // As asked, before the model's ceiling cuts it.
             params.max_new_tokens = n as usize;
         }
-        params
+        params.validate()
+    }
+
+    /// How long a chat reply may be unless the conversation says otherwise:
+    /// a small local model that loses its way would otherwise run on to the
+    /// ceiling (a 135M model looped for 128 s to 1,024 tokens); "Continue"
+    /// takes a cut reply further.
+    fn chat_reply_tokens(&self) -> usize {
+        if self.is_local() {
+            self.params.max_new_tokens.min(LOCAL_CHAT_REPLY_TOKENS)
+        } else {
+            self.params.max_new_tokens
+        }
     }
 
     /// The model's own values of the settings a conversation may change.
@@ -96,7 +124,7 @@ impl Model {
         GenerationSettings {
             temperature: Some(self.params.temperature),
             top_p: Some(self.params.top_p.unwrap_or(1.0)),
-            max_new_tokens: Some(self.params.max_new_tokens as u32),
+            max_new_tokens: Some(self.chat_reply_tokens() as u32),
         }
     }
 
@@ -162,5 +190,43 @@ impl Models {
                 name: m.name.clone(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(kind: ModelKind) -> Model {
+        let params = Params {
+            max_new_tokens: 1024,
+            ..Params::default()
+        };
+        let backend = Arc::new(inference::scripted::ScriptedBackend::default());
+        Model::new("m", "M", kind, backend, params, 1, None)
+    }
+
+    #[test]
+    fn a_local_chat_reply_is_shorter_by_default_and_never_past_the_ceiling() {
+        let local = model(ModelKind::Local);
+        let none = GenerationSettings::default();
+        assert_eq!(local.defaults().max_new_tokens, Some(512));
+        assert_eq!(local.params_for(&none).max_new_tokens, 512);
+        let asked = |n| GenerationSettings {
+            max_new_tokens: Some(n),
+            ..GenerationSettings::default()
+        };
+        assert_eq!(local.params_for(&asked(800)).max_new_tokens, 800);
+        assert_eq!(local.params_for(&asked(2000)).max_new_tokens, 1024);
+        assert_eq!(
+            local.check(&asked(9000)).unwrap_err().to_string(),
+            "max_new_tokens must be from 1 to 8192 (got 9000)"
+        );
+        assert!(local.check(&asked(2000)).is_ok(), "cut, as the APIs do");
+        // A remote model's replies go to its own ceiling.
+        assert_eq!(
+            model(ModelKind::OpenAi).params_for(&none).max_new_tokens,
+            1024
+        );
     }
 }

@@ -6,10 +6,6 @@ import { test, expect, type Page } from "@playwright/test";
 
 const ATTACKER = "http://attacker.test";
 
-function conversations(page: Page) {
-  return page.getByRole("navigation", { name: "Conversations" });
-}
-
 /** Serves `html` as the attacker's page and opens it. */
 async function visitAttacker(page: Page, html: string) {
   await page.route(`${ATTACKER}/**`, (route) =>

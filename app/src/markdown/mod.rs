@@ -358,8 +358,14 @@ mod tests {
     #[test]
     fn task_list_boxes_say_what_they_are() {
         let out = to_html("- [x] done\n- [ ] to do");
-        assert!(out.contains(r#"<input type="checkbox" disabled checked aria-label="Done">"#), "{out}");
-        assert!(out.contains(r#"<input type="checkbox" disabled aria-label="Not done">"#), "{out}");
+        assert!(
+            out.contains(r#"<input type="checkbox" disabled checked aria-label="Done">"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<input type="checkbox" disabled aria-label="Not done">"#),
+            "{out}"
+        );
     }
 
     #[test]
