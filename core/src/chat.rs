@@ -258,9 +258,8 @@ impl Chat {
         message: &str,
     ) -> Result<Sent, ChatError> {
         let user = user.ok_or(ChatError::NotFound)?;
-        let current = self.model_if_idle(user, conversation).await?;
-        let model = self.models().get_or_default(&current).clone();
-        let slot = self.generations.reserve(&model, Requester::User(user))?;
+        let slot = self.place_in(user, conversation).await?;
+        let model = slot.model().clone();
         let reply =
             conversations::retry_with_reply(&self.pool, user, conversation, message, &model.id)
                 .await?;
@@ -279,9 +278,8 @@ impl Chat {
     ) -> Result<Sent, ChatError> {
         check_message(content).map_err(|p| ChatError::Invalid(p.to_string()))?;
         let user = user.ok_or(ChatError::NotFound)?;
-        let current = self.model_if_idle(user, conversation).await?;
-        let model = self.models().get_or_default(&current).clone();
-        let slot = self.generations.reserve(&model, Requester::User(user))?;
+        let slot = self.place_in(user, conversation).await?;
+        let model = slot.model().clone();
         let reply = conversations::append_with_reply(
             &self.pool,
             user,
@@ -303,15 +301,13 @@ impl Chat {
         message: &str,
     ) -> Result<Sent, ChatError> {
         let user = user.ok_or(ChatError::NotFound)?;
-        let current = self.model_if_idle(user, conversation).await?;
-        let model = self.models().get_or_default(&current).clone();
-        if !model.can_continue {
+        let slot = self.place_in(user, conversation).await?;
+        if !slot.model().can_continue {
             return Err(ChatError::Invalid(format!(
                 "{} cannot continue a reply; use Retry instead.",
-                model.name
+                slot.model().name
             )));
         }
-        let slot = self.generations.reserve(&model, Requester::User(user))?;
         let reply = conversations::continue_reply(&self.pool, user, conversation, message)
             .await?
             .ok_or_else(|| {
@@ -497,6 +493,15 @@ impl Chat {
         let model = self.model(model)?;
         conversations::set_conversation_model(&self.pool, user, conversation, &model.id).await?;
         Ok(())
+    }
+
+    /// A place in the queue of the conversation's model (the default if it is
+    /// no longer configured) for a new reply there; refused while one is
+    /// being written.
+    async fn place_in(&self, user: UserId, conversation: &str) -> Result<Slot, ChatError> {
+        let current = self.model_if_idle(user, conversation).await?;
+        let model = self.models().get_or_default(&current).clone();
+        Ok(self.generations.reserve(&model, Requester::User(user))?)
     }
 
     /// The conversation's model, or `ReplyRunning` while a reply is being

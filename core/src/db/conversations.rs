@@ -214,10 +214,7 @@ pub async fn set_settings(
     .bind(user)
     .execute(pool)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// The title the person typed; the model never overwrites it.
@@ -236,10 +233,7 @@ pub async fn rename(
     .bind(user)
     .execute(pool)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// What a title is written from: the conversation's first question, while
@@ -329,10 +323,7 @@ pub async fn set_conversation_model(
         .bind(user)
         .execute(pool)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// A message as stored, as the branch query reads it.
@@ -809,5 +800,14 @@ pub async fn finish_reply(
             .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// An update of one of the user's rows: `NotFound` when it touched none (no
+/// such row, or someone else's).
+fn found(done: sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(())
 }
