@@ -146,13 +146,14 @@ test("the model's title replaces the first words in the sidebar without a reload
 
 test("a title typed before the model's is kept", async ({ page }) => {
   test.setTimeout(45_000);
-  const reply = await askScripted(page, "slow: 8");
+  // 15 words 0.3 s apart: time to rename while the first reply is written.
+  const reply = await askScripted(page, "slow: 15");
   await page.getByText("Conversation settings").click();
   const title = page.locator(".conversation-settings").getByLabel("Title");
   await title.fill("My own title");
   await page.getByRole("button", { name: "Rename" }).click();
   await expect(conversations(page).getByRole("link", { name: "My own title" })).toBeVisible();
-  await expect(reply).toContainText("word7", { timeout: 20_000 });
+  await expect(reply).toContainText("word14", { timeout: 20_000 });
   await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
   // Well after the reply's end, the title is still the typed one.
   await page.waitForTimeout(1_500);
