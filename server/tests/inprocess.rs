@@ -670,3 +670,50 @@ async fn every_branch_and_settings_function_is_the_owners_only() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// Text a person typed into a box comes back in that box as text: Leptos
+/// writes a `<textarea>`'s content unescaped, so a system prompt (or a message,
+/// in its Edit box) holding `</textarea>` would otherwise end the box and
+/// become markup on the conversation page.
+#[tokio::test]
+async fn text_shown_in_a_box_never_becomes_markup() {
+    let w = wick(vec![Step::token("ok")]).await;
+    let typed = "</textarea><b id=\"injected\">bold</b><textarea>";
+    let (cookie, sent) = w.send_first(typed).await;
+    w.reply_stream(&cookie, &sent.message_id).await;
+    let c = sent.conversation_id.as_str();
+    let r = w
+        .call::<SaveConversationSettings>(
+            Some(&cookie),
+            &[
+                ("conversation_id", c),
+                ("system_prompt", typed),
+                ("temperature", ""),
+                ("top_p", ""),
+                ("max_new_tokens", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let page = w
+        .request(
+            Request::get(format!("/c/{c}"))
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("<b id=\"injected\">"), "{}", page.body);
+    // Both boxes hold the text, escaped: the Edit box and the system prompt.
+    assert_eq!(
+        page.body
+            .matches(
+                "&lt;/textarea&gt;&lt;b id=&quot;injected&quot;&gt;bold&lt;/b&gt;&lt;textarea&gt;</textarea>"
+            )
+            .count(),
+        2,
+        "{}",
+        page.body
+    );
+}
