@@ -488,19 +488,8 @@ pub async fn append_with_reply(
 ) -> Result<NewReply, StoreError> {
     let now = now_ms();
     let mut tx = super::begin_write(pool).await?;
-    // A write first, so this transaction holds SQLite's write lock from its first
-    // statement: concurrent sends queue up here instead of failing on a stale read.
-    let (leaf, system_prompt, settings): (Option<String>, Option<String>, String) = sqlx::query_as(
-        "UPDATE conversations SET model = ?, updated_at = ? WHERE id = ? AND user_id = ?
-         RETURNING leaf_message_id, system_prompt, settings",
-    )
-    .bind(model)
-    .bind(now)
-    .bind(conversation)
-    .bind(user)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(StoreError::NotFound)?;
+    let (leaf, system_prompt, settings) =
+        touch_for_reply(&mut tx, user, conversation, Some(model), now).await?;
     let parent = match placement {
         Placement::AfterLeaf => leaf,
         Placement::EditOf(original) => {
@@ -543,16 +532,8 @@ pub async fn continue_reply(
 ) -> Result<Option<NewReply>, StoreError> {
     let now = now_ms();
     let mut tx = super::begin_write(pool).await?;
-    let (leaf, system_prompt, settings): (Option<String>, Option<String>, String) = sqlx::query_as(
-        "UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ?
-         RETURNING leaf_message_id, system_prompt, settings",
-    )
-    .bind(now)
-    .bind(conversation)
-    .bind(user)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(StoreError::NotFound)?;
+    let (leaf, system_prompt, settings) =
+        touch_for_reply(&mut tx, user, conversation, None, now).await?;
     let row: Option<(MessageState, Option<FinishReason>, String, Option<i64>)> = sqlx::query_as(
         "SELECT state, finish_reason, content, completion_tokens FROM messages
          WHERE id = ? AND conversation_id = ? AND role = ?",
@@ -620,16 +601,8 @@ pub async fn retry_with_reply(
 ) -> Result<NewReply, StoreError> {
     let now = now_ms();
     let mut tx = super::begin_write(pool).await?;
-    let (system_prompt, leaf, settings): (Option<String>, Option<String>, String) = sqlx::query_as(
-        "UPDATE conversations SET updated_at = ? WHERE id = ? AND user_id = ?
-         RETURNING system_prompt, leaf_message_id, settings",
-    )
-    .bind(now)
-    .bind(conversation)
-    .bind(user)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(StoreError::NotFound)?;
+    let (leaf, system_prompt, settings) =
+        touch_for_reply(&mut tx, user, conversation, None, now).await?;
     // Only the reply at the end of the branch shown: retrying an earlier one
     // would silently hide every turn after it. (The transaction is rolled
     // back on every early return.)
@@ -659,6 +632,32 @@ pub async fn retry_with_reply(
         turns,
         continues: None,
     })
+}
+
+/// The first statement of a transaction that starts a reply in one of the
+/// user's conversations: marks it changed (and switches it to `model`, if
+/// given), and reads its leaf, system prompt and settings. A write first, so
+/// the transaction holds SQLite's write lock from its first statement:
+/// concurrent sends queue up here instead of failing on a stale read.
+async fn touch_for_reply(
+    tx: &mut SqliteConnection,
+    user: UserId,
+    conversation: &str,
+    model: Option<&str>,
+    now: i64,
+) -> Result<(Option<String>, Option<String>, String), StoreError> {
+    sqlx::query_as(
+        "UPDATE conversations SET model = COALESCE(?, model), updated_at = ?
+         WHERE id = ? AND user_id = ?
+         RETURNING leaf_message_id, system_prompt, settings",
+    )
+    .bind(model)
+    .bind(now)
+    .bind(conversation)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NotFound)
 }
 
 /// Stores a user message under `parent` and the placeholder of its reply,

@@ -351,9 +351,7 @@ impl Progress {
         }
         (!out.is_empty()).then_some(out)
     }
-}
 
-impl Progress {
     fn usage(&self) -> Usage {
         let (prompt_tokens, completion_tokens) = self.usage.unwrap_or((0, self.tokens));
         Usage {
