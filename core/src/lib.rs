@@ -11,6 +11,7 @@ pub mod generation;
 pub mod models;
 pub mod session;
 mod titles;
+pub mod transfer;
 
 pub use chat::{Chat, ChatError, SendRequest, Sending, SettingsForm};
 pub use db::{StoreError, UserId};

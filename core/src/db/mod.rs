@@ -8,6 +8,7 @@
 pub mod conversations;
 pub mod settings;
 pub mod tokens;
+pub mod transfer;
 pub mod users;
 
 use std::str::FromStr;
