@@ -4,8 +4,9 @@
 
 use leptos::prelude::*;
 
-use crate::data::{ConversationView, ModelOption, Sent, SidebarGroup, UserSettingsView};
+use crate::data::{ConversationView, ModelOption, Sent, SidebarPage, UserSettingsView};
 use crate::error::AppError;
+use wick_types::history::{SearchResults, ShareInfo, SharedView};
 
 /// The chat of this server, from the Leptos context.
 #[cfg(feature = "ssr")]
@@ -13,15 +14,21 @@ fn chat() -> wick_core::Chat {
     expect_context::<crate::state::AppState>().chat
 }
 
-/// The caller's conversations, grouped for the sidebar. A visitor without a
+/// The caller's first `shown` conversations (50 by default, rounded to
+/// whole pages), pinned first, grouped for the sidebar. A visitor without a
 /// session simply has none.
 #[server]
-pub async fn list_conversations() -> Result<Vec<SidebarGroup>, AppError> {
+pub async fn list_conversations(shown: Option<usize>) -> Result<SidebarPage, AppError> {
     crate::error::answer(
         async move {
+            let shown = shown.unwrap_or(wick_core::history::SIDEBAR_PAGE);
             match crate::session::current_user().await? {
-                Some(user) => Ok(chat().sidebar(user).await?),
-                None => Ok(Vec::new()),
+                Some(user) => Ok(chat().sidebar(user, shown).await?),
+                None => Ok(SidebarPage {
+                    groups: Vec::new(),
+                    shown,
+                    more: false,
+                }),
             }
         }
         .await,
@@ -30,14 +37,20 @@ pub async fn list_conversations() -> Result<Vec<SidebarGroup>, AppError> {
 
 /// One of the caller's conversations; someone else's is `NotFound`. A reply
 /// still generating carries its live text and where its stream stands.
+/// `at` (a message, from a search result) shows the branch through it.
 #[server]
-pub async fn get_conversation(id: String) -> Result<ConversationView, AppError> {
+pub async fn get_conversation(
+    id: String,
+    at: Option<String>,
+) -> Result<ConversationView, AppError> {
     crate::error::answer(
         async move {
             let user = crate::session::current_user()
                 .await?
                 .ok_or(AppError::NotFound)?;
-            Ok(chat().conversation(user, &id).await?)
+            let mut view = chat().conversation_at(user, &id, at.as_deref()).await?;
+            view.can_share = expect_context::<crate::state::AppState>().sharing;
+            Ok(view)
         }
         .await,
     )
@@ -262,6 +275,142 @@ pub async fn save_user_settings(
                 crate::session::set_session_cookie(&token);
             }
             Ok(())
+        }
+        .await,
+    )
+}
+
+/// The caller's conversations matching `q`: titles and every message of
+/// every branch, newest first. Any text is a valid query.
+#[server]
+pub async fn search_conversations(q: String) -> Result<SearchResults, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().search(user, &q).await?)
+        }
+        .await,
+    )
+}
+
+/// Pins the caller's conversation to the top of the sidebar, or unpins it.
+#[server]
+pub async fn pin_conversation(conversation_id: String, pinned: bool) -> Result<(), AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().pin(user, &conversation_id, pinned).await?)
+        }
+        .await,
+    )
+}
+
+/// Deletes the caller's conversation with all its branches and share links,
+/// then goes to a new chat.
+#[server]
+pub async fn delete_conversation(conversation_id: String) -> Result<(), AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            chat().delete(user, &conversation_id).await?;
+            leptos_axum::redirect("/");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+/// Deletes all of the caller's conversations; answers how many.
+#[server]
+pub async fn delete_all_conversations() -> Result<u64, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().delete_all(user).await?)
+        }
+        .await,
+    )
+}
+
+/// Refuses share operations when the deployment turned sharing off.
+#[cfg(feature = "ssr")]
+fn sharing_on() -> Result<(), AppError> {
+    if expect_context::<crate::state::AppState>().sharing {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(
+            "Sharing is turned off on this server.".to_owned(),
+        ))
+    }
+}
+
+/// Makes a read-only link to the branch of the conversation shown now;
+/// `expiry` is "1d", "7d", "30d" or "never".
+#[server]
+pub async fn share_conversation(
+    conversation_id: String,
+    expiry: String,
+) -> Result<ShareInfo, AppError> {
+    crate::error::answer(
+        async move {
+            sharing_on()?;
+            let user = crate::session::current_user().await?;
+            Ok(chat().share(user, &conversation_id, &expiry).await?)
+        }
+        .await,
+    )
+}
+
+/// The caller's share links that still open, newest first.
+#[server]
+pub async fn list_shares() -> Result<Vec<ShareInfo>, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().shares(user).await?)
+        }
+        .await,
+    )
+}
+
+/// Revokes one of the caller's share links: it is a 404 from now on.
+#[server]
+pub async fn revoke_share(share_id: String) -> Result<(), AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat().revoke_share(user, &share_id).await?)
+        }
+        .await,
+    )
+}
+
+/// A shared conversation, for anyone with its link. Revoked, expired and
+/// unknown links are all `NotFound`, as is every link when sharing is off.
+#[server]
+pub async fn get_shared(share_id: String) -> Result<SharedView, AppError> {
+    crate::error::answer(
+        async move {
+            sharing_on().map_err(|_| AppError::NotFound)?;
+            Ok(chat().shared(&share_id).await?)
+        }
+        .await,
+    )
+}
+
+/// Copies a shared conversation into a new one of the caller's and opens it.
+#[server]
+pub async fn copy_shared(share_id: String) -> Result<String, AppError> {
+    crate::error::answer(
+        async move {
+            sharing_on().map_err(|_| AppError::NotFound)?;
+            let user = crate::session::current_user().await?;
+            let (id, token) = chat().copy_shared(user, &share_id).await?;
+            if let Some(token) = &token {
+                crate::session::set_session_cookie(token);
+            }
+            leptos_axum::redirect(&format!("/c/{id}"));
+            Ok(id)
         }
         .await,
     )

@@ -21,12 +21,13 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
 
 use crate::components::sidebar::Sidebar;
 use crate::pages::{
-    conversation::ConversationPage, new_chat::NewChatPage, not_found::NotFound,
-    settings::SettingsPage,
+    conversation::ConversationPage, new_chat::NewChatPage, not_found::NotFound, search::SearchPage,
+    settings::SettingsPage, shared::SharedPage,
 };
 
 /// A counter the sidebar watches; whoever changes the list of conversations bumps it.
@@ -95,7 +96,10 @@ pub fn App() -> impl IntoView {
                 "Skip to the message box"
             </a>
             <div class="layout">
-                <Sidebar />
+                // A shared conversation is shown alone: no one's sidebar.
+                <Show when=move || !use_location().pathname.get().starts_with("/s/")>
+                    <Sidebar />
+                </Show>
                 <main class="chat">
                     // Async: whole pages are rendered on the server, so everything works without
                     // JavaScript and a missing conversation can still answer 404.
@@ -103,6 +107,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/") view=NewChatPage ssr=SsrMode::Async />
                         <Route path=path!("/c/:id") view=ConversationPage ssr=SsrMode::Async />
                         <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async />
+                        <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async />
+                        <Route path=path!("/s/:id") view=SharedPage ssr=SsrMode::Async />
                     </Routes>
                 </main>
             </div>

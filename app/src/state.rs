@@ -6,4 +6,6 @@ pub struct AppState {
     pub chat: wick_core::Chat,
     /// Mark the session cookie `Secure` (set when Wick is served over HTTPS).
     pub secure_cookies: bool,
+    /// Whether people may make share links (`WICK_SHARING`).
+    pub sharing: bool,
 }

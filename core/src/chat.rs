@@ -9,8 +9,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use wick_types::message::{check_message, check_system_prompt, check_title, title_from};
 use wick_types::{
-    group_by_period, ConversationView, GenerationSettings, MessageState, MessageView, Role, Sent,
-    SidebarGroup, UserSettingsView,
+    ConversationView, GenerationSettings, MessageState, MessageView, Role, Sent, UserSettingsView,
 };
 
 use crate::db::conversations::Owner;
@@ -123,12 +122,6 @@ impl Chat {
                 "There is no model {id:?} on this server; choose one from the list."
             ))
         })
-    }
-
-    /// The user's conversations, grouped for the sidebar.
-    pub async fn sidebar(&self, user: UserId) -> Result<Vec<SidebarGroup>, ChatError> {
-        let list = conversations::list_conversations(&self.pool, user).await?;
-        Ok(group_by_period(list, db::now_ms()))
     }
 
     /// One of the user's conversations. A reply still generating carries its
@@ -461,7 +454,7 @@ impl Chat {
 
     /// The model the user's new conversations start with: their choice, if
     /// that model is still configured, else the server's default.
-    async fn default_model_of(&self, user: UserId) -> Result<Arc<Model>, ChatError> {
+    pub(crate) async fn default_model_of(&self, user: UserId) -> Result<Arc<Model>, ChatError> {
         let chosen = db::settings::default_model(&self.pool, user).await?;
         Ok(chosen
             .and_then(|id| self.models().get(&id).cloned())

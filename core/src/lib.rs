@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod db;
 pub mod generation;
+pub mod history;
 pub mod models;
 pub mod session;
 mod titles;

@@ -331,7 +331,9 @@ async fn a_full_queue_is_busy_and_stores_nothing() {
     assert!(matches!(refused, ChatError::Busy(_)), "{refused:?}");
     assert!(refused.to_string().contains("busy"), "{refused}");
     assert_eq!(
-        f.chat.sidebar(user).await.unwrap()[0].conversations.len(),
+        f.chat.sidebar(user, 50).await.unwrap().groups[0]
+            .conversations
+            .len(),
         1
     );
     // Once the reply ends, its place is free again.
@@ -496,7 +498,9 @@ async fn one_visitor_cannot_take_every_place_in_the_queue() {
         "You already have 2 replies being written. Wait for one to finish, or stop it, before starting another."
     );
     assert_eq!(
-        f.chat.sidebar(user).await.unwrap()[0].conversations.len(),
+        f.chat.sidebar(user, 50).await.unwrap().groups[0]
+            .conversations
+            .len(),
         2,
         "the refused message stored nothing"
     );

@@ -497,7 +497,7 @@ async fn the_model_titles_a_new_conversation_after_its_first_reply() {
         .contains("how do i bake bread at home"));
     let view = f.chat.conversation(user, &c).await.unwrap();
     assert!(!view.title_provisional);
-    let sidebar = f.chat.sidebar(user).await.unwrap();
+    let sidebar = f.chat.sidebar(user, 50).await.unwrap().groups;
     assert_eq!(sidebar[0].conversations[0].title, "Baking Bread");
     // The second reply does not title it again.
     let next = f

@@ -353,7 +353,7 @@ async fn the_list_is_newest_first_and_only_the_owners() {
     let second = conversation(&pool, alice, "second", "2").await;
     let bobs = conversation(&pool, bob, "bob's", "secret").await;
 
-    let ids: Vec<String> = conversations::list_conversations(&pool, alice)
+    let ids: Vec<String> = conversations::list_conversations(&pool, alice, 100)
         .await
         .unwrap()
         .into_iter()
@@ -373,14 +373,16 @@ async fn the_list_is_newest_first_and_only_the_owners() {
     )
     .await
     .unwrap();
-    let top = conversations::list_conversations(&pool, alice)
+    let top = conversations::list_conversations(&pool, alice, 100)
         .await
         .unwrap()[0]
         .id
         .clone();
     assert_eq!(top, first);
 
-    let bob_list = conversations::list_conversations(&pool, bob).await.unwrap();
+    let bob_list = conversations::list_conversations(&pool, bob, 100)
+        .await
+        .unwrap();
     assert_eq!(bob_list.len(), 1);
     assert_eq!(bob_list[0].id, bobs);
 }

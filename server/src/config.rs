@@ -130,6 +130,17 @@ pub struct Config {
     )]
     pub secure_cookies: bool,
 
+    /// Let people make read-only share links to their conversations
+    /// (`--sharing false` turns it off; existing links then answer 404).
+    #[arg(
+        long,
+        env = "WICK_SHARING",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub sharing: bool,
+
     /// Threads for the local model (0 = one per core).
     #[arg(long, env = "WICK_THREADS", default_value_t = 0, global = true)]
     pub threads: usize,

@@ -136,7 +136,8 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         Chat::new(pool, generations),
         config.secure_cookies,
         api,
-    ))
+    )
+    .with_sharing(config.sharing))
 }
 
 /// Deletes expired sessions now and every hour: a session unused for its
@@ -187,6 +188,7 @@ impl ServerState {
             app: AppState {
                 chat,
                 secure_cookies,
+                sharing: true,
             },
             api,
             started_at: wick_core::db::now_ms() / 1000,
@@ -195,6 +197,12 @@ impl ServerState {
 
     pub fn chat(&self) -> &Chat {
         &self.app.chat
+    }
+
+    /// Turns share links on or off (`WICK_SHARING`; on by default).
+    pub fn with_sharing(mut self, sharing: bool) -> Self {
+        self.app.sharing = sharing;
+        self
     }
 }
 

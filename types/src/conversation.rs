@@ -128,6 +128,12 @@ pub struct ConversationView {
     /// The title is still the first words of the first message: the model's
     /// title may replace it soon.
     pub title_provisional: bool,
+    /// Pinned to the top of the sidebar.
+    #[serde(default)]
+    pub pinned: bool,
+    /// Whether this server lets people make share links.
+    #[serde(default)]
+    pub can_share: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,34 +143,44 @@ pub struct ConversationSummary {
     pub title: String,
     /// Unix milliseconds of the last change.
     pub updated_at: i64,
+    /// Pinned conversations come first, in a section of their own.
+    pub pinned: bool,
 }
 
-/// The sidebar's sections. Like HuggingChat, these are rolling windows measured
-/// from now (the last 24 hours, the last 7 days), so they need no time zone and
-/// the server and the browser always agree.
+/// The sidebar's sections: pinned conversations, then by age. Like
+/// HuggingChat, the ages are rolling windows measured from now (the last 24
+/// hours, the 24 before, the last 7 days), so they need no time zone and the
+/// server and the browser always agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Period {
+    Pinned,
     Today,
-    ThisWeek,
+    Yesterday,
+    PreviousWeek,
     Older,
 }
 
 impl Period {
     pub fn label(self) -> &'static str {
         match self {
+            Period::Pinned => "Pinned",
             Period::Today => "Today",
-            Period::ThisWeek => "This week",
+            Period::Yesterday => "Yesterday",
+            Period::PreviousWeek => "Previous 7 days",
             Period::Older => "Older",
         }
     }
 
+    /// The age section of a conversation last changed at `updated_at_ms`.
     pub fn of(updated_at_ms: i64, now_ms: i64) -> Self {
         const DAY: i64 = 24 * 60 * 60 * 1000;
         let age = now_ms - updated_at_ms;
         if age < DAY {
             Period::Today
+        } else if age < 2 * DAY {
+            Period::Yesterday
         } else if age < 7 * DAY {
-            Period::ThisWeek
+            Period::PreviousWeek
         } else {
             Period::Older
         }
@@ -177,12 +193,26 @@ pub struct SidebarGroup {
     pub conversations: Vec<ConversationSummary>,
 }
 
-/// Groups conversations (already sorted newest first) into the sidebar's sections,
-/// leaving out empty sections.
+/// One page of the sidebar: the first `shown` conversations, grouped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidebarPage {
+    pub groups: Vec<SidebarGroup>,
+    /// How many conversations were asked for.
+    pub shown: usize,
+    /// Whether there are more than `shown`.
+    pub more: bool,
+}
+
+/// Groups conversations (already sorted pinned first, then newest first) into
+/// the sidebar's sections, leaving out empty sections.
 pub fn group_by_period(conversations: Vec<ConversationSummary>, now_ms: i64) -> Vec<SidebarGroup> {
     let mut groups: Vec<SidebarGroup> = Vec::new();
     for c in conversations {
-        let period = Period::of(c.updated_at, now_ms);
+        let period = if c.pinned {
+            Period::Pinned
+        } else {
+            Period::of(c.updated_at, now_ms)
+        };
         match groups.last_mut() {
             Some(g) if g.period == period => g.conversations.push(c),
             _ => groups.push(SidebarGroup {
@@ -205,6 +235,7 @@ mod tests {
             id: id.into(),
             title: id.into(),
             updated_at,
+            pinned: false,
         }
     }
 
@@ -218,6 +249,10 @@ mod tests {
             conv("d", now - 6 * 24 * HOUR),
             conv("e", now - 8 * 24 * HOUR),
         ];
+        let mut list = list;
+        let mut pinned = conv("p", now - 30 * 24 * HOUR);
+        pinned.pinned = true;
+        list.insert(0, pinned);
         let groups = group_by_period(list, now);
         let shape: Vec<(Period, Vec<&str>)> = groups
             .iter()
@@ -231,8 +266,10 @@ mod tests {
         assert_eq!(
             shape,
             vec![
+                (Period::Pinned, vec!["p"]),
                 (Period::Today, vec!["a", "b"]),
-                (Period::ThisWeek, vec!["c", "d"]),
+                (Period::Yesterday, vec!["c"]),
+                (Period::PreviousWeek, vec!["d"]),
                 (Period::Older, vec!["e"]),
             ]
         );

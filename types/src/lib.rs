@@ -5,13 +5,15 @@
 //! (the server's build) the lifecycle enums are also column types.
 
 pub mod conversation;
+pub mod history;
 pub mod message;
 pub mod reasoning;
 pub mod reply;
 
 pub use conversation::{
     group_by_period, ConversationSummary, ConversationView, GenerationSettings, MessageView,
-    ModelOption, Period, Role, Sent, Siblings, SidebarGroup, UserSettingsView,
+    ModelOption, Period, Role, Sent, Siblings, SidebarGroup, SidebarPage, UserSettingsView,
 };
+pub use history::{SearchHit, SearchResults, ShareExpiry, ShareInfo, SharedView, SnippetPart};
 pub use reasoning::{split_reasoning, strip_reasoning, Reasoning};
 pub use reply::{FinishReason, MessageState, ReplyEnd, ReplyEvent};

@@ -351,6 +351,7 @@ fn MessageItem(
 
     view! {
         <article
+            id=format!("m-{id}")
             class=class
             aria-labelledby=labelled_by
             aria-busy=move || live.state.get().is_generating().to_string()

@@ -1,4 +1,5 @@
 pub mod composer;
+pub mod conversation_tools;
 pub mod message_list;
 pub mod settings_panel;
 pub mod sidebar;

@@ -1,11 +1,12 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
     get_conversation, ContinueReply, EditMessage, RenameConversation, RetryReply,
     SaveConversationSettings, SendMessage, SwitchBranch,
 };
+use crate::components::conversation_tools::ConversationTools;
 use crate::components::message_list::{MessageActions, ReplyState};
 use crate::components::settings_panel::{PanelData, SettingsPanel};
 use crate::components::{composer::Composer, message_list::MessageList};
@@ -20,6 +21,9 @@ use crate::ConversationsChanged;
 pub fn ConversationPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
+    // `?at=<message>`: opened from a search result, at that message's branch.
+    let query = use_query_map();
+    let at = move || query.read().get("at");
     // Created here, inside the routes, so a no-JS form error (`?__err=`) reaches them.
     let send = ServerAction::<SendMessage>::new();
     let retry = ServerAction::<RetryReply>::new();
@@ -38,8 +42,8 @@ pub fn ConversationPage() -> impl IntoView {
     // Loaded once per conversation (and again when a reply's stream is gone);
     // sending adds to the list from its own answer instead.
     let conversation = Resource::new(
-        move || (id(), reply_state.reload.get()),
-        |(id, _)| get_conversation(id),
+        move || (id(), at(), reply_state.reload.get()),
+        |(id, at, _)| get_conversation(id, at),
     );
     let changed = use_context::<ConversationsChanged>();
     let title = RwSignal::new(String::new());
@@ -99,6 +103,7 @@ pub fn ConversationPage() -> impl IntoView {
                         view! {
                             <h1 class="visually-hidden">{move || title.get()}</h1>
                             {refresh}
+                            <ConversationTools conversation_id=id.clone() pinned=c.pinned can_share=c.can_share />
                             <SettingsPanel data=panel save=save_settings rename />
                             <MessageList messages conversation_id=id.clone() actions=actions_for(c.can_continue) />
                             <p class="visually-hidden" role="status" aria-live="polite">
@@ -176,7 +181,7 @@ fn follow_branch_changes(
         {
             let id = conversation_id.clone();
             leptos::task::spawn_local(async move {
-                if let Ok(c) = get_conversation(id).await {
+                if let Ok(c) = get_conversation(id, None).await {
                     // Gone meanwhile (another conversation was opened): nothing to do.
                     let _ = messages.try_set(c.messages);
                 }

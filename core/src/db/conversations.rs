@@ -17,15 +17,19 @@ use wick_types::{
 
 use super::{new_id, now_ms, StoreError, UserId};
 
-/// The user's conversations, most recently changed first.
+/// The user's first `limit` conversations: pinned first, then the most
+/// recently changed (the order of the index `conversations_user_sidebar`).
 pub async fn list_conversations(
     pool: &SqlitePool,
     user: UserId,
+    limit: usize,
 ) -> Result<Vec<ConversationSummary>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, title, updated_at FROM conversations WHERE user_id = ? ORDER BY updated_at DESC, id DESC",
+        "SELECT id, title, updated_at, pinned FROM conversations WHERE user_id = ?
+         ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT ?",
     )
     .bind(user)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?)
 }
@@ -50,6 +54,7 @@ struct ConversationRow {
     system_prompt: Option<String>,
     settings: String,
     title_source: TitleSource,
+    pinned: bool,
 }
 
 /// A conversation's stored generation settings (a JSON object); an
@@ -70,7 +75,7 @@ pub async fn get_conversation(
     id: &str,
 ) -> Result<ConversationView, StoreError> {
     let row: ConversationRow = sqlx::query_as(
-        "SELECT id, title, model, leaf_message_id, system_prompt, settings, title_source
+        "SELECT id, title, model, leaf_message_id, system_prompt, settings, title_source, pinned
          FROM conversations WHERE id = ? AND user_id = ?",
     )
     .bind(id)
@@ -94,6 +99,8 @@ pub async fn get_conversation(
         defaults: GenerationSettings::default(),
         can_continue: false,
         title_provisional: row.title_source == TitleSource::Provisional,
+        pinned: row.pinned,
+        can_share: false,
     })
 }
 
@@ -356,7 +363,7 @@ impl From<MessageRow> for MessageView {
 
 /// The messages from the conversation's root down to `leaf`, oldest first.
 /// Callers have checked that the conversation belongs to the user.
-async fn branch(
+pub(crate) async fn branch(
     conn: impl sqlx::SqliteExecutor<'_>,
     conversation: &str,
     leaf: &str,

@@ -6,7 +6,9 @@
 //! someone else is reported exactly like one that does not exist.
 
 pub mod conversations;
+pub mod history;
 pub mod settings;
+pub mod shares;
 pub mod tokens;
 pub mod transfer;
 pub mod users;
