@@ -10,13 +10,14 @@ pub mod server_fn_errors;
 pub mod sse;
 pub mod stream;
 pub mod tokens;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use app::state::AppState;
 use app::{shell, App};
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
 use leptos::prelude::*;
@@ -339,6 +340,13 @@ pub fn router(state: ServerState) -> Router {
         .merge(pkg)
         .route("/health", get(health::health))
         .route("/api/messages/{id}/stream", get(stream::reply_stream))
+        .route("/export.json", get(transfer::export_all))
+        .route("/c/{id}/export.md", get(transfer::export_markdown))
+        .route("/c/{id}/export.json", get(transfer::export_conversation))
+        .route(
+            "/import",
+            post(transfer::import).layer(DefaultBodyLimit::max(transfer::IMPORT_BODY_LIMIT)),
+        )
         .route("/v1/models", get(api::openai::models))
         .route("/v1/chat/completions", post(api::openai::chat_completions))
         .route("/models/{*model_id}", post(api::tgi::model))

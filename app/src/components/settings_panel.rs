@@ -52,6 +52,10 @@ pub fn SettingsPanel(
         _ => None,
     };
     let rename_id = conversation_id.clone();
+    // Downloads, not pages: `download` and `rel="external"` keep the
+    // router from taking the click.
+    let export_md = format!("/c/{conversation_id}/export.md");
+    let export_json = format!("/c/{conversation_id}/export.json");
     let rename_problem = move || match rename.value().get() {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
@@ -94,6 +98,11 @@ pub fn SettingsPanel(
                 <p class="saved" role="status">{saved}</p>
                 <p class="problem" role="alert">{problem}</p>
             </ActionForm>
+            <p class="export-links">
+                <a href=export_md download="" rel="external">"Export as Markdown"</a>
+                " "
+                <a href=export_json download="" rel="external">"Export as JSON"</a>
+            </p>
         </details>
     }
     .into_any()

@@ -1,13 +1,52 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 use crate::api::{get_user_settings, SaveUserSettings};
 
+/// What the last import did, from the address `POST /import` sent the
+/// browser to (`?imported=3&copies=1&skipped=2`). Only numbers are read, so
+/// a link from elsewhere cannot make the page say anything else.
+fn import_result(
+    imported: Option<String>,
+    copies: Option<String>,
+    skipped: Option<String>,
+) -> Option<String> {
+    let number = |v: Option<String>| v.and_then(|v| v.parse::<usize>().ok());
+    let imported = number(imported)?;
+    let copies = number(copies).unwrap_or(0);
+    let skipped = number(skipped).unwrap_or(0);
+    let mut text = match imported {
+        1 => "Imported 1 conversation.".to_owned(),
+        n => format!("Imported {n} conversations."),
+    };
+    match copies {
+        0 => {}
+        1 => text.push_str(" 1 of them was already here: it is a copy."),
+        n => text.push_str(&format!(" {n} of them were already here: they are copies.")),
+    }
+    match skipped {
+        0 => {}
+        1 => text
+            .push_str(" 1 part Wick cannot show (an image, a file or tool output) was left out."),
+        n => text.push_str(&format!(
+            " {n} parts Wick cannot show (images, files, tool output) were left out."
+        )),
+    }
+    Some(text)
+}
+
 /// The person's own defaults: the model new conversations start with, and a
 /// system prompt per model for new conversations (HuggingChat's "custom
-/// prompts"). One plain form, posted without JavaScript too.
+/// prompts"). One plain form, posted without JavaScript too. Then their
+/// data: everything as one JSON download, and the import of a Wick export
+/// or ChatGPT's `conversations.json` (a plain form that `POST /import`
+/// answers with a redirect back here, or a page saying what is wrong).
 #[component]
 pub fn SettingsPage() -> impl IntoView {
+    let query = use_query_map();
+    let imported =
+        move || query.with(|q| import_result(q.get("imported"), q.get("copies"), q.get("skipped")));
     let save = ServerAction::<SaveUserSettings>::new();
     let settings = Resource::new(|| (), |_| get_user_settings());
     let saved = move || match save.value().get() {
@@ -69,6 +108,18 @@ pub fn SettingsPage() -> impl IntoView {
                         }
                     })}
                 </Suspense>
+                <section class="your-data" aria-labelledby="your-data">
+                    <h2 id="your-data">"Your data"</h2>
+                    <p>
+                        <a href="/export.json" download="" rel="external">"Export all (JSON)"</a>
+                    </p>
+                    <form method="post" action="/import" enctype="multipart/form-data" class="import-form">
+                        <label for="import-file">"Import conversations (a Wick export or ChatGPT's conversations.json)"</label>
+                        <input id="import-file" type="file" name="file" accept=".json,application/json" required />
+                        <button type="submit">"Import"</button>
+                    </form>
+                    <p class="saved" role="status">{imported}</p>
+                </section>
             </div>
         </div>
     }
