@@ -271,8 +271,8 @@ pub(crate) fn parents_first(parents: &[Option<usize>]) -> Result<Vec<usize>, usi
     let mut waiting: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut placed = vec![false; n];
     let mut order = Vec::with_capacity(n);
-    for i in 0..n {
-        match parents[i] {
+    for (i, parent) in parents.iter().enumerate() {
+        match *parent {
             Some(p) if !placed[p] => waiting[p].push(i),
             _ => {
                 let mut stack = vec![i];
