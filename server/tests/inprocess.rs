@@ -6,8 +6,10 @@
 mod scripted;
 
 use app::api::{
-    ContinueReply, ConversationTitle, EditMessage, GetConversation, ListConversations,
-    RenameConversation, SaveConversationSettings, SendMessage, StopReply, SwitchBranch,
+    ContinueReply, ConversationTitle, CopyShared, DeleteAllConversations, DeleteConversation,
+    EditMessage, GetConversation, ListConversations, PinConversation, RenameConversation,
+    RevokeShare, SaveConversationSettings, SearchConversations, SendMessage, ShareConversation,
+    StopReply, SwitchBranch,
 };
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -716,4 +718,173 @@ async fn text_shown_in_a_box_never_becomes_markup() {
         "{}",
         page.body
     );
+}
+
+impl Wick {
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
+        let mut request = Request::get(path);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.request(request.body(Body::empty()).unwrap()).await
+    }
+}
+
+#[tokio::test]
+async fn every_history_function_is_the_owners_only_and_a_revoked_link_is_gone() {
+    let w = wick(vec![Step::token("Saffron and "), Step::token("zanzibar")]).await;
+    let (alice, sent) = w.send_first("Alice's recipe").await;
+    w.reply_stream(&alice, &sent.message_id).await;
+    w.backend.push(vec![Step::token("Nothing to see")]);
+    let (mallory, theirs) = w.send_first("Mallory's own").await;
+    w.reply_stream(&mallory, &theirs.message_id).await;
+    let c = sent.conversation_id.as_str();
+    let share = w
+        .call::<ShareConversation>(Some(&alice), &[("conversation_id", c), ("expiry", "never")])
+        .await;
+    assert_eq!(share.status, StatusCode::OK, "{}", share.body);
+    let link = share.json()["id"].as_str().unwrap().to_owned();
+
+    for cookie in [Some(mallory.as_str()), None] {
+        let answers = [
+            w.call::<PinConversation>(cookie, &[("conversation_id", c), ("pinned", "true")])
+                .await,
+            w.call::<ShareConversation>(cookie, &[("conversation_id", c), ("expiry", "never")])
+                .await,
+            w.call::<RevokeShare>(cookie, &[("share_id", &link)]).await,
+            w.call::<DeleteConversation>(cookie, &[("conversation_id", c)])
+                .await,
+        ];
+        for (i, a) in answers.iter().enumerate() {
+            assert_eq!(
+                a.status,
+                StatusCode::NOT_FOUND,
+                "call {i} as {cookie:?}: {}",
+                a.body
+            );
+        }
+        // Searching finds none of Alice's words; deleting "all" deletes none of hers.
+        let found = w
+            .call::<SearchConversations>(cookie, &[("q", "zanzibar")])
+            .await;
+        assert_eq!(found.status, StatusCode::OK);
+        assert_eq!(found.json()["hits"], json!([]));
+        assert_eq!(
+            w.call::<DeleteAllConversations>(cookie, &[]).await.status,
+            StatusCode::OK
+        );
+    }
+    let mine = w
+        .call::<SearchConversations>(Some(&alice), &[("q", "zanzibar")])
+        .await;
+    assert_eq!(mine.json()["hits"][0]["conversation_id"], json!(c));
+
+    // The link opens for anyone, without JavaScript: the page is all there,
+    // with nobody's sidebar and kept out of search engines.
+    let page = w.get(&format!("/s/{link}"), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Saffron and zanzibar"), "{}", page.body);
+    assert!(!page.body.contains(r#"aria-label="Conversations""#));
+    assert_eq!(page.headers["x-robots-tag"], "noindex");
+    assert!(page
+        .body
+        .contains(r#"<meta name="robots" content="noindex""#));
+    // Continuing it gives a stranger a session and a copy of their own.
+    let copied = w.call::<CopyShared>(None, &[("share_id", &link)]).await;
+    assert_eq!(copied.status, StatusCode::OK, "{}", copied.body);
+    let stranger = session_cookie(&copied.headers);
+    let copy = copied.json().as_str().unwrap().to_owned();
+    assert_ne!(copy, c);
+    assert_eq!(
+        w.get(&format!("/c/{copy}"), Some(&stranger)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        w.get(&format!("/c/{copy}"), Some(&alice)).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let revoked = w
+        .call::<RevokeShare>(Some(&alice), &[("share_id", &link)])
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(
+        w.get(&format!("/s/{link}"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        w.call::<CopyShared>(None, &[("share_id", &link)])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Alice's conversation survived it all.
+    let view = w.call::<GetConversation>(Some(&alice), &[("id", c)]).await;
+    assert_eq!(view.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_search_page_works_without_javascript_and_marks_the_words() {
+    let w = wick(vec![Step::token("The keeper trims the wick")]).await;
+    let (alice, sent) = w.send_first("Lighthouse chores").await;
+    w.reply_stream(&alice, &sent.message_id).await;
+    let page = w.get("/search?q=wick", Some(&alice)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<mark>wick</mark>"), "{}", page.body);
+    let at = format!(
+        "/c/{}?at={}#m-{}",
+        sent.conversation_id, sent.message_id, sent.message_id
+    );
+    assert!(page.body.contains(&at), "{}", page.body);
+    for q in ["%22", "NEAR(", "*", "AND", "%22unclosed"] {
+        let page = w.get(&format!("/search?q={q}"), Some(&alice)).await;
+        assert_eq!(page.status, StatusCode::OK, "{q}");
+        assert!(
+            page.body.contains("No conversation matches"),
+            "{q}: {}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_sharing_off_no_link_is_made_or_opened() {
+    let (model, _backend) = scripted_model(vec![Step::token("ok")], Params::default());
+    let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
+    let on = Wick {
+        router: server::router(state.clone()),
+        backend: _backend.clone(),
+        pool: pool.clone(),
+        _dir: dir,
+    };
+    let (alice, sent) = on.send_first("Share me").await;
+    on.reply_stream(&alice, &sent.message_id).await;
+    let c = sent.conversation_id.as_str();
+    let made = on
+        .call::<ShareConversation>(Some(&alice), &[("conversation_id", c), ("expiry", "1d")])
+        .await;
+    let link = made.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        on.get(&format!("/s/{link}"), None).await.status,
+        StatusCode::OK
+    );
+
+    let off_router = server::router(state.with_sharing(false));
+    let off = |request: Request<Body>| {
+        let router = off_router.clone();
+        async move { router.oneshot(request).await.unwrap().status() }
+    };
+    let form = format!("conversation_id={c}&expiry=1d");
+    let refused = off(Request::post(ShareConversation::url())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &alice)
+        .body(Body::from(form))
+        .unwrap())
+    .await;
+    assert_eq!(refused, StatusCode::BAD_REQUEST);
+    let opened = off(Request::get(format!("/s/{link}"))
+        .body(Body::empty())
+        .unwrap())
+    .await;
+    assert_eq!(opened, StatusCode::NOT_FOUND);
 }

@@ -1,0 +1,143 @@
+import { test, expect } from "@playwright/test";
+import { askScripted, conversations, openHydrated, seriousProblems, stopRepliesAfterEach } from "./helpers";
+
+// Issue 14 in the browser: search (Ctrl+K, every branch, opened at the
+// match), rename, pin and delete, and share links seen by someone else, with
+// and without JavaScript.
+
+stopRepliesAfterEach();
+
+// Words no other test writes, so the shared database cannot match them by chance.
+const unique = (stem: string) => `${stem}${Date.now().toString(36)}`;
+
+test("search: Ctrl+K, a word of an earlier version found and opened at its message; typed syntax is just words", async ({ page }) => {
+  test.setTimeout(60_000);
+  const word = unique("zanzibar");
+  const reply = await askScripted(page, `say: The keeper polished the ${word} lens`);
+  await expect(reply).toContainText(`polished the ${word} lens`);
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  // An edit makes version 2 of 2, which no longer says the word.
+  const question = page.getByRole("article", { name: "You" }).last();
+  await question.getByText("Edit", { exact: true }).click();
+  await question.getByRole("textbox", { name: "Edited message" }).fill("say: Something else entirely");
+  await question.getByRole("button", { name: "Send edit" }).click();
+  await expect(page.getByRole("article", { name: "Assistant" }).last()).toContainText("Something else entirely");
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  const conversationUrl = page.url();
+
+  await page.keyboard.press("Control+k");
+  const box = page.getByRole("searchbox", { name: "Search conversations" });
+  await expect(box).toBeFocused();
+  await box.fill(word);
+  await box.press("Enter");
+  await expect(page).toHaveURL(new RegExp(`/search\\?q=${word}$`));
+  const results = page.getByRole("list", { name: "Results" });
+  await expect(results.getByRole("listitem")).toHaveCount(1);
+  await expect(results.locator("mark")).toHaveText(word);
+  for (const colorScheme of ["light", "dark"] as const) {
+    await page.emulateMedia({ colorScheme });
+    expect(await seriousProblems(page), `search page, ${colorScheme}`).toEqual([]);
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+
+  // Opened at the match: the first version, with its reply, is shown.
+  await results.getByRole("link").click();
+  await expect(page).toHaveURL(new RegExp(`^${conversationUrl}\\?at=[0-9a-f]{32}#m-[0-9a-f]{32}$`));
+  await expect(page.getByRole("article", { name: "Assistant" }).last()).toContainText(`${word} lens`);
+  await expect(page.getByRole("article", { name: "You" }).last().getByRole("navigation", { name: "Versions" })).toContainText("1 / 2");
+
+  // FTS syntax typed by a person is searched as words, never an error page.
+  for (const q of ['"', "*", "NEAR(", "AND", `${word} OR`, '"unclosed']) {
+    const answer = await page.goto(`/search?q=${encodeURIComponent(q)}`);
+    expect(answer?.status(), q).toBe(200);
+    await expect(page.getByRole("heading", { name: "Search", level: 1 })).toBeVisible();
+    await expect(page.locator(".error")).toHaveCount(0);
+  }
+  await page.goto(`/search?q=${encodeURIComponent(`${word.slice(0, 6)}*`)}`);
+  await expect(page.getByRole("list", { name: "Results" }).getByRole("listitem")).not.toHaveCount(0);
+});
+
+test("rename, pin and delete a conversation; search follows the new title", async ({ page }) => {
+  const title = unique("Renamed");
+  await askScripted(page, "say: Pin me");
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  const url = page.url();
+  const path = new URL(url).pathname;
+
+  await page.getByText("Conversation settings").click();
+  await page.locator(".conversation-settings").getByLabel("Title").fill(title);
+  await page.getByRole("button", { name: "Rename" }).click();
+  await expect(conversations(page).getByRole("link", { name: title })).toBeVisible();
+
+  await page.getByRole("button", { name: "Pin", exact: true }).click();
+  const pinned = conversations(page).locator("section", { has: page.getByRole("heading", { name: "Pinned" }) });
+  await expect(pinned.getByRole("link", { name: title })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Unpin" })).toHaveAttribute("aria-pressed", "true");
+  await page.reload();
+  await expect(pinned.getByRole("link", { name: title })).toBeVisible();
+  await openHydrated(page, path);
+  await page.getByRole("button", { name: "Unpin" }).click();
+  await expect(pinned).toHaveCount(0);
+
+  await page.goto(`/search?q=${title}`);
+  await expect(page.getByRole("list", { name: "Results" }).getByRole("link", { name: title })).toBeVisible();
+
+  await openHydrated(page, path);
+  await page.getByText("Delete", { exact: true }).click();
+  await page.getByRole("button", { name: "Delete conversation" }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(conversations(page).getByRole("link", { name: title })).toHaveCount(0);
+  const gone = await page.goto(url);
+  expect(gone?.status()).toBe(404);
+  await page.goto(`/search?q=${title}`);
+  await expect(page.getByText(`No conversation matches “${title}”.`)).toBeVisible();
+});
+
+test("share: someone else opens the link with and without JavaScript, continues in their own chat; revoked, it is a 404", async ({ page, browser }) => {
+  test.setTimeout(60_000);
+  const word = unique("recipe");
+  await askScripted(page, `say: The secret ${word} needs saffron`);
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  const ownerPath = new URL(page.url()).pathname;
+  await page.getByText("Share", { exact: true }).click();
+  await page.getByLabel("Link expires after").selectOption({ label: "7 days" });
+  await page.getByRole("button", { name: "Create link" }).click();
+  const link = page.getByRole("list", { name: "Links to this conversation" }).getByRole("link");
+  await expect(link).toHaveCount(1);
+  const href = await link.getAttribute("href");
+  expect(href).toMatch(/^\/s\/[0-9a-f]{32}$/);
+
+  for (const javaScriptEnabled of [true, false]) {
+    const other = await browser.newContext({ javaScriptEnabled });
+    const viewer = await other.newPage();
+    const answer = await viewer.goto(href!);
+    expect(answer?.status()).toBe(200);
+    expect(answer?.headers()["x-robots-tag"]).toBe("noindex");
+    await expect(viewer.locator('meta[name="robots"]')).toHaveAttribute("content", "noindex");
+    await expect(viewer.getByRole("article", { name: "Assistant" })).toContainText(`secret ${word} needs saffron`);
+    // Nobody's sidebar, and nothing to write with.
+    await expect(viewer.getByRole("navigation", { name: "Conversations" })).toHaveCount(0);
+    await expect(viewer.getByRole("textbox", { name: "Message" })).toHaveCount(0);
+    if (javaScriptEnabled) {
+      expect(await seriousProblems(viewer), "shared page").toEqual([]);
+    }
+    await viewer.getByRole("button", { name: "Continue in my own chat" }).click();
+    await expect(viewer).toHaveURL(/\/c\/[0-9a-f]{32}$/);
+    await expect(viewer.getByRole("article", { name: "Assistant" })).toContainText(`secret ${word} needs saffron`);
+    // The copy is the viewer's alone: the owner cannot open it.
+    const copyPath = new URL(viewer.url()).pathname;
+    expect(copyPath).not.toBe(ownerPath);
+    const forOwner = await page.request.get(copyPath);
+    expect(forOwner.status()).toBe(404);
+    await other.close();
+  }
+
+  await openHydrated(page, ownerPath);
+  await page.getByText("Share", { exact: true }).click();
+  await page.getByRole("button", { name: "Revoke" }).click();
+  await expect(page.getByRole("list", { name: "Links to this conversation" })).toHaveCount(0);
+  const stranger = await browser.newContext();
+  const revoked = await (await stranger.newPage()).goto(href!);
+  expect(revoked?.status()).toBe(404);
+  await stranger.close();
+});
