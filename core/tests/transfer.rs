@@ -465,6 +465,17 @@ async fn malformed_and_foreign_files_are_refused_whole_with_what_and_where() {
     file["version"] = json!(2);
     let (_, e) = refuse(serde_json::to_vec(&file).unwrap()).await;
     assert!(matches!(e, TransferError::Version(2)));
+    let mut file = export.clone();
+    file.as_object_mut().unwrap().remove("version");
+    let (_, e) = refuse(serde_json::to_vec(&file).unwrap()).await;
+    assert!(matches!(e, TransferError::NoVersion));
+    let mut file = export.clone();
+    file["conversations"] = json!({"a": 1});
+    let (message, _) = refuse(serde_json::to_vec(&file).unwrap()).await;
+    assert!(
+        message.starts_with("Field `conversations`: invalid type: map"),
+        "{message}"
+    );
 
     // Over the limit, before any of it is read.
     let mut big = vec![b' '; 101 * 1000 * 1000];
@@ -521,4 +532,64 @@ async fn an_export_of_everything_streams_the_users_conversations_only() {
         wick_core::db::transfer::export_conversation(f.pool(), bob, &a1).await,
         Err(wick_core::StoreError::NotFound)
     ));
+}
+
+/// How long a 50 MB ChatGPT export takes to read and store (issue 14's
+/// Speed section asks for 30 s at most). Run by hand:
+/// `cargo test --release -p wick-core --test transfer -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn speed_of_a_50_mb_chatgpt_import() {
+    let f = fixture().await;
+    let (user, _, _) = f.send(None, None, "Mine").await;
+    let mut conversations = Vec::new();
+    let mut size = 0;
+    let words = "lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(8);
+    let mut n = 0;
+    while size < 50 * 1000 * 1000 {
+        let mut mapping = serde_json::Map::new();
+        mapping.insert(
+            "root".into(),
+            json!({"id": "root", "message": null, "parent": null, "children": ["m0"]}),
+        );
+        for i in 0..20 {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            let parent = if i == 0 {
+                "root".to_owned()
+            } else {
+                format!("m{}", i - 1)
+            };
+            let children = if i < 19 {
+                vec![format!("m{}", i + 1)]
+            } else {
+                vec![]
+            };
+            mapping.insert(
+                format!("m{i}"),
+                json!({"id": format!("m{i}"), "parent": parent, "children": children,
+                       "message": {"id": format!("m{i}"), "author": {"role": role},
+                                   "create_time": 1_700_000_000.0 + i as f64,
+                                   "content": {"content_type": "text", "parts": [format!("{n} {i} {words}")]},
+                                   "metadata": {}}}),
+            );
+        }
+        let c = json!({"title": format!("Conversation {n}"), "create_time": 1_700_000_000.0,
+                       "update_time": 1_700_000_100.0, "mapping": mapping, "current_node": "m19",
+                       "id": format!("c{n}")});
+        size += c.to_string().len();
+        conversations.push(c);
+        n += 1;
+    }
+    let file = serde_json::to_vec(&conversations).unwrap();
+    let started = std::time::Instant::now();
+    let summary = f.import(user, &file).await.unwrap();
+    let took = started.elapsed();
+    println!(
+        "imported {} conversations ({} messages, {:.1} MB) in {:.2?}",
+        summary.imported,
+        summary.imported * 20,
+        file.len() as f64 / 1e6,
+        took
+    );
+    assert!(took < Duration::from_secs(30));
 }

@@ -213,7 +213,7 @@ async fn read_file(state: &ServerState, request: Request) -> Result<Vec<u8>, Tra
         let mut body = request.into_body().into_data_stream();
         let mut bytes = Vec::new();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|_| TransferError::Empty)?;
+            let chunk = chunk.map_err(|_| TransferError::Interrupted)?;
             if bytes.len() + chunk.len() > MAX_IMPORT_BYTES {
                 return Err(TransferError::TooLarge);
             }
@@ -223,16 +223,16 @@ async fn read_file(state: &ServerState, request: Request) -> Result<Vec<u8>, Tra
     }
     let mut form = Multipart::from_request(request, state)
         .await
-        .map_err(|_| TransferError::NotRecognised)?;
+        .map_err(|_| TransferError::NoFile)?;
     loop {
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
             // No file field: nothing was chosen.
-            Ok(None) => return Err(TransferError::Empty),
+            Ok(None) => return Err(TransferError::NoFile),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(TransferError::TooLarge)
             }
-            Err(_) => return Err(TransferError::Empty),
+            Err(_) => return Err(TransferError::Interrupted),
         };
         if field.name() != Some(FILE_FIELD) {
             continue;
@@ -251,7 +251,7 @@ async fn read_file(state: &ServerState, request: Request) -> Result<Vec<u8>, Tra
                 Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                     return Err(TransferError::TooLarge)
                 }
-                Err(_) => return Err(TransferError::Empty),
+                Err(_) => return Err(TransferError::Interrupted),
             }
         }
     }

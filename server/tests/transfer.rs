@@ -252,6 +252,29 @@ async fn a_broken_file_is_refused_whole_with_what_is_wrong_and_where() {
         r.body
     );
     assert!(r.body.contains("href=\"/settings\""));
+
+    // A form without its file.
+    let r = w
+        .request(
+            Request::post("/import")
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .header(header::COOKIE, &cookie)
+                .body(Body::from(format!("--{BOUNDARY}--\r\n")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("No file arrived"),
+        "{}",
+        r.body
+    );
     assert_eq!(w.conversations().await, 2);
 }
 
@@ -300,6 +323,20 @@ async fn exports_are_their_owners_alone() {
     assert_eq!(bobs["conversations"].as_array().unwrap().len(), 1);
     assert_eq!(bobs["conversations"][0]["pinned"], true);
     assert_eq!(bobs["conversations"][0]["messages"][1]["prompt_tokens"], 3);
+    // Streamed: the head, a piece per conversation, the end.
+    let response = w
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/export.json")
+                .header(header::COOKIE, &alice)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let pieces: Vec<_> = futures::StreamExt::collect(response.into_body().into_data_stream()).await;
+    assert_eq!(pieces.len(), 4);
     // No session: an empty export, not an error.
     let nobody = w.export_all(None).await;
     assert_eq!(nobody["conversations"], json!([]));

@@ -46,6 +46,16 @@ pub enum TransferError {
     NotRecognised,
     #[error("This Wick export is version {0}; this Wick reads version 1. Nothing was imported.")]
     Version(u64),
+    #[error("This Wick export has no version number (`version`). Nothing was imported.")]
+    NoVersion,
+    /// A value of the wrong type outside any conversation (the document's own fields).
+    #[error("Field `{field}`: {problem}. Nothing was imported.")]
+    Document { field: String, problem: String },
+    /// A form post without a file in it (or not a readable form).
+    #[error("No file arrived: choose a file to import and try again. Nothing was imported.")]
+    NoFile,
+    #[error("The file did not arrive whole: the upload was interrupted. Nothing was imported.")]
+    Interrupted,
     /// A value of the wrong type, or a field that is missing.
     #[error(
         "Conversation {index} (counting from 0), field `{field}`: {problem}. Nothing was imported."
@@ -224,12 +234,35 @@ pub(crate) fn path_error(
     if !inner.is_data() {
         return json_error(inner);
     }
+    let problem = without_position(&inner);
     let segments: Vec<&Segment> = path.iter().skip(prefix).collect();
     let Some((Segment::Seq { index }, rest)) = segments.split_first() else {
-        return TransferError::NotRecognised;
+        // Not inside a conversation: one of the document's own fields.
+        return TransferError::Document {
+            field: dotted(path.iter()),
+            problem,
+        };
     };
+    let field = dotted(rest.iter().copied());
+    // A missing field is reported at its object: name the field itself.
+    let field = match problem.strip_prefix("missing field `") {
+        Some(name) if field.is_empty() => name.trim_end_matches('`').to_owned(),
+        Some(name) => format!("{field}.{}", name.trim_end_matches('`')),
+        None if field.is_empty() => "(the conversation itself)".to_owned(),
+        None => field,
+    };
+    TransferError::Field {
+        index: *index,
+        field,
+        problem,
+    }
+}
+
+/// A path as `a.b[2].c`.
+fn dotted<'a>(segments: impl Iterator<Item = &'a serde_path_to_error::Segment>) -> String {
+    use serde_path_to_error::Segment;
     let mut field = String::new();
-    for segment in rest {
+    for segment in segments {
         match segment {
             Segment::Seq { index } => field.push_str(&format!("[{index}]")),
             Segment::Map { key } => {
@@ -247,19 +280,7 @@ pub(crate) fn path_error(
             Segment::Unknown => field.push_str(".?"),
         }
     }
-    let problem = without_position(&inner);
-    // A missing field is reported at its object: name the field itself.
-    let field = match problem.strip_prefix("missing field `") {
-        Some(name) if field.is_empty() => name.trim_end_matches('`').to_owned(),
-        Some(name) => format!("{field}.{}", name.trim_end_matches('`')),
-        None if field.is_empty() => "(the conversation itself)".to_owned(),
-        None => field,
-    };
-    TransferError::Field {
-        index: *index,
-        field,
-        problem,
-    }
+    field
 }
 
 /// Orders messages so that every parent comes before its children, keeping

@@ -187,13 +187,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, TransferError> {
     match probe.version.as_ref().and_then(|v| v.as_u64()) {
         Some(VERSION) => {}
         Some(other) => return Err(TransferError::Version(other)),
-        None => {
-            return Err(TransferError::Field {
-                index: 0,
-                field: "version".to_owned(),
-                problem: "the file's `version` must be the number 1".to_owned(),
-            })
-        }
+        None => return Err(TransferError::NoVersion),
     }
     let mut reader = serde_json::Deserializer::from_slice(bytes);
     // Paths are `conversations[i].…`: skip the first segment.
