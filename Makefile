@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model gemma3 clients fuzz fuzz-tools bench bench-chat bench-serve test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model gemma3 clients fuzz fuzz-tools bench bench-chat bench-serve bench-history test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -96,6 +96,7 @@ bench: model
 	$(MAKE) --no-print-directory test-llama-server
 	$(MAKE) --no-print-directory bench-serve
 	$(MAKE) --no-print-directory page-weight
+	$(MAKE) --no-print-directory bench-history
 
 ## page-weight: what a conversation page's first load downloads (wasm + JS + CSS, gzip), against its 250 KB budget
 page-weight: build
@@ -111,6 +112,11 @@ LLAMA_SERVER_NOTE := if [ -x "$(LLAMA_SERVER_BIN)" ]; then echo "llama.cpp's ser
 test-llama-server: model
 	WICK_LLAMA_SERVER="$$(./scripts/build-llama-cpp.sh)/llama-server" \
 	  cargo test --release -p server --test remote llama_cpp -- --nocapture
+
+## bench-history: a 2 x 1,000,000-message history in SQLite: the sidebar, search, export and import
+##                served by the release binary (figures in BENCHMARKS.md)
+bench-history: build model
+	python3 scripts/bench_history.py
 
 ## bench-chat: time to first token and tokens/s seen by an SSE client against `wick generate`
 bench-chat: build model

@@ -150,6 +150,7 @@ fn parts(marked: &str) -> Vec<SnippetPart> {
 
 #[derive(sqlx::FromRow)]
 struct MessageHit {
+    row: i64,
     message_id: String,
     conversation_id: String,
     title: String,
@@ -166,10 +167,11 @@ struct TitleHit {
     marked: String,
 }
 
-/// How many matching messages are read to fill a page of results: one
-/// result per conversation, so a conversation that says the word fifty times
-/// does not fill the page alone.
-const MESSAGES_READ: i64 = 200;
+/// Matching messages are read this many at a time.
+const MESSAGES_BATCH: i64 = 200;
+/// At most this many matching messages are read for one page of results
+/// (bounds the time of a search for a word in every message).
+const MESSAGES_READ_MAX: usize = 10_000;
 
 /// The user's conversations that match `query` (as typed), newest first, at
 /// most `limit`: those whose title matches, then those with a matching
@@ -211,22 +213,34 @@ pub async fn search(
             });
         }
     }
-    if hits.len() < limit {
-        let messages: Vec<MessageHit> = sqlx::query_as(
-            "SELECT m.id AS message_id, m.conversation_id, c.title, m.role, m.created_at,
+    // Matching messages, newest first, a batch at a time until the page is
+    // full: one result per conversation, so a conversation that says the
+    // word a hundred times takes one place, not a hundred.
+    let mut before = i64::MAX;
+    let mut read = 0;
+    while hits.len() < limit && read < MESSAGES_READ_MAX {
+        let batch: Vec<MessageHit> = sqlx::query_as(
+            "SELECT message_search.rowid AS row, m.id AS message_id, m.conversation_id, c.title,
+                    m.role, m.created_at,
                     snippet(message_search, 0, char(2), char(3), '…', 16) AS snippet
              FROM message_search
              JOIN messages m ON m.rowid = message_search.rowid
              JOIN conversations c ON c.id = m.conversation_id
-             WHERE message_search MATCH ? AND c.user_id = ?
+             WHERE message_search MATCH ? AND message_search.rowid < ? AND c.user_id = ?
              ORDER BY message_search.rowid DESC LIMIT ?",
         )
         .bind(&fts)
+        .bind(before)
         .bind(user)
-        .bind(MESSAGES_READ)
+        .bind(MESSAGES_BATCH)
         .fetch_all(pool)
         .await?;
-        for m in messages {
+        let Some(last) = batch.last() else {
+            break;
+        };
+        before = last.row;
+        read += batch.len();
+        for m in batch {
             if hits.len() >= limit {
                 break;
             }
