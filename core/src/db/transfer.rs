@@ -18,8 +18,11 @@ use super::{begin_write, new_id, users, StoreError, UserId};
 use crate::transfer::wick::{WickConversation, WickExport, WickMessage, FORMAT, VERSION};
 use crate::transfer::{ImportSummary, ImportedConversation};
 
-/// How many conversations an export reads at a time.
+/// How many conversations an export reads at a time, at most…
 const PAGE: i64 = 100;
+/// …and how many messages (unless one conversation alone has more): what an
+/// export holds in memory at once, whatever the size of the history.
+const PAGE_MESSAGES: i64 = 5_000;
 
 #[derive(sqlx::FromRow)]
 struct ConversationRow {
@@ -34,10 +37,14 @@ struct ConversationRow {
     created_at: i64,
     updated_at: i64,
     leaf_message_id: Option<String>,
+    message_count: i64,
 }
 
 #[derive(sqlx::FromRow)]
 struct MessageRow {
+    /// Read when a page of conversations is read at once.
+    #[sqlx(default)]
+    conversation_id: String,
     id: String,
     parent_id: Option<String>,
     role: Role,
@@ -54,21 +61,88 @@ struct MessageRow {
 
 const CONVERSATION_COLUMNS: &str =
     "rowid, id, title, title_source, model, system_prompt, settings, \
-     pinned, created_at, updated_at, leaf_message_id";
+     pinned, created_at, updated_at, leaf_message_id, \
+     (SELECT count(*) FROM messages m WHERE m.conversation_id = conversations.id) AS message_count";
+
+const MESSAGE_COLUMNS: &str = "m.conversation_id, m.id, m.parent_id, m.role, m.content, m.state, \
+     m.finish_reason, m.error, m.model, m.prompt_tokens, m.completion_tokens, m.created_at, m.updated_at";
 
 /// One conversation with every message (every branch), oldest first.
 async fn with_messages(
     conn: &mut SqliteConnection,
     row: ConversationRow,
 ) -> Result<WickConversation, StoreError> {
-    let messages: Vec<MessageRow> = sqlx::query_as(
-        "SELECT id, parent_id, role, content, state, finish_reason, error, model,
-                prompt_tokens, completion_tokens, created_at, updated_at
-         FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid",
-    )
+    let messages: Vec<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.conversation_id = ?
+         ORDER BY m.created_at, m.rowid"
+    ))
     .bind(&row.id)
     .fetch_all(&mut *conn)
     .await?;
+    Ok(to_wick(row, messages))
+}
+
+/// The next page of the user's conversations after rowid `after`, each with
+/// every message, and the page's last rowid: two queries, whatever the page
+/// holds.
+async fn next_page(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    after: i64,
+) -> Result<(VecDeque<WickConversation>, i64), StoreError> {
+    let mut rows: Vec<ConversationRow> = sqlx::query_as(&format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations
+         WHERE user_id = ? AND rowid > ? ORDER BY rowid LIMIT ?"
+    ))
+    .bind(user)
+    .bind(after)
+    .bind(PAGE)
+    .fetch_all(&mut *conn)
+    .await?;
+    // As many as fit in the page's messages (one at least).
+    let mut messages = 0;
+    let fit = rows
+        .iter()
+        .position(|r| {
+            messages += r.message_count;
+            messages > PAGE_MESSAGES
+        })
+        .unwrap_or(rows.len())
+        .max(1);
+    rows.truncate(fit);
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok((VecDeque::new(), after));
+    };
+    let (first, last) = (first.rowid, last.rowid);
+    let mut all: Vec<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM conversations c JOIN messages m ON m.conversation_id = c.id
+         WHERE c.user_id = ? AND c.rowid BETWEEN ? AND ?
+         ORDER BY c.rowid, m.created_at, m.rowid"
+    ))
+    .bind(user)
+    .bind(first)
+    .bind(last)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .rev()
+    .collect();
+    // Messages come in the conversations' order: deal them out.
+    let page = rows
+        .into_iter()
+        .map(|row| {
+            let mut own = Vec::with_capacity(row.message_count.max(0) as usize);
+            while all.last().is_some_and(|m| m.conversation_id == row.id) {
+                own.extend(all.pop());
+            }
+            to_wick(row, own)
+        })
+        .collect();
+    Ok((page, last))
+}
+
+/// A conversation's row and its messages (oldest first) in Wick's format.
+fn to_wick(row: ConversationRow, messages: Vec<MessageRow>) -> WickConversation {
     let settings = match serde_json::from_str(&row.settings) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => {
@@ -76,7 +150,7 @@ async fn with_messages(
             serde_json::Map::new()
         }
     };
-    Ok(WickConversation {
+    WickConversation {
         id: row.id,
         title: row.title,
         title_source: row.title_source.into(),
@@ -104,7 +178,7 @@ async fn with_messages(
                 updated_at: m.updated_at,
             })
             .collect(),
-    })
+    }
 }
 
 /// One of the user's conversations in Wick's format (every branch);
@@ -142,7 +216,7 @@ enum Stage {
     Pages {
         tx: Box<Transaction<'static, Sqlite>>,
         user: UserId,
-        page: VecDeque<ConversationRow>,
+        page: VecDeque<WickConversation>,
         after: i64,
         first: bool,
     },
@@ -191,24 +265,14 @@ pub fn export_all(
                     after,
                     first,
                 } => {
+                    let mut after = after;
                     if page.is_empty() {
-                        page = sqlx::query_as::<_, ConversationRow>(&format!(
-                            "SELECT {CONVERSATION_COLUMNS} FROM conversations
-                             WHERE user_id = ? AND rowid > ? ORDER BY rowid LIMIT ?"
-                        ))
-                        .bind(user)
-                        .bind(after)
-                        .bind(PAGE)
-                        .fetch_all(&mut **tx)
-                        .await?
-                        .into();
+                        (page, after) = next_page(&mut tx, user, after).await?;
                     }
-                    let Some(row) = page.pop_front() else {
+                    let Some(conversation) = page.pop_front() else {
                         tx.rollback().await?;
                         return Ok(Some(("]}".to_owned(), Stage::Done)));
                     };
-                    let after = row.rowid;
-                    let conversation = with_messages(&mut tx, row).await?;
                     let mut piece = if first { String::new() } else { ",".to_owned() };
                     piece.push_str(&serde_json::to_string(&conversation).map_err(|e| {
                         StoreError::Corrupt(format!("conversation not serialisable: {e}"))
