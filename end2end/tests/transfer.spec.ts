@@ -44,3 +44,25 @@ test("a ChatGPT export imported on the Settings page opens from the sidebar and 
   expect(markdown).toContain("## Assistant\n\nRome is the capital of Italy.");
   expect(markdown).not.toContain("Madrid");
 });
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("the import form is a plain form post, and a broken file says what is wrong", async ({ page }) => {
+    await page.goto("/settings");
+    const data = page.getByRole("region", { name: "Your data" });
+    await data.getByLabel(/Import conversations/).setInputFiles({
+      name: "conversations.json",
+      mimeType: "application/json",
+      buffer: Buffer.from('[{"title": "Cut off", "mapping": {'),
+    });
+    await data.getByRole("button", { name: "Import", exact: true }).click();
+    await expect(page.getByRole("alert")).toContainText("The file ends too early, at line 1");
+    await page.getByRole("link", { name: "Back to Settings" }).click();
+
+    await page.getByRole("region", { name: "Your data" }).getByLabel(/Import conversations/).setInputFiles(CHATGPT);
+    await page.getByRole("region", { name: "Your data" }).getByRole("button", { name: "Import", exact: true }).click();
+    await expect(page.getByRole("status").filter({ hasText: "Imported 2 conversations." })).toBeVisible();
+    await expect(page.locator("#conversation-list a", { hasText: "A haiku about tea" })).toBeVisible();
+  });
+});
