@@ -178,7 +178,8 @@ def main():
     p.add_argument("-c", "--conversations", type=int, default=10_000)
     p.add_argument("-m", "--messages", type=int, default=100)
     p.add_argument("--import-mb", type=int, default=50)
-    p.add_argument("--keep", help="keep the database in this directory")
+    p.add_argument("--keep", help="keep the database (and its session) in this directory; "
+                                  "run again with the same directory to measure it again without generating")
     args = p.parse_args()
     site_root = os.path.join(ROOT, "target", "site")
     work = args.keep or tempfile.mkdtemp(prefix="wick-history-")
@@ -186,14 +187,22 @@ def main():
     db = os.path.join(work, "wick.db")
     words = vocabulary()
 
-    # The binary makes the schema (migrations, FTS5 tables and triggers).
-    Server(args.wick, db, site_root).stop()
-    print(f"generating {args.conversations} conversations x {args.messages} messages for each of 2 users "
-          f"into {db}", file=sys.stderr)
-    started = time.perf_counter()
-    cookie = "wick_session=" + generate(db, args.conversations, args.messages, words)
-    print(f"generated in {time.perf_counter() - started:.0f} s; database "
-          f"{os.path.getsize(db) / 1e6:.0f} MB", file=sys.stderr)
+    token_file = os.path.join(work, "session")
+    if args.keep and os.path.exists(token_file):
+        with open(token_file) as f:
+            cookie = f.read().strip()
+        print(f"measuring the database kept in {db}", file=sys.stderr)
+    else:
+        # The binary makes the schema (migrations, FTS5 tables and triggers).
+        Server(args.wick, db, site_root).stop()
+        print(f"generating {args.conversations} conversations x {args.messages} messages for each of 2 "
+              f"users into {db}", file=sys.stderr)
+        started = time.perf_counter()
+        cookie = "wick_session=" + generate(db, args.conversations, args.messages, words)
+        print(f"generated in {time.perf_counter() - started:.0f} s; database "
+              f"{os.path.getsize(db) / 1e6:.0f} MB", file=sys.stderr)
+        with open(token_file, "w") as f:
+            f.write(cookie)
 
     server = Server(args.wick, db, site_root)
     try:

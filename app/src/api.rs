@@ -8,10 +8,20 @@ use crate::data::{ConversationView, ModelOption, Sent, SidebarPage, UserSettings
 use crate::error::AppError;
 use wick_types::history::{SearchResults, ShareInfo, SharedView};
 
-/// The chat of this server, from the Leptos context.
+/// The server's state, from the Leptos context. Missing only outside a
+/// request (see [`crate::session::current_user`]): an error then, never a panic.
 #[cfg(feature = "ssr")]
-fn chat() -> wick_core::Chat {
-    expect_context::<crate::state::AppState>().chat
+fn state() -> Result<crate::state::AppState, AppError> {
+    use_context::<crate::state::AppState>().ok_or_else(|| {
+        tracing::warn!("a server function ran outside a request");
+        AppError::Internal
+    })
+}
+
+/// The chat of this server.
+#[cfg(feature = "ssr")]
+fn chat() -> Result<wick_core::Chat, AppError> {
+    Ok(state()?.chat)
 }
 
 /// The caller's first `shown` conversations (50 by default, rounded to
@@ -23,7 +33,7 @@ pub async fn list_conversations(shown: Option<usize>) -> Result<SidebarPage, App
         async move {
             let shown = shown.unwrap_or(wick_core::history::SIDEBAR_PAGE);
             match crate::session::current_user().await? {
-                Some(user) => Ok(chat().sidebar(user, shown).await?),
+                Some(user) => Ok(chat()?.sidebar(user, shown).await?),
                 None => Ok(SidebarPage {
                     groups: Vec::new(),
                     shown,
@@ -48,8 +58,8 @@ pub async fn get_conversation(
             let user = crate::session::current_user()
                 .await?
                 .ok_or(AppError::NotFound)?;
-            let mut view = chat().conversation_at(user, &id, at.as_deref()).await?;
-            view.can_share = expect_context::<crate::state::AppState>().sharing;
+            let mut view = chat()?.conversation_at(user, &id, at.as_deref()).await?;
+            view.can_share = state()?.sharing;
             Ok(view)
         }
         .await,
@@ -59,7 +69,7 @@ pub async fn get_conversation(
 /// The models to choose from; the first is the default for new conversations.
 #[server]
 pub async fn list_models() -> Result<Vec<ModelOption>, AppError> {
-    Ok(chat().models().options())
+    Ok(chat()?.models().options())
 }
 
 /// Stores the user's message (starting a conversation when `conversation_id`
@@ -82,7 +92,7 @@ pub async fn send_message(
                 content,
                 model,
             };
-            let sending = chat().send(user, request).await?;
+            let sending = chat()?.send(user, request).await?;
             if let Some(token) = &sending.new_session {
                 crate::session::set_session_cookie(token);
             }
@@ -100,7 +110,7 @@ pub async fn retry_reply(conversation_id: String, message_id: String) -> Result<
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().retry(user, &conversation_id, &message_id).await?)
+            Ok(chat()?.retry(user, &conversation_id, &message_id).await?)
         }
         .await,
     )
@@ -113,7 +123,7 @@ pub async fn stop_reply(message_id: String) -> Result<(), AppError> {
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().stop(user, &message_id).await?)
+            Ok(chat()?.stop(user, &message_id).await?)
         }
         .await,
     )
@@ -128,7 +138,7 @@ pub async fn set_conversation_model(
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().set_model(user, &conversation_id, &model).await?)
+            Ok(chat()?.set_model(user, &conversation_id, &model).await?)
         }
         .await,
     )
@@ -146,7 +156,7 @@ pub async fn edit_message(
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()
+            Ok(chat()?
                 .edit(user, &conversation_id, &message_id, &content)
                 .await?)
         }
@@ -161,7 +171,7 @@ pub async fn continue_reply(conversation_id: String, message_id: String) -> Resu
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()
+            Ok(chat()?
                 .continue_reply(user, &conversation_id, &message_id)
                 .await?)
         }
@@ -176,7 +186,7 @@ pub async fn switch_branch(conversation_id: String, message_id: String) -> Resul
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()
+            Ok(chat()?
                 .switch_branch(user, &conversation_id, &message_id)
                 .await?)
         }
@@ -203,7 +213,7 @@ pub async fn save_conversation_settings(
                 top_p,
                 max_new_tokens,
             };
-            Ok(chat().save_settings(user, &conversation_id, form).await?)
+            Ok(chat()?.save_settings(user, &conversation_id, form).await?)
         }
         .await,
     )
@@ -219,7 +229,7 @@ pub async fn rename_conversation(
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().rename(user, &conversation_id, &title).await?)
+            Ok(chat()?.rename(user, &conversation_id, &title).await?)
         }
         .await,
     )
@@ -232,7 +242,7 @@ pub async fn conversation_title(conversation_id: String) -> Result<String, AppEr
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().title(user, &conversation_id).await?)
+            Ok(chat()?.title(user, &conversation_id).await?)
         }
         .await,
     )
@@ -244,7 +254,7 @@ pub async fn get_user_settings() -> Result<UserSettingsView, AppError> {
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().user_settings(user).await?)
+            Ok(chat()?.user_settings(user).await?)
         }
         .await,
     )
@@ -260,7 +270,7 @@ pub async fn save_user_settings(
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            let chat = chat();
+            let chat = chat()?;
             let ids = chat.models().options().into_iter().map(|m| m.id);
             if prompts.len() > ids.len() {
                 return Err(AppError::Invalid(
@@ -287,7 +297,7 @@ pub async fn search_conversations(q: String) -> Result<SearchResults, AppError> 
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().search(user, &q).await?)
+            Ok(chat()?.search(user, &q).await?)
         }
         .await,
     )
@@ -299,7 +309,7 @@ pub async fn pin_conversation(conversation_id: String, pinned: bool) -> Result<(
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().pin(user, &conversation_id, pinned).await?)
+            Ok(chat()?.pin(user, &conversation_id, pinned).await?)
         }
         .await,
     )
@@ -312,7 +322,7 @@ pub async fn delete_conversation(conversation_id: String) -> Result<(), AppError
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            chat().delete(user, &conversation_id).await?;
+            chat()?.delete(user, &conversation_id).await?;
             leptos_axum::redirect("/");
             Ok(())
         }
@@ -326,7 +336,7 @@ pub async fn delete_all_conversations() -> Result<u64, AppError> {
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().delete_all(user).await?)
+            Ok(chat()?.delete_all(user).await?)
         }
         .await,
     )
@@ -335,7 +345,7 @@ pub async fn delete_all_conversations() -> Result<u64, AppError> {
 /// Refuses share operations when the deployment turned sharing off.
 #[cfg(feature = "ssr")]
 fn sharing_on() -> Result<(), AppError> {
-    if expect_context::<crate::state::AppState>().sharing {
+    if state()?.sharing {
         Ok(())
     } else {
         Err(AppError::Invalid(
@@ -355,7 +365,7 @@ pub async fn share_conversation(
         async move {
             sharing_on()?;
             let user = crate::session::current_user().await?;
-            Ok(chat().share(user, &conversation_id, &expiry).await?)
+            Ok(chat()?.share(user, &conversation_id, &expiry).await?)
         }
         .await,
     )
@@ -367,7 +377,7 @@ pub async fn list_shares() -> Result<Vec<ShareInfo>, AppError> {
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().shares(user).await?)
+            Ok(chat()?.shares(user).await?)
         }
         .await,
     )
@@ -379,7 +389,7 @@ pub async fn revoke_share(share_id: String) -> Result<(), AppError> {
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat().revoke_share(user, &share_id).await?)
+            Ok(chat()?.revoke_share(user, &share_id).await?)
         }
         .await,
     )
@@ -392,7 +402,7 @@ pub async fn get_shared(share_id: String) -> Result<SharedView, AppError> {
     crate::error::answer(
         async move {
             sharing_on().map_err(|_| AppError::NotFound)?;
-            Ok(chat().shared(&share_id).await?)
+            Ok(chat()?.shared(&share_id).await?)
         }
         .await,
     )
@@ -405,7 +415,7 @@ pub async fn copy_shared(share_id: String) -> Result<String, AppError> {
         async move {
             sharing_on().map_err(|_| AppError::NotFound)?;
             let user = crate::session::current_user().await?;
-            let (id, token) = chat().copy_shared(user, &share_id).await?;
+            let (id, token) = chat()?.copy_shared(user, &share_id).await?;
             if let Some(token) = &token {
                 crate::session::set_session_cookie(token);
             }

@@ -139,9 +139,9 @@ async fn search_finds_any_branch_and_only_the_owners_text() {
         .say(None, None, "Wick candles for my lighthouse", "Sure")
         .await;
     assert_eq!(f.found(alice, "candles").await, Vec::<String>::new());
-    assert_eq!(f.found(bob, "candles").await, [bobs.clone()]);
+    assert_eq!(f.found(bob, "candles").await, vec![bobs.clone()]);
     assert_eq!(f.found(bob, "keepers").await, Vec::<String>::new());
-    assert_eq!(f.found(alice, "lighthouse*").await, [c.clone()]);
+    assert_eq!(f.found(alice, "lighthouse*").await, vec![c.clone()]);
     // No session: nothing, not an error.
     assert!(f.chat.search(None, "wick").await.unwrap().hits.is_empty());
 }
@@ -183,15 +183,15 @@ async fn typed_search_syntax_never_fails_and_is_read_as_words() {
         let result = f.chat.search(Some(alice), query).await;
         assert!(result.is_ok(), "{query:?} gave {result:?}");
     }
-    assert_eq!(f.found(alice, "AND").await, [c.clone()]);
-    assert_eq!(f.found(alice, "NEAR(").await, [c.clone()]);
-    assert_eq!(f.found(alice, "\"salt and pepper\"").await, [c.clone()]);
+    assert_eq!(f.found(alice, "AND").await, vec![c.clone()]);
+    assert_eq!(f.found(alice, "NEAR(").await, vec![c.clone()]);
+    assert_eq!(f.found(alice, "\"salt and pepper\"").await, vec![c.clone()]);
     assert_eq!(
         f.found(alice, "\"pepper and salt\"").await,
         Vec::<String>::new()
     );
-    assert_eq!(f.found(alice, "pep*").await, [c.clone()]);
-    assert_eq!(f.found(alice, "\"best\"").await, [c.clone()]);
+    assert_eq!(f.found(alice, "pep*").await, vec![c.clone()]);
+    assert_eq!(f.found(alice, "\"best\"").await, vec![c.clone()]);
     assert_eq!(f.found(alice, "salt missing").await, Vec::<String>::new());
 }
 
@@ -213,12 +213,12 @@ async fn search_follows_renames_deletes_and_new_messages() {
         .await
         .unwrap();
     assert!(f.found(alice, "zeppelin").await.is_empty());
-    assert_eq!(f.found(alice, "airship").await, [c.clone()]);
+    assert_eq!(f.found(alice, "airship").await, vec![c.clone()]);
 
     f.say(Some(alice), Some(&c), "What about hydrogen?", "Dangerous")
         .await;
-    assert_eq!(f.found(alice, "hydrogen").await, [c.clone()]);
-    assert_eq!(f.found(alice, "dangerous").await, [c.clone()]);
+    assert_eq!(f.found(alice, "hydrogen").await, vec![c.clone()]);
+    assert_eq!(f.found(alice, "dangerous").await, vec![c.clone()]);
 
     f.chat.delete(Some(alice), &c).await.unwrap();
     assert!(f.found(alice, "hydrogen").await.is_empty());

@@ -141,3 +141,28 @@ test("share: someone else opens the link with and without JavaScript, continues 
   expect(revoked?.status()).toBe(404);
   await stranger.close();
 });
+
+test("the Settings page lists every share link and deletes all conversations after asking", async ({ page }) => {
+  const title = unique("Everything");
+  await askScripted(page, "say: Soon gone");
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  const path = new URL(page.url()).pathname;
+  await page.getByText("Conversation settings").click();
+  await page.locator(".conversation-settings").getByLabel("Title").fill(title);
+  await page.getByRole("button", { name: "Rename" }).click();
+  await expect(conversations(page).getByRole("link", { name: title })).toBeVisible();
+  await page.getByText("Share", { exact: true }).click();
+  await page.getByRole("button", { name: "Create link" }).click();
+  const href = await page.getByRole("list", { name: "Links to this conversation" }).getByRole("link").getAttribute("href");
+
+  await openHydrated(page, "/settings");
+  const links = page.getByRole("list", { name: "Your share links" });
+  await expect(links.getByRole("link", { name: title })).toHaveAttribute("href", href!);
+  expect(await seriousProblems(page), "settings page").toEqual([]);
+  await page.getByText("Delete all conversations…").click();
+  await page.getByRole("button", { name: "Delete all conversations", exact: true }).click();
+  await expect(page.getByRole("status").filter({ hasText: /Deleted \d+ conversations?\./ })).toBeVisible();
+  await expect(conversations(page).getByText("No conversations yet.")).toBeVisible();
+  expect((await page.request.get(path)).status()).toBe(404);
+  expect((await page.request.get(href!)).status()).toBe(404);
+});

@@ -3,6 +3,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{get_user_settings, SaveUserSettings};
+use crate::components::history_settings::{DeleteAll, ShareLinks};
 
 /// What the last import did, from the address `POST /import` sent the
 /// browser to (`?imported=3&copies=1&skipped=2`). Only numbers are read, so
@@ -120,6 +121,8 @@ pub fn SettingsPage() -> impl IntoView {
                     </form>
                     <p class="saved" role="status">{imported}</p>
                 </section>
+                <ShareLinks />
+                <DeleteAll />
             </div>
         </div>
     }

@@ -424,6 +424,20 @@ pub enum Owner {
     },
 }
 
+impl Owner {
+    /// The owner's user id, making the visitor's user and session first,
+    /// inside the caller's transaction.
+    pub(crate) async fn user_in(self, tx: &mut SqliteConnection) -> Result<UserId, StoreError> {
+        match self {
+            Owner::User(user) => Ok(user),
+            Owner::NewVisitor {
+                token_hash,
+                lifetime,
+            } => super::users::insert_anonymous_user(tx, &token_hash, lifetime).await,
+        }
+    }
+}
+
 /// Starts a conversation with the user's first message and the placeholder of
 /// its reply (and, for a new visitor, their user and session), in one
 /// transaction: either all of it is stored or none. Returns the owner's id.
@@ -438,13 +452,7 @@ pub async fn create_with_reply(
     let now = now_ms();
     let conversation = new_id();
     let mut tx = super::begin_write(pool).await?;
-    let user = match owner {
-        Owner::User(user) => user,
-        Owner::NewVisitor {
-            token_hash,
-            lifetime,
-        } => super::users::insert_anonymous_user(&mut tx, &token_hash, lifetime).await?,
-    };
+    let user = owner.user_in(&mut tx).await?;
     sqlx::query(
         "INSERT INTO conversations (id, user_id, title, model, system_prompt, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -811,7 +819,7 @@ pub async fn finish_reply(
 
 /// An update of one of the user's rows: `NotFound` when it touched none (no
 /// such row, or someone else's).
-fn found(done: sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError> {
+pub(crate) fn found(done: sqlx::sqlite::SqliteQueryResult) -> Result<(), StoreError> {
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

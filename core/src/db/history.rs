@@ -8,6 +8,7 @@
 use sqlx::SqlitePool;
 use wick_types::{MessageState, Role, SearchHit, SnippetPart};
 
+use super::conversations::found;
 use super::{StoreError, UserId};
 
 /// Pins the conversation to the top of the sidebar, or unpins it.
@@ -23,10 +24,7 @@ pub async fn set_pinned(
         .bind(user)
         .execute(pool)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// The replies being written in the user's conversation (`None`: all of
@@ -54,10 +52,7 @@ pub async fn delete(pool: &SqlitePool, user: UserId, conversation: &str) -> Resu
         .bind(user)
         .execute(pool)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// Deletes all of the user's conversations; how many there were.

@@ -7,7 +7,7 @@
 use sqlx::SqlitePool;
 use wick_types::{MessageState, MessageView, ShareExpiry, ShareInfo, SharedView};
 
-use super::conversations::{branch, Owner};
+use super::conversations::{branch, found, Owner};
 use super::{new_id, now_ms, StoreError, UserId};
 
 /// Makes a link to the branch of the user's conversation shown now.
@@ -86,10 +86,7 @@ pub async fn revoke(pool: &SqlitePool, user: UserId, id: &str) -> Result<(), Sto
     .bind(user)
     .execute(pool)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// A link as anyone sees it; `NotFound` once revoked or expired.
@@ -127,13 +124,7 @@ pub async fn copy(
     let now = now_ms();
     let conversation = new_id();
     let mut tx = super::begin_write(pool).await?;
-    let user = match owner {
-        Owner::User(user) => user,
-        Owner::NewVisitor {
-            token_hash,
-            lifetime,
-        } => super::users::insert_anonymous_user(&mut tx, &token_hash, lifetime).await?,
-    };
+    let user = owner.user_in(&mut tx).await?;
     sqlx::query(
         "INSERT INTO conversations (id, user_id, title, title_source, model, created_at, updated_at)
          VALUES (?, ?, ?, 'user', ?, ?, ?)",

@@ -14,7 +14,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use wick_types::{ConversationView, FinishReason, MessageState, Role};
 
 use super::conversations::{get_conversation, Owner, TitleSource};
-use super::{begin_write, new_id, users, StoreError, UserId};
+use super::{begin_write, new_id, StoreError, UserId};
 use crate::transfer::wick::{WickConversation, WickExport, WickMessage, FORMAT, VERSION};
 use crate::transfer::{ImportSummary, ImportedConversation};
 
@@ -304,13 +304,7 @@ pub async fn import(
     conversations: &[ImportedConversation],
 ) -> Result<(UserId, ImportSummary), StoreError> {
     let mut tx = begin_write(pool).await?;
-    let user = match owner {
-        Owner::User(user) => user,
-        Owner::NewVisitor {
-            token_hash,
-            lifetime,
-        } => users::insert_anonymous_user(&mut tx, &token_hash, lifetime).await?,
-    };
+    let user = owner.user_in(&mut tx).await?;
     let mut summary = ImportSummary::default();
     for c in conversations {
         if is_copy(&mut tx, user, c).await? {
