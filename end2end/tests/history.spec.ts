@@ -166,3 +166,48 @@ test("the Settings page lists every share link and deletes all conversations aft
   expect((await page.request.get(path)).status()).toBe(404);
   expect((await page.request.get(href!)).status()).toBe(404);
 });
+
+test("the sidebar shows 50 conversations, then more: a link without JavaScript, scrolling with it", async ({ page, browser }) => {
+  // Sixty conversations at once, through the import (a ChatGPT-shaped file).
+  const now = Date.now() / 1000;
+  const node = (id: string, parent: string | null, children: string[], role: string, text: string) => ({
+    id, parent, children,
+    message: { id, author: { role }, create_time: now, content: { content_type: "text", parts: [text] } },
+  });
+  const file = Array.from({ length: 60 }, (_, i) => ({
+    id: `paged-${i}`,
+    title: `Paged ${i}`,
+    create_time: now - 3600 + i,
+    update_time: now - 3600 + i,
+    current_node: "a",
+    mapping: {
+      root: { id: "root", message: null, parent: null, children: ["u"] },
+      u: node("u", "root", ["a"], "user", `Question ${i}`),
+      a: node("a", "u", [], "assistant", `Answer ${i}`),
+    },
+  }));
+  const imported = await page.request.post("/import", {
+    data: JSON.stringify(file),
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+  });
+  expect(imported.status(), await imported.text()).toBe(200);
+
+  await openHydrated(page);
+  const links = page.locator('#conversation-list a[href^="/c/"]');
+  await expect(links).toHaveCount(50);
+  await expect(links.first()).toHaveText("Paged 59");
+  await conversations(page).evaluate((nav) => nav.scrollTo(0, nav.scrollHeight));
+  await expect(links).toHaveCount(60);
+  await expect(links.last()).toHaveText("Paged 0");
+  await expect(page.getByRole("link", { name: "More conversations" })).toHaveCount(0);
+
+  const noScript = await browser.newContext({ javaScriptEnabled: false, storageState: await page.context().storageState() });
+  const plain = await noScript.newPage();
+  await plain.goto("/");
+  const plainLinks = plain.locator('#conversation-list a[href^="/c/"]');
+  await expect(plainLinks).toHaveCount(50);
+  await plain.getByRole("link", { name: "More conversations" }).click();
+  await expect(plain).toHaveURL(/\/\?shown=100$/);
+  await expect(plainLinks).toHaveCount(60);
+  await noScript.close();
+});

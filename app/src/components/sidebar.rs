@@ -103,7 +103,8 @@ pub fn Sidebar() -> impl IntoView {
     });
 
     view! {
-        <nav aria-label="Conversations" class="sidebar">
+        // The whole sidebar scrolls (its head and search box with the list).
+        <nav aria-label="Conversations" class="sidebar" on:scroll=on_scroll>
             <div class="sidebar-head">
                 <a href="/" class="brand">"Wick"</a>
                 <button
@@ -128,7 +129,7 @@ pub fn Sidebar() -> impl IntoView {
                     aria-keyshortcuts="Control+K"
                 />
             </form>
-            <div id="conversation-list" class="sidebar-list" class:open=move || open.get() on:scroll=on_scroll>
+            <div id="conversation-list" class="sidebar-list" class:open=move || open.get()>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match groups.await {
