@@ -212,7 +212,8 @@ async fn a_branched_conversation_round_trips_exactly_through_wicks_format() {
         ImportSummary {
             imported: 1,
             copies: 0,
-            skipped_parts: 0
+            skipped_parts: 0,
+            settings_restored: 0
         }
     );
     let copy = f.ids(bob).await;
@@ -240,7 +241,8 @@ async fn a_chatgpt_export_imports_with_its_tree_shown_branch_times_and_skipped_p
             imported: 2,
             copies: 0,
             // The image beside the Italy question, and the tool's output.
-            skipped_parts: 2
+            skipped_parts: 2,
+            settings_restored: 0
         }
     );
     let ids = f.ids(user).await;
@@ -532,6 +534,85 @@ async fn an_export_of_everything_streams_the_users_conversations_only() {
         wick_core::db::transfer::export_conversation(f.pool(), bob, &a1).await,
         Err(wick_core::StoreError::NotFound)
     ));
+}
+
+#[tokio::test]
+async fn an_export_of_everything_carries_the_settings_and_an_import_fills_only_what_is_unset() {
+    use wick_core::db::settings;
+    let f = fixture().await;
+    let (alice, _, _) = f.send(None, None, "Alice").await;
+    let prompts = [
+        ("fake".to_owned(), "Be brief.".to_owned()),
+        ("gone-model".to_owned(), "Speak French.".to_owned()),
+    ];
+    settings::save(f.pool(), alice, "fake", &prompts)
+        .await
+        .unwrap();
+    let file: String = wick_core::db::transfer::export_all(f.pool().clone(), Some(alice))
+        .try_collect::<Vec<String>>()
+        .await
+        .unwrap()
+        .concat();
+    let all: Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(
+        all["preferences"],
+        json!({
+            "default_model": "fake",
+            "model_prompts": { "fake": "Be brief.", "gone-model": "Speak French." }
+        })
+    );
+
+    // Someone with no settings of their own gets all three…
+    f.backend.push(vec![Step::token("B")]);
+    let (bob, _, _) = f.send(None, None, "Bob").await;
+    let summary = f.import(bob, file.as_bytes()).await.unwrap();
+    assert_eq!((summary.imported, summary.settings_restored), (1, 3));
+    assert_eq!(
+        settings::default_model(f.pool(), bob)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("fake")
+    );
+    assert_eq!(
+        settings::model_prompts(f.pool(), bob).await.unwrap(),
+        prompts
+    );
+    // …and a second import changes nothing of them.
+    let again = f.import(bob, file.as_bytes()).await.unwrap();
+    assert_eq!((again.copies, again.settings_restored), (1, 0));
+
+    // What someone chose here is never overwritten: only the missing prompt is added.
+    f.backend.push(vec![Step::token("C")]);
+    let (carol, _, _) = f.send(None, None, "Carol").await;
+    let mine = [("fake".to_owned(), "Mine.".to_owned())];
+    settings::save(f.pool(), carol, "fake", &mine)
+        .await
+        .unwrap();
+    let summary = f.import(carol, file.as_bytes()).await.unwrap();
+    assert_eq!(summary.settings_restored, 1);
+    assert_eq!(
+        settings::model_prompts(f.pool(), carol).await.unwrap(),
+        [
+            ("fake".to_owned(), "Mine.".to_owned()),
+            ("gone-model".to_owned(), "Speak French.".to_owned())
+        ]
+    );
+
+    // A prompt longer than the Settings page allows refuses the file whole.
+    let mut long = all.clone();
+    long["preferences"]["model_prompts"]["fake"] = json!("x".repeat(32_001));
+    let before = f.count(carol).await;
+    let refused = f
+        .import(carol, long.to_string().as_bytes())
+        .await
+        .unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        message.contains("preferences.model_prompts.fake") && message.contains("32001"),
+        "{message}"
+    );
+    assert_eq!(f.count(carol).await, before);
 }
 
 /// A ChatGPT conversation of `turns` messages in one chain.

@@ -17,7 +17,7 @@ test("a ChatGPT export imported on the Settings page opens from the sidebar and 
   await data.getByRole("button", { name: "Import", exact: true }).click();
 
   // Back on Settings, which says what was imported and what was left out.
-  await expect(page).toHaveURL(/\/settings\?imported=2&copies=0&skipped=2$/);
+  await expect(page).toHaveURL(/\/settings\?imported=2&copies=0&skipped=2&restored=0$/);
   await expect(page.getByRole("status").filter({ hasText: "Imported 2 conversations." })).toContainText(
     "2 parts Wick cannot show",
   );

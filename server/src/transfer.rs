@@ -176,6 +176,7 @@ pub async fn import(State(state): State<ServerState>, request: Request) -> Respo
         imported = summary.imported,
         copies = summary.copies,
         skipped_parts = summary.skipped_parts,
+        settings_restored = summary.settings_restored,
         "conversations imported"
     );
     let mut response = if browser {
@@ -271,8 +272,8 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// anything else).
 fn see_settings(summary: &ImportSummary) -> Response {
     let location = format!(
-        "/settings?imported={}&copies={}&skipped={}",
-        summary.imported, summary.copies, summary.skipped_parts
+        "/settings?imported={}&copies={}&skipped={}&restored={}",
+        summary.imported, summary.copies, summary.skipped_parts, summary.settings_restored
     );
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

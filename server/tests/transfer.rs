@@ -133,7 +133,7 @@ async fn the_settings_form_imports_for_a_new_visitor_and_sends_them_to_settings(
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(
         r.headers[header::LOCATION],
-        "/settings?imported=2&copies=0&skipped=2"
+        "/settings?imported=2&copies=0&skipped=2&restored=0"
     );
     // The visitor's session was made with the import: the history is theirs.
     let cookie = session_cookie(&r.headers);
@@ -148,7 +148,10 @@ async fn the_settings_form_imports_for_a_new_visitor_and_sends_them_to_settings(
 
     // The Settings page says what happened, in a status region.
     let page = w
-        .get("/settings?imported=2&copies=0&skipped=2", Some(&cookie))
+        .get(
+            "/settings?imported=2&copies=0&skipped=2&restored=0",
+            Some(&cookie),
+        )
         .await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
@@ -164,11 +167,14 @@ async fn the_settings_form_imports_for_a_new_visitor_and_sends_them_to_settings(
         .await;
     assert_eq!(
         again.headers[header::LOCATION],
-        "/settings?imported=2&copies=2&skipped=2"
+        "/settings?imported=2&copies=2&skipped=2&restored=0"
     );
     assert!(!again.headers.contains_key(header::SET_COOKIE));
     let page = w
-        .get("/settings?imported=2&copies=2&skipped=2", Some(&cookie))
+        .get(
+            "/settings?imported=2&copies=2&skipped=2&restored=0",
+            Some(&cookie),
+        )
         .await;
     assert!(
         page.body.contains("2 of them were already here"),
@@ -176,6 +182,19 @@ async fn the_settings_form_imports_for_a_new_visitor_and_sends_them_to_settings(
         page.body
     );
     assert_eq!(w.conversations().await, 4);
+    // Defaults an export brought along are counted too (only numbers are read).
+    let page = w
+        .get(
+            "/settings?imported=1&copies=0&skipped=0&restored=2",
+            Some(&cookie),
+        )
+        .await;
+    assert!(
+        page.body
+            .contains("2 defaults from the file were set where you had none."),
+        "{}",
+        page.body
+    );
 
     // Another site's form is refused before anything is read or stored.
     let foreign = w.post_form(CHATGPT.as_bytes(), None, "cross-site").await;
@@ -222,7 +241,7 @@ async fn a_file_over_100_mb_is_refused_with_a_clear_message_and_nothing_stored()
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(
         r.headers[header::LOCATION],
-        "/settings?imported=0&copies=0&skipped=0"
+        "/settings?imported=0&copies=0&skipped=0&restored=0"
     );
 }
 
@@ -304,7 +323,7 @@ async fn exports_are_their_owners_alone() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         r.json(),
-        json!({"imported": 1, "copies": 0, "skipped_parts": 0})
+        json!({"imported": 1, "copies": 0, "skipped_parts": 0, "settings_restored": 0})
     );
     let bob = session_cookie(&r.headers);
 

@@ -6,17 +6,19 @@ use crate::api::{get_user_settings, SaveUserSettings};
 use crate::components::history_settings::{DeleteAll, ShareLinks};
 
 /// What the last import did, from the address `POST /import` sent the
-/// browser to (`?imported=3&copies=1&skipped=2`). Only numbers are read, so
-/// a link from elsewhere cannot make the page say anything else.
+/// browser to (`?imported=3&copies=1&skipped=2&restored=1`). Only numbers
+/// are read, so a link from elsewhere cannot make the page say anything else.
 fn import_result(
     imported: Option<String>,
     copies: Option<String>,
     skipped: Option<String>,
+    restored: Option<String>,
 ) -> Option<String> {
     let number = |v: Option<String>| v.and_then(|v| v.parse::<usize>().ok());
     let imported = number(imported)?;
     let copies = number(copies).unwrap_or(0);
     let skipped = number(skipped).unwrap_or(0);
+    let restored = number(restored).unwrap_or(0);
     let mut text = match imported {
         1 => "Imported 1 conversation.".to_owned(),
         n => format!("Imported {n} conversations."),
@@ -34,6 +36,13 @@ fn import_result(
             " {n} parts Wick cannot show (images, files, tool output) were left out."
         )),
     }
+    match restored {
+        0 => {}
+        1 => text.push_str(" 1 default from the file was set where you had none."),
+        n => text.push_str(&format!(
+            " {n} defaults from the file were set where you had none."
+        )),
+    }
     Some(text)
 }
 
@@ -46,8 +55,16 @@ fn import_result(
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let query = use_query_map();
-    let imported =
-        move || query.with(|q| import_result(q.get("imported"), q.get("copies"), q.get("skipped")));
+    let imported = move || {
+        query.with(|q| {
+            import_result(
+                q.get("imported"),
+                q.get("copies"),
+                q.get("skipped"),
+                q.get("restored"),
+            )
+        })
+    };
     let save = ServerAction::<SaveUserSettings>::new();
     let settings = Resource::new(|| (), |_| get_user_settings());
     let saved = move || match save.value().get() {

@@ -15,7 +15,9 @@ use wick_types::{ConversationView, FinishReason, MessageState, Role};
 
 use super::conversations::{get_conversation, Owner, TitleSource};
 use super::{begin_write, new_id, StoreError, UserId};
-use crate::transfer::wick::{WickConversation, WickExport, WickMessage, FORMAT, VERSION};
+use crate::transfer::wick::{
+    WickConversation, WickExport, WickMessage, WickPreferences, FORMAT, VERSION,
+};
 use crate::transfer::{ImportSummary, ImportedConversation};
 
 /// How many conversations an export reads at a time, at most…
@@ -238,23 +240,24 @@ pub fn export_all(
             match stage {
                 Stage::Start => {
                     let head = format!(
-                        r#"{{"format":"{FORMAT}","version":{VERSION},"exported_at":{},"conversations":["#,
+                        r#"{{"format":"{FORMAT}","version":{VERSION},"exported_at":{}"#,
                         super::now_ms()
                     );
-                    let next = match user {
-                        Some(user) => Stage::Pages {
-                            tx: Box::new(pool.begin().await?),
-                            user,
-                            page: VecDeque::new(),
-                            after: i64::MIN,
-                            first: true,
-                        },
-                        None => Stage::Done,
+                    let Some(user) = user else {
+                        return Ok(Some((head + r#","conversations":[]}"#, Stage::Done)));
                     };
-                    let head = if matches!(next, Stage::Done) {
-                        head + "]}"
-                    } else {
-                        head
+                    let mut tx = Box::new(pool.begin().await?);
+                    let preferences = preferences_of(&mut tx, user).await?;
+                    let preferences = serde_json::to_string(&preferences).map_err(|e| {
+                        StoreError::Corrupt(format!("preferences not serialisable: {e}"))
+                    })?;
+                    let head = format!(r#"{head},"preferences":{preferences},"conversations":["#);
+                    let next = Stage::Pages {
+                        tx,
+                        user,
+                        page: VecDeque::new(),
+                        after: i64::MIN,
+                        first: true,
                     };
                     Ok(Some((head, next)))
                 }
@@ -302,6 +305,7 @@ pub async fn import(
     owner: Owner,
     default_model: &str,
     conversations: &[ImportedConversation],
+    preferences: Option<&WickPreferences>,
 ) -> Result<(UserId, ImportSummary), StoreError> {
     let mut tx = begin_write(pool).await?;
     let user = owner.user_in(&mut tx).await?;
@@ -313,8 +317,78 @@ pub async fn import(
         insert(&mut tx, user, default_model, c).await?;
         summary.imported += 1;
     }
+    if let Some(preferences) = preferences {
+        summary.settings_restored = restore_preferences(&mut tx, user, preferences).await?;
+    }
     tx.commit().await?;
     Ok((user, summary))
+}
+
+/// The person's defaults, as an export of everything carries them.
+async fn preferences_of(
+    conn: &mut SqliteConnection,
+    user: UserId,
+) -> Result<WickPreferences, StoreError> {
+    let default_model: Option<String> =
+        sqlx::query_scalar("SELECT default_model FROM user_settings WHERE user_id = ?")
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
+    let model_prompts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT model, system_prompt FROM user_model_prompts WHERE user_id = ? ORDER BY model",
+    )
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(WickPreferences {
+        default_model,
+        model_prompts: model_prompts.into_iter().collect(),
+    })
+}
+
+/// Sets the file's defaults where the person has none: what they chose on
+/// this server is never overwritten. A default model this server does not
+/// have is harmless (new conversations fall back to the server's default)
+/// and is kept, as a prompt for such a model is. Returns how many were set.
+async fn restore_preferences(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    preferences: &WickPreferences,
+) -> Result<usize, StoreError> {
+    let now = super::now_ms();
+    let mut restored = 0;
+    if let Some(model) = &preferences.default_model {
+        restored += sqlx::query(
+            "INSERT INTO user_settings (user_id, default_model, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET default_model = excluded.default_model,
+                 updated_at = excluded.updated_at
+             WHERE user_settings.default_model IS NULL",
+        )
+        .bind(user)
+        .bind(model)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
+    }
+    for (model, prompt) in &preferences.model_prompts {
+        if prompt.trim().is_empty() {
+            continue;
+        }
+        restored += sqlx::query(
+            "INSERT INTO user_model_prompts (user_id, model, system_prompt, updated_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT (user_id, model) DO NOTHING",
+        )
+        .bind(user)
+        .bind(model)
+        .bind(prompt)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
+    }
+    Ok(restored)
 }
 
 /// Whether this user already has the conversation: imported from the same

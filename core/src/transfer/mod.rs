@@ -99,6 +99,9 @@ pub struct ImportSummary {
     /// Parts of ChatGPT messages that Wick cannot show (images, files, tool
     /// output, unknown content types), left out.
     pub skipped_parts: usize,
+    /// Defaults from the file's preferences (the default model, a model's
+    /// system prompt) that were set here because the person had none.
+    pub settings_restored: usize,
 }
 
 /// A conversation read from a file and checked, ready to be stored under
@@ -149,6 +152,8 @@ pub struct ImportedMessage {
 pub struct Parsed {
     pub conversations: Vec<ImportedConversation>,
     pub skipped_parts: usize,
+    /// A Wick export of everything carries the person's defaults.
+    pub preferences: Option<wick::WickPreferences>,
 }
 
 /// Reads a Wick export or a ChatGPT `conversations.json`, telling them apart
@@ -191,8 +196,14 @@ pub async fn store(
     default_model: &str,
     parsed: Parsed,
 ) -> Result<(UserId, ImportSummary), TransferError> {
-    let (user, mut summary) =
-        crate::db::transfer::import(pool, owner, default_model, &parsed.conversations).await?;
+    let (user, mut summary) = crate::db::transfer::import(
+        pool,
+        owner,
+        default_model,
+        &parsed.conversations,
+        parsed.preferences.as_ref(),
+    )
+    .await?;
     summary.skipped_parts = parsed.skipped_parts;
     Ok((user, summary))
 }

@@ -6,6 +6,10 @@
 //!   "format": "wick",
 //!   "version": 1,
 //!   "exported_at": 1764800000000,            // Unix milliseconds
+//!   "preferences": {                         // the Settings page (optional)
+//!     "default_model": "…model id…" | null,
+//!     "model_prompts": { "…model id…": "…default system prompt…" }
+//!   },
 //!   "conversations": [{
 //!     "id": "…32 hex digits…",
 //!     "title": "…",
@@ -35,10 +39,13 @@
 //! keys, and the originals may still exist here); parents and the leaf are
 //! mapped to the new ids, times are kept. A reply exported while it was being
 //! written is imported as `interrupted`: nothing is writing it here.
+//! Preferences fill in only what the person has not set here: an import
+//! never overwrites the defaults they chose on this server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use wick_types::message::check_system_prompt;
 use wick_types::{FinishReason, MessageState, Role};
 
 use super::{json_error, parents_first, path_error, ImportedConversation, ImportedMessage};
@@ -56,7 +63,22 @@ pub struct WickExport {
     /// When the file was written (Unix milliseconds).
     #[serde(default)]
     pub exported_at: i64,
+    /// The person's own defaults; absent in a file of one conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences: Option<WickPreferences>,
     pub conversations: Vec<WickConversation>,
+}
+
+/// The person's own defaults for new conversations (the Settings page), so
+/// that an export of everything holds all of their data. API tokens are
+/// left out on purpose: they are secrets, and only their hashes are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WickPreferences {
+    #[serde(default)]
+    pub default_model: Option<String>,
+    /// The default system prompt of each model, by model id.
+    #[serde(default)]
+    pub model_prompts: BTreeMap<String, String>,
 }
 
 impl WickExport {
@@ -65,6 +87,7 @@ impl WickExport {
             format: FORMAT.to_owned(),
             version: VERSION,
             exported_at: crate::db::now_ms(),
+            preferences: None,
             conversations,
         }
     }
@@ -193,6 +216,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, TransferError> {
     // Paths are `conversations[i].…`: skip the first segment.
     let export: WickExport =
         serde_path_to_error::deserialize(&mut reader).map_err(|e| path_error(e, 1))?;
+    if let Some(preferences) = &export.preferences {
+        for (model, prompt) in &preferences.model_prompts {
+            check_system_prompt(prompt).map_err(|problem| TransferError::Document {
+                field: format!("preferences.model_prompts.{model}"),
+                // The sentence goes inside another: without its full stop.
+                problem: problem.to_string().trim_end_matches('.').to_owned(),
+            })?;
+        }
+    }
     let conversations = export
         .conversations
         .into_iter()
@@ -202,6 +234,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, TransferError> {
     Ok(Parsed {
         conversations,
         skipped_parts: 0,
+        preferences: export.preferences,
     })
 }
 
