@@ -2,52 +2,21 @@
 //! SQLite file and a scripted backend: what the model was asked, what the
 //! stream carried, what was stored, and failures on cue — in milliseconds.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use inference::scripted::{ScriptedBackend, Step};
-use inference::{ChatMessage, Failure, Params, Prompt};
-use wick_core::{
-    Chat, ChatError, ChatSettings, Generations, Model, ModelKind, Models, SendRequest,
-};
+use inference::scripted::Step;
+use inference::{ChatMessage, Failure, Prompt};
+use wick_core::{Chat, ChatError, ChatSettings, SendRequest};
 use wick_types::{FinishReason, MessageState, ReplyEnd, ReplyEvent, Role};
 
-struct Fixture {
-    chat: Chat,
-    backend: ScriptedBackend,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Fixture;
 
 /// A chat over a fresh database and one scripted model (queue depth `depth`)
 /// whose replies are `script` unless a test pushes another.
 async fn fixture_with(script: Vec<Step>, depth: usize) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wick.db", dir.path().display());
-    let pool = wick_core::db::open(&url).await.unwrap();
-    let backend = ScriptedBackend::new(script);
-    let model = Model::new(
-        "fake",
-        "Fake model",
-        ModelKind::Local,
-        Arc::new(backend.clone()),
-        Params::default(),
-        depth,
-        Some(4096),
-    );
-    let generations = Generations::new(
-        Models::new(vec![model]),
-        pool.clone(),
-        ChatSettings {
-            seed: Some(7),
-            ..ChatSettings::default()
-        },
-    );
-    Fixture {
-        chat: Chat::new(pool, generations),
-        backend,
-        _dir: dir,
-    }
+    common::fixture_with(script, depth, ChatSettings::default()).await
 }
 
 async fn fixture(script: Vec<Step>) -> Fixture {

@@ -3,50 +3,22 @@
 //! any typed syntax, kept in step with renames, deletes and new messages),
 //! pins and the sidebar's pages, deletion, and share links.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use inference::scripted::{ScriptedBackend, Step};
-use inference::Params;
-use wick_core::{
-    Chat, ChatError, ChatSettings, Generations, Model, ModelKind, Models, SendRequest, UserId,
-};
+use inference::scripted::Step;
+use wick_core::{ChatError, ChatSettings, SendRequest, UserId};
 use wick_types::{Period, Role};
 
-struct Fixture {
-    chat: Chat,
-    backend: ScriptedBackend,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Fixture;
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wick.db", dir.path().display());
-    let pool = wick_core::db::open(&url).await.unwrap();
-    let backend = ScriptedBackend::new(vec![]);
-    let model = Model::new(
-        "fake",
-        "Fake model",
-        ModelKind::Local,
-        Arc::new(backend.clone()),
-        Params::default(),
-        8,
-        Some(4096),
-    );
-    let generations = Generations::new(
-        Models::new(vec![model]),
-        pool.clone(),
-        ChatSettings {
-            seed: Some(7),
-            replies_per_user: 8,
-        },
-    );
-    Fixture {
-        chat: Chat::new(pool, generations),
-        backend,
-        _dir: dir,
-    }
+    let settings = ChatSettings {
+        replies_per_user: 8,
+        ..ChatSettings::default()
+    };
+    common::fixture_with(vec![], 8, settings).await
 }
 
 impl Fixture {

@@ -3,16 +3,14 @@
 //! export imports with its tree, and every kind of broken file is refused
 //! whole, with a message that says what and where.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use inference::scripted::{ScriptedBackend, Step};
-use inference::Params;
+use inference::scripted::Step;
 use serde_json::{json, Value};
 use wick_core::db::conversations::Owner;
 use wick_core::transfer::{self, ImportSummary, TransferError};
-use wick_core::{Chat, ChatSettings, Generations, Model, ModelKind, Models, SendRequest, UserId};
+use wick_core::{ChatSettings, SendRequest, UserId};
 use wick_types::{GenerationSettings, Role};
 
 /// ChatGPT's `conversations.json`, written by hand in its documented shape:
@@ -20,39 +18,11 @@ use wick_types::{GenerationSettings, Role};
 /// tool message.
 const CHATGPT: &str = include_str!("../../end2end/fixtures/chatgpt_conversations.json");
 
-struct Fixture {
-    chat: Chat,
-    backend: ScriptedBackend,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Fixture;
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/wick.db", dir.path().display());
-    let pool = wick_core::db::open(&url).await.unwrap();
-    let backend = ScriptedBackend::new(vec![Step::token("A1")]);
-    let model = Model::new(
-        "fake",
-        "Fake model",
-        ModelKind::Local,
-        Arc::new(backend.clone()),
-        Params::default(),
-        8,
-        Some(4096),
-    );
-    let generations = Generations::new(
-        Models::new(vec![model]),
-        pool.clone(),
-        ChatSettings {
-            seed: Some(7),
-            ..ChatSettings::default()
-        },
-    );
-    Fixture {
-        chat: Chat::new(pool, generations),
-        backend,
-        _dir: dir,
-    }
+    common::fixture_with(vec![Step::token("A1")], 8, ChatSettings::default()).await
 }
 
 impl Fixture {
