@@ -10,6 +10,7 @@ pub mod db;
 pub mod generation;
 pub mod history;
 pub mod models;
+pub mod password;
 pub mod session;
 mod titles;
 pub mod transfer;

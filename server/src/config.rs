@@ -28,6 +28,39 @@ pub enum Command {
     /// Manage access tokens for the inference APIs.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage accounts: create one (the first admin), list, set a role, disable.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserCommand {
+    /// Create an account with a password. The password is read from the first
+    /// line of standard input; from a terminal, one is made up and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The name shown for the account.
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the account an admin (the same as `--role admin`).
+        #[arg(long, conflicts_with = "role")]
+        admin: bool,
+        /// admin, user or pending.
+        #[arg(long, default_value = "user")]
+        role: wick_core::db::users::Role,
+    },
+    /// List every user (anonymous visitors too), oldest first.
+    List,
+    /// Give a user (by email or id) a role: admin, user or pending.
+    SetRole {
+        user: String,
+        role: wick_core::db::users::Role,
+    },
+    /// Disable a user (by email or id): their sessions end and their tokens stop working at once.
+    Disable { user: String },
+    /// Let a disabled user in again.
+    Enable { user: String },
 }
 
 #[derive(Debug, Clone, Subcommand)]

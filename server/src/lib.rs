@@ -11,6 +11,7 @@ pub mod sse;
 pub mod stream;
 pub mod tokens;
 pub mod transfer;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +56,16 @@ pub enum ServerError {
     NoSuchUser(i64),
     #[error("there is no token {0}")]
     NoSuchToken(i64),
+    #[error("there is no user {0:?} (give an email or an id from `wick user list`)")]
+    NoSuchAccount(String),
+    #[error("--email: {0:?} is not an email address")]
+    BadEmail(String),
+    #[error("an account with the email {0:?} already exists")]
+    EmailTaken(String),
+    #[error("the password was refused: {0}")]
+    Password(#[from] wick_core::password::PasswordProblem),
+    #[error("could not read the password from standard input: {0}")]
+    Stdin(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

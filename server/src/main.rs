@@ -20,6 +20,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Token(command) => server::tokens::run(&config, command).await,
+        Command::User(command) => server::users::run(&config, command).await,
         Command::Generate(args) => {
             let model = config.model.clone();
             let threads = config.threads;

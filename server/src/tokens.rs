@@ -6,7 +6,7 @@ use crate::{Config, ServerError};
 use wick_core::db::tokens;
 use wick_core::StoreError;
 
-fn when(ms: Option<i64>) -> String {
+pub(crate) fn when(ms: Option<i64>) -> String {
     ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
         .map(|t| format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()))
         .unwrap_or_else(|| "-".into())

@@ -50,3 +50,106 @@ fn bad_settings_are_refused_by_name() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("temperature"), "{stderr}");
 }
+
+/// `wick user …` against a fresh database file: the first admin, with the
+/// password piped in; what is refused and why; list, set-role, disable.
+#[test]
+fn user_commands_create_the_first_admin_and_manage_accounts() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wick.db", dir.path().display());
+    let wick = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wick"))
+            .env("WICK_DATABASE_URL", &url)
+            .arg("user")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+
+    let (ok, _, err) = wick(
+        &[
+            "create",
+            "--email",
+            "Admin@Example.org",
+            "--name",
+            "Ada",
+            "--admin",
+        ],
+        "tea kettle on the hill\n",
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("<admin@example.org>, role admin"), "{err}");
+
+    // Refused, each with its reason, and nothing stored.
+    let (ok, _, err) = wick(
+        &["create", "--email", "admin@example.org"],
+        "another good password\n",
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = wick(&["create", "--email", "bob@example.org"], "short\n");
+    assert!(!ok && err.contains("at least 10"), "{err}");
+    let (ok, _, err) = wick(&["create", "--email", "bob@example.org"], "qwertyuiop\n");
+    assert!(!ok && err.contains("most common"), "{err}");
+    let (ok, _, err) = wick(
+        &["create", "--email", "not an email"],
+        "tea kettle on the hill\n",
+    );
+    assert!(!ok && err.contains("not an email address"), "{err}");
+    let (ok, _, err) = wick(
+        &["create", "--email", "bob@example.org", "--role", "root"],
+        "",
+    );
+    assert!(!ok && err.contains("not a role"), "{err}");
+
+    let (ok, _, err) = wick(
+        &["create", "--email", "bob@example.org", "--role", "pending"],
+        "bob's own long password\n",
+    );
+    assert!(ok, "{err}");
+    let (_, list, _) = wick(&["list"], "");
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].contains("admin@example.org\tAda\tadmin\tregistered")
+            && lines[0].ends_with("active"),
+        "{list}"
+    );
+    assert!(lines[1].contains("bob@example.org\t-\tpending"), "{list}");
+
+    let (ok, _, err) = wick(&["set-role", "BOB@example.org", "user"], "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = wick(&["disable", "bob@example.org"], "");
+    assert!(ok, "{err}");
+    let (_, list, _) = wick(&["list"], "");
+    assert!(
+        list.lines()
+            .nth(1)
+            .unwrap()
+            .contains("\tuser\tregistered\tcreated ")
+            && list.contains("disabled "),
+        "{list}"
+    );
+    let (ok, _, err) = wick(&["disable", "carol@example.org"], "");
+    assert!(
+        !ok && err.contains("there is no user \"carol@example.org\""),
+        "{err}"
+    );
+}

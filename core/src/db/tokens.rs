@@ -76,13 +76,17 @@ pub async fn revoke_api_token(pool: &SqlitePool, id: i64) -> Result<(), StoreErr
     Ok(())
 }
 
-/// The user of a live (unrevoked) token with this hash, noting its use.
+/// The user of a live token with this hash (not revoked, its user not
+/// disabled), noting its use.
 pub async fn user_for_api_token(
     pool: &SqlitePool,
     token_hash: &[u8; 32],
 ) -> Result<Option<UserId>, StoreError> {
     let user = sqlx::query_scalar(
-        "UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ? AND revoked_at IS NULL RETURNING user_id",
+        "UPDATE api_tokens SET last_used_at = ?
+         WHERE token_hash = ? AND revoked_at IS NULL
+           AND user_id NOT IN (SELECT id FROM users WHERE disabled_at IS NOT NULL)
+         RETURNING user_id",
     )
     .bind(now_ms())
     .bind(&token_hash[..])

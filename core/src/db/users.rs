@@ -84,8 +84,9 @@ pub async fn user_for_session(
 ) -> Result<Option<Session>, StoreError> {
     let now = now_ms();
     let row: Option<SessionRow> = sqlx::query_as(
-        "SELECT user_id, created_at, last_seen_at, expires_at FROM sessions
-         WHERE token_hash = ? AND expires_at > ?",
+        "SELECT s.user_id, s.created_at, s.last_seen_at, s.expires_at
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
     )
     .bind(&token_hash[..])
     .bind(now)
@@ -106,4 +107,199 @@ pub async fn user_for_session(
         user: row.user_id,
         renewed,
     }))
+}
+
+/// What a registered user may do: `Pending` waits for an admin's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    User,
+    Pending,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            "pending" => Ok(Role::Pending),
+            other => Err(format!("{other:?} is not a role: admin, user or pending")),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Pending => "pending",
+        })
+    }
+}
+
+/// An email as stored: trimmed and lower-cased (the unique index is
+/// case-blind too).
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Whether `email` looks like an address (one `@` with text on both sides,
+/// no spaces, at most 254 characters): the provider or a mail server
+/// decides the rest.
+pub fn looks_like_email(email: &str) -> bool {
+    let email = email.trim();
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !email.chars().any(char::is_whitespace)
+                && email.chars().count() <= 254
+        }
+        None => false,
+    }
+}
+
+/// A user as an admin lists them.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserInfo {
+    pub id: UserId,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub role: Role,
+    /// `anonymous` or `registered`.
+    pub kind: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// Creates a registered user with an email and a password hash (see
+/// [`crate::password::hash`]). `Taken` when the email already has an account.
+pub async fn create_local_user(
+    pool: &SqlitePool,
+    email: &str,
+    name: Option<&str>,
+    password_hash: &str,
+    role: Role,
+) -> Result<UserId, AccountError> {
+    let email = normalise_email(email);
+    let mut tx = super::begin_write(pool).await?;
+    let taken: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)")
+        .bind(&email)
+        .fetch_one(&mut *tx)
+        .await?;
+    if taken {
+        return Err(AccountError::Taken);
+    }
+    let id = sqlx::query_scalar(
+        "INSERT INTO users (kind, email, display_name, password_hash, role, created_at)
+         VALUES ('registered', ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&email)
+    .bind(name)
+    .bind(password_hash)
+    .bind(role)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Why an account could not be created or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("an account with this email already exists")]
+    Taken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(e: sqlx::Error) -> Self {
+        AccountError::Store(e.into())
+    }
+}
+
+/// What a password sign-in needs: the user, their hash and whether they may
+/// sign in. Found by email, whatever the case it was typed in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Login {
+    pub id: UserId,
+    pub password_hash: Option<String>,
+    pub role: Role,
+    pub disabled_at: Option<i64>,
+}
+
+pub async fn find_login(pool: &SqlitePool, email: &str) -> Result<Option<Login>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, password_hash, role, disabled_at FROM users WHERE email = ?")
+            .bind(normalise_email(email))
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Every user, oldest first.
+pub async fn list_users(pool: &SqlitePool) -> Result<Vec<UserInfo>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, display_name, role, kind, created_at, disabled_at FROM users ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The id of the user with this email, or with this id when `who` is a number.
+pub async fn find_user(pool: &SqlitePool, who: &str) -> Result<UserId, StoreError> {
+    let by_id = who.trim().parse::<UserId>().ok();
+    sqlx::query_scalar("SELECT id FROM users WHERE id = ? OR email = ?")
+        .bind(by_id)
+        .bind(normalise_email(who))
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn set_role(pool: &SqlitePool, user: UserId, role: Role) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE users SET role = ? WHERE id = ?")
+        .bind(role)
+        .bind(user)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Disables a user (their sessions are deleted, and their tokens stop
+/// working: every lookup checks `disabled_at`), or enables them again.
+pub async fn set_disabled(
+    pool: &SqlitePool,
+    user: UserId,
+    disabled: bool,
+) -> Result<(), StoreError> {
+    let mut tx = super::begin_write(pool).await?;
+    let done = sqlx::query(
+        "UPDATE users SET disabled_at = CASE WHEN ? THEN coalesce(disabled_at, ?) END WHERE id = ?",
+    )
+    .bind(disabled)
+    .bind(now_ms())
+    .bind(user)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    if disabled {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
