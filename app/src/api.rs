@@ -248,6 +248,24 @@ pub async fn conversation_title(conversation_id: String) -> Result<String, AppEr
     )
 }
 
+/// The name (or email) of the account the caller is signed in to; `None`
+/// for an anonymous visitor.
+#[server]
+pub async fn current_account() -> Result<Option<String>, AppError> {
+    crate::error::answer(
+        async move {
+            let Some(user) = crate::session::current_user().await? else {
+                return Ok(None);
+            };
+            Ok(wick_core::db::users::account_of(chat()?.pool(), user)
+                .await
+                .map_err(wick_core::ChatError::from)?
+                .map(|(name, _)| name))
+        }
+        .await,
+    )
+}
+
 /// The caller's own defaults, for the Settings page.
 #[server]
 pub async fn get_user_settings() -> Result<UserSettingsView, AppError> {

@@ -26,8 +26,13 @@ use leptos_router::{path, SsrMode};
 
 use crate::components::sidebar::Sidebar;
 use crate::pages::{
-    conversation::ConversationPage, new_chat::NewChatPage, not_found::NotFound, search::SearchPage,
-    settings::SettingsPage, shared::SharedPage,
+    account::{SignInPage, SignUpPage},
+    conversation::ConversationPage,
+    new_chat::NewChatPage,
+    not_found::NotFound,
+    search::SearchPage,
+    settings::SettingsPage,
+    shared::SharedPage,
 };
 
 /// A counter the sidebar watches; whoever changes the list of conversations bumps it.
@@ -109,6 +114,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/settings") view=SettingsPage ssr=SsrMode::Async />
                         <Route path=path!("/search") view=SearchPage ssr=SsrMode::Async />
                         <Route path=path!("/s/:id") view=SharedPage ssr=SsrMode::Async />
+                        <Route path=path!("/sign-in") view=SignInPage ssr=SsrMode::Async />
+                        <Route path=path!("/sign-up") view=SignUpPage ssr=SsrMode::Async />
                     </Routes>
                 </main>
             </div>

@@ -110,7 +110,7 @@ impl Chat {
 
     /// Stops the replies being written in the conversations about to go, so
     /// that the model is not kept busy for text nobody will read.
-    async fn stop_replies(
+    pub(crate) async fn stop_replies(
         &self,
         user: UserId,
         conversation: Option<&str>,

@@ -5,6 +5,7 @@
 //! that the web layers call. The Leptos app and the `wick` server are thin
 //! adapters over it; the inference APIs use its registry and queue too.
 
+pub mod accounts;
 pub mod chat;
 pub mod db;
 pub mod generation;

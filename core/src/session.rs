@@ -66,14 +66,27 @@ fn tokens(headers: &HeaderMap) -> Vec<(String, [u8; 32])> {
 
 /// The `Set-Cookie` value that hands `token` to the browser.
 pub fn set_cookie_value(token: &str, secure: bool) -> HeaderValue {
+    set_cookie_value_for(token, secure, SESSION_LIFETIME)
+}
+
+/// The `Set-Cookie` value that hands `token` to the browser for `lifetime`
+/// (an account's session is shorter than an anonymous visitor's).
+pub fn set_cookie_value_for(token: &str, secure: bool, lifetime: Duration) -> HeaderValue {
+    cookie_value(token, secure, lifetime.as_secs() as i64)
+}
+
+/// The `Set-Cookie` value that makes the browser forget its session cookie.
+pub fn clear_cookie_value(secure: bool) -> HeaderValue {
+    cookie_value("", secure, 0)
+}
+
+fn cookie_value(token: &str, secure: bool, max_age_secs: i64) -> HeaderValue {
     let cookie = cookie::Cookie::build((COOKIE_NAME, token.to_owned()))
         .path("/")
         .http_only(true)
         .same_site(cookie::SameSite::Lax)
         .secure(secure)
-        .max_age(cookie::time::Duration::seconds(
-            SESSION_LIFETIME.as_secs() as i64
-        ))
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
         .build();
     HeaderValue::from_str(&cookie.to_string())
         .expect("a cookie built from base64url is a valid header")

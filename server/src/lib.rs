@@ -1,5 +1,6 @@
 //! The `wick` server: configuration, wiring and the routes that are not Leptos pages.
 
+pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod health;
@@ -84,6 +85,8 @@ pub struct ServerState {
     pub api: api::auth::ApiAccess,
     /// When this server started (Unix seconds), as OpenAI's model listing shows.
     pub started_at: i64,
+    /// Failed sign-ins, per account and per address.
+    pub throttle: Arc<accounts::Throttle>,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -204,6 +207,7 @@ impl ServerState {
             },
             api,
             started_at: wick_core::db::now_ms() / 1000,
+            throttle: Arc::default(),
         }
     }
 
@@ -350,6 +354,9 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .merge(pkg)
         .route("/health", get(health::health))
+        .route("/auth/sign-in", post(accounts::sign_in))
+        .route("/auth/sign-up", post(accounts::sign_up))
+        .route("/auth/sign-out", post(accounts::sign_out))
         .route("/api/messages/{id}/stream", get(stream::reply_stream))
         .route("/export.json", get(transfer::export_all))
         .route("/c/{id}/export.md", get(transfer::export_markdown))

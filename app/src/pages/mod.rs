@@ -1,3 +1,4 @@
+pub mod account;
 pub mod conversation;
 pub mod new_chat;
 pub mod not_found;

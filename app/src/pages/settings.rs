@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{get_user_settings, SaveUserSettings};
+use crate::api::{current_account, get_user_settings, SaveUserSettings};
 use crate::components::history_settings::{DeleteAll, ShareLinks};
 
 /// What the last import did, from the address `POST /import` sent the
@@ -126,6 +126,7 @@ pub fn SettingsPage() -> impl IntoView {
                         }
                     })}
                 </Suspense>
+                <AccountSection />
                 <section class="your-data" aria-labelledby="your-data">
                     <h2 id="your-data">"Your data"</h2>
                     <p>
@@ -142,5 +143,39 @@ pub fn SettingsPage() -> impl IntoView {
                 <DeleteAll />
             </div>
         </div>
+    }
+}
+
+/// Who is signed in, with Sign out; or the ways to sign in. Plain forms and
+/// links: they work without JavaScript.
+#[component]
+fn AccountSection() -> impl IntoView {
+    let account = Resource::new(|| (), |_| current_account());
+    view! {
+        <section class="account" aria-labelledby="account">
+            <h2 id="account">"Account"</h2>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match account.await {
+                        Ok(Some(name)) => view! {
+                            <p>"Signed in as " <strong>{name}</strong> "."</p>
+                            <form method="post" action="/auth/sign-out">
+                                <button type="submit">"Sign out"</button>
+                            </form>
+                        }
+                            .into_any(),
+                        Ok(None) => view! {
+                            <p>
+                                "You are not signed in: your conversations are kept for this browser only. "
+                                <a href="/sign-in">"Sign in"</a> " or " <a href="/sign-up">"create an account"</a>
+                                " to keep them with an account."
+                            </p>
+                        }
+                            .into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
     }
 }

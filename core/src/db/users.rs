@@ -303,3 +303,118 @@ pub async fn set_disabled(
     tx.commit().await?;
     Ok(())
 }
+
+/// Whether `user` is an anonymous visitor (whose data moves to an account
+/// they sign up for or into).
+async fn is_anonymous(conn: &mut SqliteConnection, user: UserId) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT kind = 'anonymous' FROM users WHERE id = ?")
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or(false),
+    )
+}
+
+/// Signs `account` in, in one transaction: the sessions the browser came
+/// with are deleted (a new id at every sign-in, so no fixation), an
+/// anonymous visitor's conversations, share links, tokens and defaults move
+/// to the account (the account's own defaults win), and a new session is
+/// stored for `token_hash`.
+pub async fn start_session(
+    pool: &SqlitePool,
+    account: UserId,
+    previous: Option<UserId>,
+    previous_sessions: &[[u8; 32]],
+    token_hash: &[u8; 32],
+    lifetime: Duration,
+) -> Result<(), StoreError> {
+    let mut tx = super::begin_write(pool).await?;
+    for hash in previous_sessions {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(&hash[..])
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(anon) = previous.filter(|p| *p != account) {
+        if is_anonymous(&mut tx, anon).await? {
+            merge_anonymous_into(&mut tx, anon, account).await?;
+        }
+    }
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sessions (user_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(account)
+    .bind(&token_hash[..])
+    .bind(now)
+    .bind(now)
+    .bind(now + lifetime.as_millis() as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn merge_anonymous_into(
+    conn: &mut SqliteConnection,
+    anon: UserId,
+    account: UserId,
+) -> Result<(), StoreError> {
+    for table in ["conversations", "shares", "api_tokens"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET user_id = ?1 WHERE user_id = ?2"
+        ))
+        .bind(account)
+        .bind(anon)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT OR IGNORE INTO user_settings (user_id, default_model, updated_at)
+         SELECT ?1, default_model, updated_at FROM user_settings WHERE user_id = ?2",
+    )
+    .bind(account)
+    .bind(anon)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO user_model_prompts (user_id, model, system_prompt, updated_at)
+         SELECT ?1, model, system_prompt, updated_at FROM user_model_prompts WHERE user_id = ?2",
+    )
+    .bind(account)
+    .bind(anon)
+    .execute(&mut *conn)
+    .await?;
+    // Its sessions and what was not moved go with it (ON DELETE CASCADE).
+    sqlx::query("DELETE FROM users WHERE id = ? AND kind = 'anonymous'")
+        .bind(anon)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends the sessions with these hashes (signing out).
+pub async fn end_sessions(pool: &SqlitePool, hashes: &[[u8; 32]]) -> Result<(), StoreError> {
+    for hash in hashes {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(&hash[..])
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Who is signed in, as the page shows it: `None` for an anonymous visitor.
+pub async fn account_of(
+    pool: &SqlitePool,
+    user: UserId,
+) -> Result<Option<(String, Role)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT coalesce(display_name, email), role FROM users
+         WHERE id = ? AND kind = 'registered' AND email IS NOT NULL",
+    )
+    .bind(user)
+    .fetch_optional(pool)
+    .await?)
+}
