@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { ask, stopRepliesAfterEach } from "./helpers";
+import { ask, seriousProblems, stopRepliesAfterEach } from "./helpers";
 
 // Issue 15, first part: a visitor creates an account and keeps their chat,
 // signs out, fails once with a wrong password, and signs in again; with
@@ -32,6 +32,9 @@ for (const javaScriptEnabled of [true, false]) {
       await expect(account).toContainText("You are not signed in");
       await account.getByRole("link", { name: "create an account" }).click();
       await expect(page.getByRole("heading", { level: 1, name: "Create an account" })).toBeVisible();
+      if (javaScriptEnabled) {
+        expect(await seriousProblems(page), "sign-up page").toEqual([]);
+      }
       await page.getByLabel("Email").fill(email);
       await page.getByLabel("Name (optional)").fill("Ann");
       await page.getByLabel(/^Password/).fill(password);
@@ -50,6 +53,9 @@ for (const javaScriptEnabled of [true, false]) {
       await page.getByLabel("Password").fill("not my password");
       await page.getByRole("button", { name: "Sign in" }).click();
       await expect(page.getByRole("alert")).toHaveText("That email and password do not match an account.");
+      if (javaScriptEnabled) {
+        expect(await seriousProblems(page), "sign-in page with its error").toEqual([]);
+      }
       await page.getByLabel("Email").fill(email.toUpperCase());
       await page.getByLabel("Password").fill(password);
       await page.getByRole("button", { name: "Sign in" }).click();
