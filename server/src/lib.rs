@@ -397,6 +397,23 @@ pub fn router(state: ServerState) -> Router {
 }
 
 /// Binds `config.addr` (port 0 picks a free port).
+/// The database alone, for the commands that need nothing else (`wick token`, `wick user`).
+pub async fn open_database(config: &Config) -> Result<sqlx::SqlitePool, ServerError> {
+    wick_core::db::open(&config.database_url)
+        .await
+        .map_err(|source| config.store_error(source))
+}
+
+impl Config {
+    /// A store error, with the database it happened in.
+    pub fn store_error(&self, source: wick_core::StoreError) -> ServerError {
+        ServerError::Database {
+            url: self.database_url.clone(),
+            source,
+        }
+    }
+}
+
 pub async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
     TcpListener::bind(config.addr)
         .await

@@ -13,16 +13,8 @@ pub(crate) fn when(ms: Option<i64>) -> String {
 }
 
 pub async fn run(config: &Config, command: TokenCommand) -> Result<(), ServerError> {
-    let pool = wick_core::db::open(&config.database_url)
-        .await
-        .map_err(|source| ServerError::Database {
-            url: config.database_url.clone(),
-            source,
-        })?;
-    let store_error = |source| ServerError::Database {
-        url: config.database_url.clone(),
-        source,
-    };
+    let pool = crate::open_database(config).await?;
+    let store_error = |source| config.store_error(source);
     match command {
         TokenCommand::Create { name, user } => {
             let name = name.trim();

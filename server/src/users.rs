@@ -11,16 +11,8 @@ use crate::tokens::when;
 use crate::{Config, ServerError};
 
 pub async fn run(config: &Config, command: UserCommand) -> Result<(), ServerError> {
-    let pool = wick_core::db::open(&config.database_url)
-        .await
-        .map_err(|source| ServerError::Database {
-            url: config.database_url.clone(),
-            source,
-        })?;
-    let store_error = |source| ServerError::Database {
-        url: config.database_url.clone(),
-        source,
-    };
+    let pool = crate::open_database(config).await?;
+    let store_error = |source| config.store_error(source);
     let find = |who: String| {
         let pool = pool.clone();
         async move {
