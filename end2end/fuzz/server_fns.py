@@ -68,16 +68,28 @@ def server_fns(api_rs: Path) -> list[ServerFn]:
     return found
 
 
-def attach_urls(fns: list[ServerFn], binary: Path) -> None:
-    """Each function's URL as built into the binary: `/api/<name><hash>`."""
+def attach_urls(fns: list[ServerFn], binary: Path, host: str, port: int) -> None:
+    """Each function's URL as built into the binary: `/api/<name><hash>`.
+
+    The binary may also hold a prefix of it (a string split by the compiler),
+    or the URL run together with digits of a neighbouring constant: when the
+    candidates are not all prefixes of the longest, the server says which one
+    it routes (an empty post to the real one is a 400, to the others a 404).
+    """
     data = binary.read_bytes()
     for fn in fns:
         urls = {m.decode() for m in re.findall(rb"/api/" + fn.name.encode() + rb"\d+(?!\d)", data)}
-        # The binary may also hold a prefix of it (a string split by the compiler).
         longest = max(urls, key=len, default="")
-        if not urls or any(not longest.startswith(url) for url in urls):
-            sys.exit(f"{binary}: expected one URL for server function {fn.name}, found {sorted(urls)}")
-        fn.url = longest
+        if urls and all(longest.startswith(url) for url in urls):
+            fn.url = longest
+            continue
+        routed = [url for url in sorted(urls)
+                  if send(host, port, "POST", url, {"Content-Type": "application/x-www-form-urlencoded"},
+                          b"")[0] != 404]
+        if len(routed) != 1:
+            sys.exit(f"{binary}: expected one URL for server function {fn.name}, found {sorted(urls)}"
+                     f" (the server routes {routed})")
+        fn.url = routed[0]
 
 
 # Values a field gets: wrong types, odd text, bad ids, sizes around the limits.
@@ -268,7 +280,7 @@ def main() -> int:
     host, port = target.hostname, target.port or 80
 
     fns = server_fns(Path(args.api_rs))
-    attach_urls(fns, Path(args.binary))
+    attach_urls(fns, Path(args.binary), host, port)
     by_name = {fn.name: fn for fn in fns}
     print("functions: " + ", ".join(f"{fn.name}({', '.join(fn.args)})" for fn in fns))
     state = start_session(host, port, by_name)
