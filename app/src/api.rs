@@ -266,6 +266,54 @@ pub async fn current_account() -> Result<Option<String>, AppError> {
     )
 }
 
+/// The ways in this deployment offers, for the sign-in, sign-up and
+/// Settings pages. Answers without an account in `WICK_AUTH=required` mode.
+#[server]
+pub async fn sign_in_options() -> Result<wick_types::account::SignInOptions, AppError> {
+    let policy = chat()?.accounts().clone();
+    Ok(wick_types::account::SignInOptions {
+        password: policy.password_auth,
+        sign_up: policy.open_sign_up(),
+        required: policy.mode == wick_core::accounts::AuthMode::Required,
+    })
+}
+
+/// The caller's access tokens that are not revoked (expired ones too),
+/// newest first; an anonymous visitor has none (tokens are for accounts).
+#[server]
+pub async fn list_tokens() -> Result<Vec<wick_types::account::TokenView>, AppError> {
+    crate::error::answer(
+        async move {
+            let state = state()?;
+            let headers = use_context::<http::request::Parts>()
+                .map(|parts| parts.headers)
+                .unwrap_or_default();
+            let pool = state.chat.pool();
+            let Some(user) = wick_core::session::account_from_headers(pool, &headers)
+                .await
+                .map_err(wick_core::ChatError::from)?
+            else {
+                return Ok(Vec::new());
+            };
+            let tokens = wick_core::db::tokens::list_user_tokens(pool, user)
+                .await
+                .map_err(wick_core::ChatError::from)?;
+            Ok(tokens
+                .into_iter()
+                .map(|t| wick_types::account::TokenView {
+                    id: t.id,
+                    name: t.name,
+                    created_at: t.created_at,
+                    last_used_at: t.last_used_at,
+                    expires_at: t.expires_at,
+                    expired: t.expires_at.is_some_and(|at| at <= wick_core::db::now_ms()),
+                })
+                .collect())
+        }
+        .await,
+    )
+}
+
 /// The caller's own defaults, for the Settings page.
 #[server]
 pub async fn get_user_settings() -> Result<UserSettingsView, AppError> {

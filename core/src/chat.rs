@@ -91,11 +91,27 @@ pub struct Sending {
 pub struct Chat {
     pool: SqlitePool,
     generations: Generations,
+    accounts: Arc<crate::accounts::AccountPolicy>,
 }
 
 impl Chat {
     pub fn new(pool: SqlitePool, generations: Generations) -> Self {
-        Self { pool, generations }
+        Self {
+            pool,
+            generations,
+            accounts: Arc::default(),
+        }
+    }
+
+    /// The same chat, letting people in as `policy` says (the default:
+    /// anonymous visitors, open sign-up).
+    pub fn with_accounts(mut self, policy: crate::accounts::AccountPolicy) -> Self {
+        self.accounts = Arc::new(policy);
+        self
+    }
+
+    pub fn accounts(&self) -> &crate::accounts::AccountPolicy {
+        &self.accounts
     }
 
     pub fn pool(&self) -> &SqlitePool {

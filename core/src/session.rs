@@ -115,6 +115,20 @@ pub async fn current(
     Ok(None)
 }
 
+/// The account a request's cookies are signed in to (not an anonymous
+/// visitor, not a pending or disabled account), without sliding the session.
+pub async fn account_from_headers(
+    pool: &sqlx::SqlitePool,
+    headers: &HeaderMap,
+) -> Result<Option<UserId>, StoreError> {
+    for (_, hash) in tokens(headers) {
+        if let Some(user) = users::account_for_session(pool, &hash).await? {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
+
 /// A fresh token and the hash to store for it.
 pub fn new_token_and_hash() -> (String, [u8; 32]) {
     let token = new_token();

@@ -12,13 +12,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
-use wick_core::accounts::{SignInError, SignedIn, ACCOUNT_SESSION_LIFETIME};
+use wick_core::accounts::{Admission, AuthMode, SignInError, SignedIn};
 use wick_core::{session, UserId};
 
 use crate::ServerState;
@@ -180,6 +181,7 @@ pub async fn sign_in(
             back("/sign-in", "credentials", &form.next)
         }
         Err(SignInError::Pending) => back("/sign-in", "pending", &form.next),
+        Err(SignInError::PasswordsOff) => back("/sign-in", "passwords_off", &form.next),
         Err(e) => trouble(e),
     }
 }
@@ -212,9 +214,13 @@ pub async fn sign_up(
         .sign_up(current, &sessions, &form.email, &form.name, form.password)
         .await;
     match result {
-        Ok(signed_in) => {
+        Ok(Admission::In(signed_in)) => {
             tracing::info!(user = signed_in.user, "signed up");
             signed(&state, signed_in, &form.next)
+        }
+        Ok(Admission::Waiting) => {
+            tracing::info!("signed up, waiting for an admin's approval");
+            back("/sign-in", "waiting", "")
         }
         Err(SignInError::Store(e)) => trouble(SignInError::Store(e)),
         Err(e) => {
@@ -228,6 +234,8 @@ pub async fn sign_up(
                 SignInError::Password(wick_core::password::PasswordProblem::TooLong) => "too_long",
                 SignInError::Password(wick_core::password::PasswordProblem::Common) => "common",
                 SignInError::Password(wick_core::password::PasswordProblem::IsEmail) => "is_email",
+                SignInError::SignUpClosed => "closed",
+                SignInError::PasswordsOff => "passwords_off",
                 _ => "form",
             };
             back("/sign-up", code, &form.next)
@@ -247,6 +255,258 @@ pub async fn sign_out(State(state): State<ServerState>, headers: HeaderMap) -> R
         session::clear_cookie_value(state.app.secure_cookies),
     );
     response
+}
+
+/// `POST /auth/sign-out-everywhere`: ends every session of the account, on
+/// every device, this browser's included.
+pub async fn sign_out_everywhere(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+    let user = match account(&state, &headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return see_other("/sign-in?next=%2Fsettings"),
+        Err(response) => return response,
+    };
+    if let Err(e) = state.chat().sign_out_everywhere(user).await {
+        return trouble(SignInError::Store(e));
+    }
+    tracing::info!(user, "signed out everywhere");
+    let mut response = see_other("/");
+    response.headers_mut().append(
+        SET_COOKIE,
+        session::clear_cookie_value(state.app.secure_cookies),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    new: String,
+}
+
+/// `POST /auth/password`: a new password, after the current one; the
+/// account's other sessions end. Back to the Settings page with a fixed code.
+pub async fn change_password(
+    State(state): State<ServerState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    form: Result<Form<PasswordForm>, FormRejection>,
+) -> Response {
+    let user = match account(&state, &headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return see_other("/sign-in?next=%2Fsettings"),
+        Err(response) => return response,
+    };
+    let settings = |code: &str| see_other(&format!("/settings?password={code}#account"));
+    let Ok(Form(form)) = form else {
+        return settings("form");
+    };
+    if form.current.len() > MAX_FIELD_BYTES || form.new.len() > MAX_FIELD_BYTES {
+        return settings("too_long");
+    }
+    // A wrong current password counts like a failed sign-in: whoever sat
+    // down at a signed-in browser must not get to guess it freely.
+    let address = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    let key = format!("#{user}");
+    if let Some(wait) = state.throttle.wait(Some(&key), address) {
+        return too_many(wait);
+    }
+    let keep = session::token_hashes(&headers).into_iter().next();
+    match state
+        .chat()
+        .change_password(user, keep, form.current, form.new)
+        .await
+    {
+        Ok(()) => {
+            state.throttle.succeeded(&key);
+            tracing::info!(user, "password changed");
+            settings("changed")
+        }
+        Err(SignInError::WrongPassword) => {
+            state.throttle.failed(Some(&key), address);
+            settings("wrong")
+        }
+        Err(SignInError::Password(problem)) => settings(match problem {
+            wick_core::password::PasswordProblem::TooShort { .. } => "short",
+            wick_core::password::PasswordProblem::TooLong => "too_long",
+            wick_core::password::PasswordProblem::Common => "common",
+            wick_core::password::PasswordProblem::IsEmail => "is_email",
+        }),
+        Err(SignInError::PasswordsOff) => settings("passwords_off"),
+        Err(SignInError::Credentials) => settings("no_password"),
+        Err(e) => trouble(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    name: String,
+    /// Days until it expires; empty: never.
+    #[serde(default)]
+    expires_days: String,
+}
+
+/// The longest a token made on the Settings page may live, in days.
+pub const MAX_TOKEN_DAYS: u32 = 366;
+
+/// `POST /settings/tokens`: a new access token for the inference APIs,
+/// acting as the signed-in account. The answer is a page that shows it
+/// once (only its hash is stored), never a redirect that would put it in
+/// an address.
+pub async fn create_token(
+    State(state): State<ServerState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let user = match account(&state, &headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return see_other("/sign-in?next=%2Fsettings"),
+        Err(response) => return response,
+    };
+    let tokens_error = |code: &str| see_other(&format!("/settings?tokens={code}#tokens"));
+    let Ok(Form(form)) = form else {
+        return tokens_error("form");
+    };
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return tokens_error("name");
+    }
+    let days = form.expires_days.trim();
+    let expires_at = if days.is_empty() || days == "never" {
+        None
+    } else {
+        match days.parse::<u32>() {
+            Ok(days @ 1..=MAX_TOKEN_DAYS) => {
+                Some(wick_core::db::now_ms() + i64::from(days) * 24 * 60 * 60 * 1000)
+            }
+            _ => return tokens_error("expiry"),
+        }
+    };
+    let (token, hash) = crate::api::auth::new_token();
+    if let Err(e) =
+        wick_core::db::tokens::create_user_token(state.chat().pool(), user, name, &hash, expires_at)
+            .await
+    {
+        return trouble(SignInError::Store(e));
+    }
+    tracing::info!(user, "access token created");
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Your new access token</title></head><body><main>\
+         <h1>Your new access token</h1>\
+         <p>Copy it now: it is shown only this once. It acts as you on the inference APIs \
+         (<code>Authorization: Bearer …</code>).</p>\
+         <p><label for=\"token\">Token “{name}”</label><br>\
+         <input id=\"token\" readonly size=\"60\" value=\"{token}\"></p>\
+         <p><a href=\"/settings#tokens\">Back to the settings</a></p></main></body></html>",
+        name = html_escape(name),
+    );
+    let mut response = (StatusCode::OK, page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    id: String,
+}
+
+/// `POST /settings/tokens/revoke`: revokes one of the account's tokens;
+/// another person's token is answered as if it did not exist (404).
+pub async fn revoke_token(
+    State(state): State<ServerState>,
+    headers: HeaderMap,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Response {
+    let user = match account(&state, &headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return see_other("/sign-in?next=%2Fsettings"),
+        Err(response) => return response,
+    };
+    let id = match form {
+        Ok(Form(form)) => form.id.trim().parse::<i64>().ok(),
+        Err(_) => None,
+    };
+    let Some(id) = id else {
+        return see_other("/settings?tokens=form#tokens");
+    };
+    match wick_core::db::tokens::revoke_user_token(state.chat().pool(), user, id).await {
+        Ok(()) => {
+            tracing::info!(user, token = id, "access token revoked");
+            see_other("/settings?tokens=revoked#tokens")
+        }
+        Err(wick_core::StoreError::NotFound) => {
+            (StatusCode::NOT_FOUND, "There is no such token.").into_response()
+        }
+        Err(e) => trouble(SignInError::Store(e)),
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The account the browser is signed in to (not an anonymous visitor).
+async fn account(state: &ServerState, headers: &HeaderMap) -> Result<Option<UserId>, Response> {
+    session::account_from_headers(state.chat().pool(), headers)
+        .await
+        .map_err(|e| trouble(SignInError::Store(e)))
+}
+
+/// With `WICK_AUTH=required`, everything but the sign-in pages, `/health`,
+/// the built site's files and the inference APIs (which check their own
+/// tokens) needs a signed-in account: a page is redirected to the sign-in
+/// page (coming back after), anything else is answered 401.
+pub async fn require_sign_in(
+    State(state): State<ServerState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.chat().accounts().mode != AuthMode::Required || open_to_everyone(request.uri().path())
+    {
+        return next.run(request).await;
+    }
+    match account(&state, request.headers()).await {
+        Ok(Some(_)) => next.run(request).await,
+        Ok(None) if matches!(*request.method(), Method::GET | Method::HEAD) => {
+            let wanted = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            match safe_next(wanted) {
+                "/" => see_other("/sign-in"),
+                next => see_other(&format!("/sign-in?next={}", urlencoding(next))),
+            }
+        }
+        Ok(None) => (
+            StatusCode::UNAUTHORIZED,
+            "Sign in to use Wick: this request needs a signed-in account.",
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// What answers without an account in `WICK_AUTH=required` mode.
+fn open_to_everyone(path: &str) -> bool {
+    use leptos::server_fn::ServerFn;
+    matches!(
+        path,
+        "/sign-in" | "/sign-up" | "/health" | "/favicon.svg" | "/info" | "/openapi.json"
+    ) || path.starts_with("/auth/")
+        || path.starts_with("/pkg/")
+        || crate::protect::is_inference_api(path)
+        || path == app::api::SignInOptions::url()
 }
 
 /// Who the browser is now, and the sessions it holds (ended at sign-in).
@@ -282,7 +542,7 @@ fn signed(state: &ServerState, signed_in: SignedIn, next: &str) -> Response {
         session::set_cookie_value_for(
             &signed_in.token,
             state.app.secure_cookies,
-            ACCOUNT_SESSION_LIFETIME,
+            state.chat().accounts().session_lifetime,
         ),
     );
     response

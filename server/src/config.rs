@@ -154,7 +154,51 @@ pub struct Config {
     )]
     pub site_root: String,
 
-    /// Mark the session cookie `Secure`: set this when Wick is served over HTTPS.
+    /// Who may use Wick without signing in: `none` (anonymous visitors chat,
+    /// for one person on their own machine) or `required` (only the sign-in
+    /// pages, /health and the inference APIs with a token answer).
+    #[arg(long, env = "WICK_AUTH", default_value = "none", global = true)]
+    pub auth: wick_core::accounts::AuthMode,
+
+    /// The address people reach Wick at, e.g. `https://chat.example.org`
+    /// (behind a proxy). An https address makes the session cookie `Secure`;
+    /// requests that change something must come from it (or from the host
+    /// they name).
+    #[arg(long, env = "WICK_PUBLIC_URL", value_parser = parse_public_url, global = true)]
+    pub public_url: Option<String>,
+
+    /// Who may make an account: `open` (anyone, on the sign-up page),
+    /// `invite` (only an admin, with `wick user create`) or `closed`.
+    #[arg(long, env = "WICK_SIGNUP", default_value = "open", global = true)]
+    pub signup: wick_core::accounts::Signup,
+
+    /// The role of a new account: `user`, or `pending` to wait for an
+    /// admin's approval (`wick user set-role EMAIL user`).
+    #[arg(long, env = "WICK_DEFAULT_ROLE", default_value = "user", value_parser = parse_default_role, global = true)]
+    pub default_role: wick_core::db::users::Role,
+
+    /// Days a signed-in session lasts unused (each day of use extends it).
+    #[arg(
+        long,
+        env = "WICK_SESSION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=400),
+        global = true
+    )]
+    pub session_days: u32,
+
+    /// Offer signing in with an email and a password (`false` when only an
+    /// OpenID provider should let people in).
+    #[arg(
+        long,
+        env = "WICK_PASSWORD_AUTH",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub password_auth: bool,
+
+    /// Mark the session cookie `Secure` even without an https WICK_PUBLIC_URL.
     #[arg(
         long,
         env = "WICK_SECURE_COOKIES",
@@ -283,7 +327,59 @@ pub struct Config {
     pub max_connections: u32,
 }
 
+/// `WICK_PUBLIC_URL`: an http or https origin (scheme, host, optional
+/// port), kept without a trailing slash.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let uri: axum::http::Uri = trimmed
+        .parse()
+        .map_err(|_| format!("{text:?} is not an address like https://chat.example.org"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri
+        .path_and_query()
+        .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/");
+    if !scheme_ok || uri.host().is_none() || !bare {
+        return Err(format!(
+            "{text:?} must be http:// or https:// and a host, with no path (e.g. https://chat.example.org)"
+        ));
+    }
+    Ok(trimmed.to_ascii_lowercase())
+}
+
+/// `WICK_DEFAULT_ROLE`: a new account is never an admin by default.
+fn parse_default_role(text: &str) -> Result<wick_core::db::users::Role, String> {
+    use wick_core::db::users::Role;
+    match text.parse::<Role>()? {
+        Role::Admin => Err("new accounts cannot be admins by default: use user or pending".into()),
+        role => Ok(role),
+    }
+}
+
 impl Config {
+    /// How people are let in (`--auth`, `--signup`, `--default-role`,
+    /// `--session-days`, `--password-auth`).
+    pub fn account_policy(&self) -> wick_core::accounts::AccountPolicy {
+        wick_core::accounts::AccountPolicy {
+            mode: self.auth,
+            signup: self.signup,
+            default_role: self.default_role,
+            session_lifetime: std::time::Duration::from_secs(
+                u64::from(self.session_days) * 24 * 60 * 60,
+            ),
+            password_auth: self.password_auth,
+        }
+    }
+
+    /// Whether the session cookie is `Secure`: whenever the public address
+    /// is https (and, for older setups, when `--secure-cookies` says so).
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+
     /// How the server treats connections (`--header-timeout`, `--max-connections`).
     pub fn connection_limits(&self) -> crate::listen::ConnectionLimits {
         crate::listen::ConnectionLimits {
@@ -299,5 +395,69 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         Cli::try_parse_from(args).map(|cli| cli.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_url_is_an_origin_and_https_makes_cookies_secure() {
+        assert_eq!(
+            parse_public_url("https://Chat.Example.org/").unwrap(),
+            "https://chat.example.org"
+        );
+        assert_eq!(
+            parse_public_url("http://127.0.0.1:3000").unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        for bad in [
+            "chat.example.org",
+            "ftp://x.org",
+            "https://x.org/chat",
+            "https://",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+        let secure = |args: &[&str]| {
+            Config::from_args(["wick"].iter().chain(args))
+                .unwrap()
+                .cookies_secure()
+        };
+        assert!(secure(&["--public-url", "https://chat.example.org"]));
+        assert!(!secure(&["--public-url", "http://chat.example.org"]));
+        assert!(!secure(&[]));
+    }
+
+    #[test]
+    fn account_settings_parse_and_refuse_an_admin_default() {
+        let c = Config::from_args([
+            "wick",
+            "--auth",
+            "required",
+            "--signup",
+            "invite",
+            "--default-role",
+            "pending",
+            "--session-days",
+            "7",
+            "--password-auth",
+            "false",
+        ])
+        .unwrap();
+        let p = c.account_policy();
+        assert_eq!(p.mode, wick_core::accounts::AuthMode::Required);
+        assert_eq!(p.signup, wick_core::accounts::Signup::Invite);
+        assert_eq!(p.default_role, wick_core::db::users::Role::Pending);
+        assert_eq!(p.session_lifetime.as_secs(), 7 * 24 * 3600);
+        assert!(!p.password_auth);
+        assert!(Config::from_args(["wick", "--default-role", "admin"]).is_err());
+        assert!(Config::from_args(["wick", "--auth", "sometimes"]).is_err());
+        assert!(Config::from_args(["wick", "--session-days", "0"]).is_err());
+        assert_eq!(
+            Config::from_args(["wick"]).unwrap().account_policy(),
+            wick_core::accounts::AccountPolicy::default()
+        );
     }
 }

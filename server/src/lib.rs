@@ -87,6 +87,8 @@ pub struct ServerState {
     pub started_at: i64,
     /// Failed sign-ins, per account and per address.
     pub throttle: Arc<accounts::Throttle>,
+    /// `WICK_PUBLIC_URL`'s origin (`https://chat.example.org`), if set.
+    pub public_url: Option<String>,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -148,11 +150,12 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
     let api = api::auth::ApiAccess::new(&config.api_keys, config.api_allow_anonymous);
     Ok(ServerState::new(
         leptos_options(config),
-        Chat::new(pool, generations),
-        config.secure_cookies,
+        Chat::new(pool, generations).with_accounts(config.account_policy()),
+        config.cookies_secure(),
         api,
     )
-    .with_sharing(config.sharing))
+    .with_sharing(config.sharing)
+    .with_public_url(config.public_url.clone()))
 }
 
 /// Deletes expired sessions now and every hour: a session unused for its
@@ -208,7 +211,14 @@ impl ServerState {
             api,
             started_at: wick_core::db::now_ms() / 1000,
             throttle: Arc::default(),
+            public_url: None,
         }
+    }
+
+    /// The address people reach Wick at (`WICK_PUBLIC_URL`).
+    pub fn with_public_url(mut self, public_url: Option<String>) -> Self {
+        self.public_url = public_url;
+        self
     }
 
     pub fn chat(&self) -> &Chat {
@@ -357,6 +367,13 @@ pub fn router(state: ServerState) -> Router {
         .route("/auth/sign-in", post(accounts::sign_in))
         .route("/auth/sign-up", post(accounts::sign_up))
         .route("/auth/sign-out", post(accounts::sign_out))
+        .route(
+            "/auth/sign-out-everywhere",
+            post(accounts::sign_out_everywhere),
+        )
+        .route("/auth/password", post(accounts::change_password))
+        .route("/settings/tokens", post(accounts::create_token))
+        .route("/settings/tokens/revoke", post(accounts::revoke_token))
         .route("/api/messages/{id}/stream", get(stream::reply_stream))
         .route("/export.json", get(transfer::export_all))
         .route("/c/{id}/export.md", get(transfer::export_markdown))
@@ -385,8 +402,15 @@ pub fn router(state: ServerState) -> Router {
         >(
             move || provide_context(fallback_state.clone()), shell
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            accounts::require_sign_in,
+        ))
         .layer(axum::middleware::from_fn(protect::drop_foreign_error_text))
-        .layer(axum::middleware::from_fn(protect::same_origin_only))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            protect::same_origin_only,
+        ))
         .layer(axum::middleware::from_fn(protect::security_headers))
         .layer(axum::middleware::map_response(
             server_fn_errors::bad_arguments_are_400,

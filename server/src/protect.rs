@@ -4,12 +4,15 @@
 
 use axum::body::Body;
 use axum::extract::Request;
+use axum::extract::State;
 use axum::http::header::{
     CONTENT_SECURITY_POLICY, HOST, ORIGIN, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::ServerState;
 
 /// What the refused request is told (a browser shows it as the page).
 pub const CROSS_SITE_MESSAGE: &str =
@@ -38,14 +41,21 @@ const ERROR_PARAM: &str = "__err";
 /// The inference APIs are not behind this check: they authenticate with a
 /// token in a header, never a cookie, and accept only JSON bodies, which
 /// another site cannot send without a CORS preflight Wick does not grant.
-pub async fn same_origin_only(request: Request, next: Next) -> Response {
+///
+/// With `WICK_PUBLIC_URL` set, an `Origin` naming that address passes too
+/// (behind a proxy, the `Host` Wick sees may be its own).
+pub async fn same_origin_only(
+    State(state): State<ServerState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let changes_state = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     if changes_state
         && !is_inference_api(request.uri().path())
-        && !from_own_origin(request.headers())
+        && !from_own_origin(request.headers(), state.public_url.as_deref())
     {
         tracing::info!(
             method = %request.method(),
@@ -58,15 +68,16 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
 }
 
 /// The routes of the inference APIs (token-authenticated, JSON only).
-fn is_inference_api(path: &str) -> bool {
+pub fn is_inference_api(path: &str) -> bool {
     path.starts_with("/v1/")
         || path.starts_with("/models/")
         || path == "/generate"
         || path == "/generate_stream"
 }
 
-/// Whether the browser says the request comes from Wick's own pages.
-fn from_own_origin(headers: &HeaderMap) -> bool {
+/// Whether the browser says the request comes from Wick's own pages (at
+/// the host it asked for, or at the public address).
+fn from_own_origin(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         // `none`: the person typed the address or used a bookmark.
         return matches!(site.as_bytes(), b"same-origin" | b"none");
@@ -75,6 +86,9 @@ fn from_own_origin(headers: &HeaderMap) -> bool {
         // An older browser: its `Origin` must name the host it talks to.
         Some(origin) => {
             let origin = origin.to_str().unwrap_or("");
+            if public_url.is_some_and(|public| public.eq_ignore_ascii_case(origin)) {
+                return true;
+            }
             let host = headers
                 .get(HOST)
                 .and_then(|h| h.to_str().ok())
@@ -156,36 +170,42 @@ mod tests {
         h
     }
 
+    fn own(headers: &HeaderMap) -> bool {
+        from_own_origin(headers, None)
+    }
+
+    #[test]
+    fn behind_a_proxy_the_public_address_is_the_pages_origin_too() {
+        let h = headers(&[
+            ("origin", "https://chat.example.org"),
+            ("host", "127.0.0.1:3000"),
+        ]);
+        assert!(!own(&h));
+        assert!(from_own_origin(&h, Some("https://chat.example.org")));
+        assert!(!from_own_origin(&h, Some("https://other.example.org")));
+    }
+
     #[test]
     fn only_the_pages_own_origin_may_change_state() {
-        assert!(from_own_origin(&headers(&[(
-            "sec-fetch-site",
-            "same-origin"
-        )])));
-        assert!(from_own_origin(&headers(&[("sec-fetch-site", "none")])));
-        assert!(!from_own_origin(&headers(&[(
-            "sec-fetch-site",
-            "cross-site"
-        )])));
+        assert!(own(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(own(&headers(&[("sec-fetch-site", "none")])));
+        assert!(!own(&headers(&[("sec-fetch-site", "cross-site")])));
         // Another port of the same host is the same *site*, not the same origin.
-        assert!(!from_own_origin(&headers(&[(
-            "sec-fetch-site",
-            "same-site"
-        )])));
-        assert!(from_own_origin(&headers(&[
+        assert!(!own(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(own(&headers(&[
             ("origin", "http://127.0.0.1:3000"),
             ("host", "127.0.0.1:3000")
         ])));
-        assert!(!from_own_origin(&headers(&[
+        assert!(!own(&headers(&[
             ("origin", "http://127.0.0.1:3001"),
             ("host", "127.0.0.1:3000")
         ])));
-        assert!(!from_own_origin(&headers(&[
+        assert!(!own(&headers(&[
             ("origin", "null"),
             ("host", "127.0.0.1:3000")
         ])));
         // Not a browser: curl, scripts, the tests' own clients.
-        assert!(from_own_origin(&headers(&[])));
+        assert!(own(&headers(&[])));
     }
 
     #[test]

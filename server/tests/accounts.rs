@@ -15,6 +15,8 @@ use inference::Params;
 use leptos::server_fn::ServerFn;
 use scripted::{keyed, scripted_model, session_cookie, state_over, Scripted};
 use tower::ServiceExt;
+use wick_core::accounts::{AccountPolicy, AuthMode, Signup};
+use wick_core::db::users::Role;
 
 struct Wick {
     router: Router,
@@ -35,12 +37,33 @@ impl Answer {
 }
 
 async fn wick() -> Wick {
+    wick_with(AccountPolicy::default(), None).await
+}
+
+/// A server letting people in as `policy` says, reached at `public_url`.
+async fn wick_with(policy: AccountPolicy, public_url: Option<&str>) -> Wick {
     let (model, _backend) = scripted_model(vec![Step::token("Hello")], Params::default());
-    let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
+    let Scripted {
+        mut state,
+        pool,
+        dir,
+    } = state_over(vec![model], keyed()).await;
+    state.app.chat = state.app.chat.clone().with_accounts(policy);
+    if let Some(url) = public_url {
+        state.app.secure_cookies = url.starts_with("https://");
+    }
+    let state = state.with_public_url(public_url.map(str::to_owned));
     Wick {
         router: server::router(state),
         pool,
         _dir: dir,
+    }
+}
+
+fn required() -> AccountPolicy {
+    AccountPolicy {
+        mode: AuthMode::Required,
+        ..AccountPolicy::default()
     }
 }
 
@@ -97,6 +120,49 @@ impl Wick {
     async fn page(&self, path: &str) -> Answer {
         self.request(Request::get(path).body(Body::empty()).unwrap())
             .await
+    }
+
+    async fn page_as(&self, path: &str, cookie: &str) -> Answer {
+        self.request(
+            Request::get(path)
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn api(&self, path: &str, token: &str) -> StatusCode {
+        self.request(
+            Request::get(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .status
+    }
+
+    /// Signs up `email` and returns the session cookie.
+    async fn sign_up(&self, email: &str) -> String {
+        let r = self
+            .post(
+                "/auth/sign-up",
+                None,
+                &[("email", email), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        session_cookie(&r.headers)
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> Answer {
+        self.post(
+            "/auth/sign-in",
+            None,
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 
     async fn account(&self, cookie: &str) -> Option<String> {
@@ -361,4 +427,350 @@ async fn repeated_failures_wait_with_429_for_known_and_unknown_accounts_alike() 
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.headers.contains_key(header::SET_COOKIE));
+}
+
+#[tokio::test]
+async fn with_sign_in_required_only_the_sign_in_pages_health_and_token_apis_answer_strangers() {
+    let w = wick_with(required(), None).await;
+    // Pages go to the sign-in page, and come back after.
+    let r = w.page("/").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/sign-in")
+    );
+    let r = w.page("/c/abc?x=1").await;
+    assert_eq!(r.location(), "/sign-in?next=/c/abc%3Fx%3D1");
+    for path in [
+        "/settings",
+        "/search?q=a",
+        "/export.json",
+        "/s/abcdef",
+        "/api/messages/1/stream",
+    ] {
+        let r = w.page(path).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(r.location().starts_with("/sign-in"), "{path}");
+    }
+    // Server functions and form posts: 401, and nothing is stored.
+    let users = w.users().await;
+    let r = w.call::<SendMessage>(None, &[("content", "hello")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert!(r.body.contains("Sign in"), "{}", r.body);
+    assert!(!r.headers.contains_key(header::SET_COOKIE));
+    let r = w.post("/import", None, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.users().await, users);
+    // What stays open.
+    for path in ["/sign-in", "/sign-up", "/health"] {
+        assert_eq!(w.page(path).await.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(w.api("/v1/models", scripted::KEY).await, StatusCode::OK);
+    assert_eq!(w.api("/v1/models", "wrong").await, StatusCode::UNAUTHORIZED);
+    let r = w.call::<app::api::SignInOptions>(None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let options: wick_types::account::SignInOptions = serde_json::from_str(&r.body).unwrap();
+    assert!(options.required && options.password && options.sign_up);
+
+    // Signed in, everything answers; an anonymous session from before does not.
+    let ann = w.sign_up("ann@example.org").await;
+    assert_eq!(w.page_as("/", &ann).await.status, StatusCode::OK);
+    let r = w
+        .call::<SendMessage>(Some(&ann), &[("content", "hello")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = w.post("/auth/sign-out", Some(&ann), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(w.page_as("/", &ann).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn pending_accounts_wait_for_an_admin_and_closed_sign_up_takes_nobody() {
+    let w = wick_with(
+        AccountPolicy {
+            default_role: Role::Pending,
+            ..required()
+        },
+        None,
+    )
+    .await;
+    let r = w
+        .post(
+            "/auth/sign-up",
+            None,
+            &[("email", "pat@example.org"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.location(), "/sign-in?error=waiting");
+    assert!(
+        !r.headers.contains_key(header::SET_COOKIE),
+        "no session while pending"
+    );
+    let page = w.page(r.location()).await;
+    assert!(
+        page.body.contains("An admin must approve it"),
+        "{}",
+        page.body
+    );
+    let r = w.sign_in("pat@example.org", PASSWORD).await;
+    assert_eq!(r.location(), "/sign-in?error=pending");
+    assert!(!r.headers.contains_key(header::SET_COOKIE));
+    // The admin approves (`wick user set-role pat@example.org user`).
+    let pat = wick_core::db::users::find_user(&w.pool, "pat@example.org")
+        .await
+        .unwrap();
+    wick_core::db::users::set_role(&w.pool, pat, Role::User)
+        .await
+        .unwrap();
+    let r = w.sign_in("pat@example.org", PASSWORD).await;
+    assert_eq!(r.location(), "/");
+    let cookie = session_cookie(&r.headers);
+    assert_eq!(w.page_as("/", &cookie).await.status, StatusCode::OK);
+    // Made pending again, the session ends at once.
+    wick_core::db::users::set_role(&w.pool, pat, Role::Pending)
+        .await
+        .unwrap();
+    assert_eq!(w.page_as("/", &cookie).await.status, StatusCode::SEE_OTHER);
+
+    for signup in [Signup::Invite, Signup::Closed] {
+        let w = wick_with(
+            AccountPolicy {
+                signup,
+                ..AccountPolicy::default()
+            },
+            None,
+        )
+        .await;
+        let users = w.users().await;
+        let r = w
+            .post(
+                "/auth/sign-up",
+                None,
+                &[("email", "new@example.org"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(r.location(), "/sign-up?error=closed", "{signup:?}");
+        assert_eq!(w.users().await, users);
+        let page = w.page("/sign-up").await;
+        assert!(
+            page.body.contains("does not take new accounts"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("action=\"/auth/sign-up\""));
+    }
+
+    let w = wick_with(
+        AccountPolicy {
+            password_auth: false,
+            ..AccountPolicy::default()
+        },
+        None,
+    )
+    .await;
+    let r = w.sign_in("ann@example.org", PASSWORD).await;
+    assert_eq!(r.location(), "/sign-in?error=passwords_off");
+    let page = w.page("/sign-in").await;
+    assert!(
+        !page.body.contains("action=\"/auth/sign-in\""),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_new_password_ends_the_other_sessions_and_sign_out_everywhere_ends_all() {
+    let w = wick().await;
+    let here = w.sign_up("ann@example.org").await;
+    let there = session_cookie(&w.sign_in("ann@example.org", PASSWORD).await.headers);
+    let change = |cookie: String, current: &'static str, new: &'static str| {
+        let w = &w;
+        async move {
+            w.post(
+                "/auth/password",
+                Some(&cookie),
+                &[("current", current), ("new", new)],
+            )
+            .await
+        }
+    };
+    let r = change(here.clone(), "not the password", "a brand new passphrase").await;
+    assert_eq!(r.location(), "/settings?password=wrong#account");
+    let r = change(here.clone(), PASSWORD, "password1234").await;
+    assert_eq!(r.location(), "/settings?password=common#account");
+    let page = w.page_as("/settings?password=common", &here).await;
+    assert!(page.body.contains("most common ones"), "{}", page.body);
+    let r = change(here.clone(), PASSWORD, "a brand new passphrase").await;
+    assert_eq!(r.location(), "/settings?password=changed#account");
+    assert_eq!(w.account(&here).await.as_deref(), Some("ann@example.org"));
+    assert_eq!(w.account(&there).await, None, "the other session ended");
+    let old = w.sign_in("ann@example.org", PASSWORD).await;
+    assert_eq!(old.location(), "/sign-in?error=credentials");
+    let new = w.sign_in("ann@example.org", "a brand new passphrase").await;
+    assert_eq!(new.location(), "/");
+    let there = session_cookie(&new.headers);
+
+    // Not signed in: to the sign-in page, nothing changed.
+    let r = w
+        .post(
+            "/auth/password",
+            None,
+            &[("current", "x"), ("new", "another new passphrase")],
+        )
+        .await;
+    assert!(r.location().starts_with("/sign-in"));
+
+    let r = w.post("/auth/sign-out-everywhere", Some(&here), &[]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/"));
+    assert!(r.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(w.account(&here).await, None);
+    assert_eq!(w.account(&there).await, None);
+}
+
+#[tokio::test]
+async fn tokens_made_on_the_settings_page_act_as_their_owner_until_revoked_or_expired() {
+    let w = wick().await;
+    let ann = w.sign_up("ann@example.org").await;
+    let bob = w.sign_up("bob@example.org").await;
+    let r = w
+        .post(
+            "/settings/tokens",
+            Some(&ann),
+            &[("name", "laptop <script>"), ("expires_days", "30")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert!(r.body.contains("laptop &lt;script&gt;") && !r.body.contains("<script>"));
+    let token = r
+        .body
+        .split("value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("wick_"), "{token}");
+    assert_eq!(w.api("/v1/models", &token).await, StatusCode::OK);
+
+    // Listed for Ann (never the token), not for Bob.
+    let list = |cookie: String| {
+        let w = &w;
+        async move {
+            let r = w.call::<app::api::ListTokens>(Some(&cookie), &[]).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            serde_json::from_str::<Vec<wick_types::account::TokenView>>(&r.body).unwrap()
+        }
+    };
+    let mine = list(ann.clone()).await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].name, "laptop <script>");
+    assert!(mine[0].last_used_at.is_some() && mine[0].expires_at.is_some());
+    assert!(list(bob.clone()).await.is_empty());
+    let page = w.page_as("/settings", &ann).await;
+    assert!(
+        page.body.contains("Access tokens") && page.body.contains("last used"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&token));
+
+    // Bob cannot revoke it: as if it did not exist.
+    let id = mine[0].id.to_string();
+    let r = w
+        .post("/settings/tokens/revoke", Some(&bob), &[("id", &id)])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = w
+        .post("/settings/tokens/revoke", Some(&bob), &[("id", "999999")])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(w.api("/v1/models", &token).await, StatusCode::OK);
+    let r = w
+        .post("/settings/tokens/revoke", Some(&ann), &[("id", &id)])
+        .await;
+    assert_eq!(r.location(), "/settings?tokens=revoked#tokens");
+    assert_eq!(w.api("/v1/models", &token).await, StatusCode::UNAUTHORIZED);
+    assert!(list(ann.clone()).await.is_empty());
+
+    // Bad forms say what is wrong; an expired token stops working.
+    for (name, days, code) in [
+        ("", "7", "name"),
+        ("ok", "0", "expiry"),
+        ("ok", "many", "expiry"),
+    ] {
+        let r = w
+            .post(
+                "/settings/tokens",
+                Some(&ann),
+                &[("name", name), ("expires_days", days)],
+            )
+            .await;
+        assert_eq!(r.location(), format!("/settings?tokens={code}#tokens"));
+    }
+    let r = w
+        .post(
+            "/settings/tokens",
+            Some(&ann),
+            &[("name", "old"), ("expires_days", "never")],
+        )
+        .await;
+    let token = r
+        .body
+        .split("value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(w.api("/v1/models", &token).await, StatusCode::OK);
+    sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE name = 'old'")
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(w.api("/v1/models", &token).await, StatusCode::UNAUTHORIZED);
+    // Only an account makes tokens.
+    let r = w.post("/settings/tokens", None, &[("name", "x")]).await;
+    assert!(r.location().starts_with("/sign-in"));
+}
+
+#[tokio::test]
+async fn behind_an_https_address_the_cookie_is_secure_and_that_origin_may_post() {
+    let w = wick_with(AccountPolicy::default(), Some("https://chat.example.org")).await;
+    let post_from = |origin: &'static str| {
+        Request::post("/auth/sign-up")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "127.0.0.1:3000")
+            .header(header::ORIGIN, origin)
+            .body(Body::from(form(&[
+                ("email", "ann@example.org"),
+                ("password", PASSWORD),
+            ])))
+            .unwrap()
+    };
+    let r = w.request(post_from("https://evil.example")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = w.request(post_from("https://chat.example.org")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let cookie = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    // And on plain http (the default), no `Secure`, or the browser would drop it.
+    let w = wick_with(AccountPolicy::default(), Some("http://127.0.0.1:3000")).await;
+    let r = w
+        .post(
+            "/auth/sign-up",
+            None,
+            &[("email", "ann@example.org"), ("password", PASSWORD)],
+        )
+        .await;
+    let cookie = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        !cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 }

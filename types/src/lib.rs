@@ -4,6 +4,7 @@
 //! stream). No web framework and no database here; with the `sqlx` feature
 //! (the server's build) the lifecycle enums are also column types.
 
+pub mod account;
 pub mod conversation;
 pub mod history;
 pub mod message;

@@ -6,6 +6,24 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use wick_types::account::SignInOptions;
+
+use crate::api::sign_in_options;
+
+/// The ways in, as the server says (what a failed load shows: the forms,
+/// which then answer with their own error).
+fn options() -> Resource<SignInOptions> {
+    Resource::new(
+        || (),
+        |_| async {
+            sign_in_options().await.unwrap_or(SignInOptions {
+                password: true,
+                sign_up: true,
+                required: false,
+            })
+        },
+    )
+}
 
 /// The sentence for an error code of `/auth/sign-in` or `/auth/sign-up`.
 fn problem(code: &str) -> Option<&'static str> {
@@ -20,6 +38,9 @@ fn problem(code: &str) -> Option<&'static str> {
         "common" => "This password is one of the most common ones; choose another.",
         "is_email" => "The password cannot be your email address.",
         "name" => "The name is longer than 100 characters.",
+        "waiting" => "Your account is made. An admin must approve it before you can sign in.",
+        "passwords_off" => "Signing in with a password is turned off here.",
+        "closed" => "This Wick does not take new accounts here; ask an admin for one.",
         _ => return None,
     })
 }
@@ -35,12 +56,9 @@ fn from_query() -> (Signal<Option<&'static str>>, Signal<String>) {
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let (error, next) = from_query();
-    view! {
-        <Title text="Sign in" />
-        <div class="messages account-page">
-            <div class="message-column">
-                <h1>"Sign in"</h1>
-                {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+    let options = options();
+    let password_form = move |opts: SignInOptions| {
+        opts.password.then(|| view! {
                 <form method="post" action="/auth/sign-in" class="account-form">
                     <input type="hidden" name="next" value=next />
                     <label for="sign-in-email">"Email"</label>
@@ -55,10 +73,30 @@ pub fn SignInPage() -> impl IntoView {
                     />
                     <button type="submit">"Sign in"</button>
                 </form>
-                <p>
-                    "No account yet? " <a href="/sign-up">"Create one"</a>
-                    ". Your conversations in this browser move to the account you sign in to."
-                </p>
+        })
+    };
+    view! {
+        <Title text="Sign in" />
+        <div class="messages account-page">
+            <div class="message-column">
+                <h1>"Sign in"</h1>
+                {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let opts = options.await;
+                        view! {
+                            {password_form(opts)}
+                            {opts.sign_up.then(|| view! {
+                                <p>
+                                    "No account yet? " <a href="/sign-up">"Create one"</a>
+                                    {(!opts.required).then_some(
+                                        ". Your conversations in this browser move to the account you sign in to.",
+                                    )}
+                                </p>
+                            })}
+                        }
+                    })}
+                </Suspense>
             </div>
         </div>
     }
@@ -67,33 +105,57 @@ pub fn SignInPage() -> impl IntoView {
 #[component]
 pub fn SignUpPage() -> impl IntoView {
     let (error, next) = from_query();
+    let options = options();
+    let form = move || {
+        view! {
+                    <form method="post" action="/auth/sign-up" class="account-form">
+                        <input type="hidden" name="next" value=next />
+                        <label for="sign-up-email">"Email"</label>
+                        <input id="sign-up-email" type="email" name="email" autocomplete="username" required />
+                        <label for="sign-up-name">"Name (optional)"</label>
+                        <input id="sign-up-name" type="text" name="name" autocomplete="name" maxlength="100" />
+                        <label for="sign-up-password">"Password (at least 10 characters)"</label>
+                        <input
+                            id="sign-up-password"
+                            type="password"
+                            name="password"
+                            autocomplete="new-password"
+                            minlength="10"
+                            required
+                        />
+                        <button type="submit">"Create account"</button>
+                    </form>
+        }
+    };
     view! {
         <Title text="Create an account" />
         <div class="messages account-page">
             <div class="message-column">
                 <h1>"Create an account"</h1>
                 {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-                <form method="post" action="/auth/sign-up" class="account-form">
-                    <input type="hidden" name="next" value=next />
-                    <label for="sign-up-email">"Email"</label>
-                    <input id="sign-up-email" type="email" name="email" autocomplete="username" required />
-                    <label for="sign-up-name">"Name (optional)"</label>
-                    <input id="sign-up-name" type="text" name="name" autocomplete="name" maxlength="100" />
-                    <label for="sign-up-password">"Password (at least 10 characters)"</label>
-                    <input
-                        id="sign-up-password"
-                        type="password"
-                        name="password"
-                        autocomplete="new-password"
-                        minlength="10"
-                        required
-                    />
-                    <button type="submit">"Create account"</button>
-                </form>
-                <p>
-                    "Already have one? " <a href="/sign-in">"Sign in"</a>
-                    ". The conversations you have in this browser move to the new account."
-                </p>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let opts = options.await;
+                        if opts.sign_up {
+                            view! {
+                                {form()}
+                                <p>
+                                    "Already have one? " <a href="/sign-in">"Sign in"</a>
+                                    {(!opts.required).then_some(
+                                        ". The conversations you have in this browser move to the new account.",
+                                    )}
+                                </p>
+                            }
+                                .into_any()
+                        } else {
+                            view! {
+                                <p>"This Wick does not take new accounts here; ask an admin for one."</p>
+                                <p><a href="/sign-in">"Sign in"</a></p>
+                            }
+                                .into_any()
+                        }
+                    })}
+                </Suspense>
             </div>
         </div>
     }

@@ -2,7 +2,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{current_account, get_user_settings, SaveUserSettings};
+use wick_types::account::utc_date;
+
+use crate::api::{
+    current_account, get_user_settings, list_tokens, sign_in_options, SaveUserSettings,
+};
 use crate::components::history_settings::{DeleteAll, ShareLinks};
 
 /// What the last import did, from the address `POST /import` sent the
@@ -146,22 +150,105 @@ pub fn SettingsPage() -> impl IntoView {
     }
 }
 
-/// Who is signed in, with Sign out; or the ways to sign in. Plain forms and
-/// links: they work without JavaScript.
+/// The sentence for a `?password=` code `POST /auth/password` sent back.
+fn password_said(code: &str) -> Option<(bool, &'static str)> {
+    Some(match code {
+        "changed" => (
+            true,
+            "Your password is changed. Your other sessions are signed out.",
+        ),
+        "wrong" => (
+            false,
+            "The current password is not right; nothing was changed.",
+        ),
+        "short" => (false, "The new password needs at least 10 characters."),
+        "too_long" => (false, "The password is too long."),
+        "common" => (
+            false,
+            "The new password is one of the most common ones; choose another.",
+        ),
+        "is_email" => (false, "The new password cannot be your email address."),
+        "no_password" => (
+            false,
+            "This account signs in through its provider and has no password here.",
+        ),
+        "passwords_off" => (false, "Signing in with a password is turned off here."),
+        "form" => (false, "Fill in both passwords."),
+        _ => return None,
+    })
+}
+
+/// The sentence for a `?tokens=` code the token forms sent back.
+fn tokens_said(code: &str) -> Option<(bool, &'static str)> {
+    Some(match code {
+        "revoked" => (true, "The token is revoked: it no longer works."),
+        "name" => (false, "Give the token a name of 1 to 100 characters."),
+        "expiry" => (
+            false,
+            "The expiry must be a number of days from 1 to 366, or never.",
+        ),
+        "form" => (false, "The form was incomplete; nothing was changed."),
+        _ => return None,
+    })
+}
+
+/// A fixed sentence from the address, as a status or an alert.
+fn said_view(said: Option<(bool, &'static str)>) -> impl IntoView {
+    said.map(|(ok, text)| {
+        if ok {
+            view! { <p class="saved" role="status">{text}</p> }.into_any()
+        } else {
+            view! { <p class="error" role="alert">{text}</p> }.into_any()
+        }
+    })
+}
+
+/// Who is signed in, with Sign out, Sign out everywhere, a new password and
+/// the access tokens; or the ways to sign in. Plain forms and links: they
+/// work without JavaScript.
 #[component]
 fn AccountSection() -> impl IntoView {
     let account = Resource::new(|| (), |_| current_account());
+    let options = Resource::new(|| (), |_| sign_in_options());
+    let query = use_query_map();
+    let password = move || {
+        said_view(
+            query
+                .with(|q| q.get("password"))
+                .and_then(|c| password_said(&c)),
+        )
+    };
     view! {
         <section class="account" aria-labelledby="account">
             <h2 id="account">"Account"</h2>
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
+                    let passwords = options.await.map(|o| o.password).unwrap_or(true);
                     match account.await {
                         Ok(Some(name)) => view! {
                             <p>"Signed in as " <strong>{name}</strong> "."</p>
-                            <form method="post" action="/auth/sign-out">
-                                <button type="submit">"Sign out"</button>
-                            </form>
+                            <div class="account-actions">
+                                <form method="post" action="/auth/sign-out">
+                                    <button type="submit">"Sign out"</button>
+                                </form>
+                                <form method="post" action="/auth/sign-out-everywhere">
+                                    <button type="submit">"Sign out everywhere"</button>
+                                </form>
+                            </div>
+                            {password}
+                            {passwords.then(|| view! {
+                                <details class="password-panel">
+                                    <summary>"Change password"</summary>
+                                    <form method="post" action="/auth/password" class="account-form">
+                                        <label for="current-password">"Current password"</label>
+                                        <input id="current-password" type="password" name="current" autocomplete="current-password" required />
+                                        <label for="new-password">"New password (at least 10 characters)"</label>
+                                        <input id="new-password" type="password" name="new" autocomplete="new-password" minlength="10" required />
+                                        <button type="submit">"Change password"</button>
+                                    </form>
+                                </details>
+                            })}
+                            <AccessTokens />
                         }
                             .into_any(),
                         Ok(None) => view! {
@@ -177,5 +264,81 @@ fn AccountSection() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// The account's access tokens for the inference APIs: make one (shown once
+/// on the page the form answers with), see when each was used, revoke.
+#[component]
+fn AccessTokens() -> impl IntoView {
+    let tokens = Resource::new(|| (), |_| list_tokens());
+    let query = use_query_map();
+    let said = move || {
+        said_view(
+            query
+                .with(|q| q.get("tokens"))
+                .and_then(|c| tokens_said(&c)),
+        )
+    };
+    view! {
+        <h3 id="tokens">"Access tokens"</h3>
+        <p class="hint">
+            "A token lets a program use the inference APIs (OpenAI's /v1/chat/completions, TGI's /generate) as you."
+        </p>
+        {said}
+        <form method="post" action="/settings/tokens" class="token-form">
+            <label for="token-name">"Name"</label>
+            <input id="token-name" type="text" name="name" maxlength="100" placeholder="e.g. laptop script" required />
+            <label for="token-expiry">"Expires"</label>
+            <select id="token-expiry" name="expires_days">
+                <option value="never">"Never"</option>
+                <option value="7">"In 7 days"</option>
+                <option value="30" selected>"In 30 days"</option>
+                <option value="90">"In 90 days"</option>
+                <option value="366">"In a year"</option>
+            </select>
+            <button type="submit">"Create token"</button>
+        </form>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match tokens.await {
+                    Ok(list) if list.is_empty() => view! { <p class="hint">"You have no tokens."</p> }.into_any(),
+                    Ok(list) => {
+                        view! {
+                            <ul class="tokens" aria-label="Your access tokens">
+                                {list
+                                    .into_iter()
+                                    .map(|t| {
+                                        let used = t
+                                            .last_used_at
+                                            .map(|ms| format!("last used {}", utc_date(ms)))
+                                            .unwrap_or_else(|| "never used".to_owned());
+                                        let expires = match t.expires_at {
+                                            Some(ms) if t.expired => format!("expired {}", utc_date(ms)),
+                                            Some(ms) => format!("expires {}", utc_date(ms)),
+                                            None => "never expires".to_owned(),
+                                        };
+                                        let detail = format!("created {}, {used}, {expires}", utc_date(t.created_at));
+                                        view! {
+                                            <li>
+                                                <strong>{t.name.clone()}</strong>
+                                                " "
+                                                <span class="hint">{detail}</span>
+                                                <form method="post" action="/settings/tokens/revoke" class="revoke-form">
+                                                    <input type="hidden" name="id" value=t.id.to_string() />
+                                                    <button type="submit" aria-label=format!("Revoke {}", t.name)>"Revoke"</button>
+                                                </form>
+                                            </li>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </ul>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }

@@ -13,6 +13,7 @@ pub struct ApiTokenInfo {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub expires_at: Option<i64>,
 }
 
 /// Stores a new token's hash for `user`, or for a new user named after the
@@ -56,10 +57,64 @@ pub async fn create_api_token(
 
 pub async fn list_api_tokens(pool: &SqlitePool) -> Result<Vec<ApiTokenInfo>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, user_id, name, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id",
+        "SELECT id, user_id, name, created_at, last_used_at, revoked_at, expires_at
+         FROM api_tokens ORDER BY id",
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// Stores a new token of `user` (made on the Settings page), which stops
+/// working at `expires_at` (Unix ms) if given.
+pub async fn create_user_token(
+    pool: &SqlitePool,
+    user: UserId,
+    name: &str,
+    token_hash: &[u8; 32],
+    expires_at: Option<i64>,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(user)
+    .bind(name)
+    .bind(&token_hash[..])
+    .bind(now_ms())
+    .bind(expires_at)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The tokens of `user` that are not revoked, newest first.
+pub async fn list_user_tokens(
+    pool: &SqlitePool,
+    user: UserId,
+) -> Result<Vec<ApiTokenInfo>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, user_id, name, created_at, last_used_at, revoked_at, expires_at
+         FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY id DESC",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revokes token `id` of `user`; someone else's token is `NotFound`, as if
+/// it did not exist.
+pub async fn revoke_user_token(pool: &SqlitePool, user: UserId, id: i64) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .bind(user)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 /// Revokes token `id`; `NotFound` when there is no such token.
@@ -83,9 +138,9 @@ pub async fn user_for_api_token(
     token_hash: &[u8; 32],
 ) -> Result<Option<UserId>, StoreError> {
     let user = sqlx::query_scalar(
-        "UPDATE api_tokens SET last_used_at = ?
-         WHERE token_hash = ? AND revoked_at IS NULL
-           AND user_id NOT IN (SELECT id FROM users WHERE disabled_at IS NOT NULL)
+        "UPDATE api_tokens SET last_used_at = ?1
+         WHERE token_hash = ?2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)
+           AND user_id NOT IN (SELECT id FROM users WHERE disabled_at IS NOT NULL OR role = 'pending')
          RETURNING user_id",
     )
     .bind(now_ms())

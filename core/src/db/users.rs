@@ -86,7 +86,8 @@ pub async fn user_for_session(
     let row: Option<SessionRow> = sqlx::query_as(
         "SELECT s.user_id, s.created_at, s.last_seen_at, s.expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
+         WHERE s.token_hash = ? AND s.expires_at > ?
+           AND u.disabled_at IS NULL AND u.role != 'pending'",
     )
     .bind(&token_hash[..])
     .bind(now)
@@ -107,6 +108,26 @@ pub async fn user_for_session(
         user: row.user_id,
         renewed,
     }))
+}
+
+/// The account of an unexpired session, if the session is an account's
+/// (not an anonymous visitor's) that may use Wick (not disabled, not
+/// pending). Only reads: the sliding of the session is left to the
+/// request's own lookup ([`user_for_session`]), which hands the browser its
+/// renewed cookie.
+pub async fn account_for_session(
+    pool: &SqlitePool,
+    token_hash: &[u8; 32],
+) -> Result<Option<UserId>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ? AND s.expires_at > ? AND u.kind = 'registered'
+           AND u.disabled_at IS NULL AND u.role != 'pending'",
+    )
+    .bind(&token_hash[..])
+    .bind(now_ms())
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// What a registered user may do: `Pending` waits for an admin's approval.
@@ -229,18 +250,57 @@ impl From<sqlx::Error> for AccountError {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Login {
     pub id: UserId,
+    pub email: Option<String>,
     pub password_hash: Option<String>,
     pub role: Role,
     pub disabled_at: Option<i64>,
 }
 
 pub async fn find_login(pool: &SqlitePool, email: &str) -> Result<Option<Login>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT id, password_hash, role, disabled_at FROM users WHERE email = ?")
-            .bind(normalise_email(email))
-            .fetch_optional(pool)
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT id, email, password_hash, role, disabled_at FROM users WHERE email = ?",
     )
+    .bind(normalise_email(email))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The same for a user by id (changing a password).
+pub async fn login_of(pool: &SqlitePool, user: UserId) -> Result<Option<Login>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, password_hash, role, disabled_at FROM users
+         WHERE id = ? AND kind = 'registered'",
+    )
+    .bind(user)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Stores a new password hash for `user`.
+pub async fn set_password(pool: &SqlitePool, user: UserId, hash: &str) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        .bind(hash)
+        .bind(user)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Ends every session of `user` but the one hashing to `keep`.
+pub async fn end_all_sessions(
+    pool: &SqlitePool,
+    user: UserId,
+    keep: Option<&[u8; 32]>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
+        .bind(user)
+        .bind(keep.map(|k| &k[..]))
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Every user, oldest first.
@@ -263,15 +323,25 @@ pub async fn find_user(pool: &SqlitePool, who: &str) -> Result<UserId, StoreErro
         .ok_or(StoreError::NotFound)
 }
 
+/// Gives `user` a role; made `Pending`, their sessions end (they wait for
+/// an admin again).
 pub async fn set_role(pool: &SqlitePool, user: UserId, role: Role) -> Result<(), StoreError> {
+    let mut tx = super::begin_write(pool).await?;
     let done = sqlx::query("UPDATE users SET role = ? WHERE id = ?")
         .bind(role)
         .bind(user)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
+    if role == Role::Pending {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

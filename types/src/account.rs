@@ -1,0 +1,57 @@
+//! What the sign-in and Settings pages show of accounts: the ways in this
+//! deployment offers, and a person's own access tokens.
+
+use serde::{Deserialize, Serialize};
+
+/// The ways in that the sign-in page offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInOptions {
+    /// Email and password (`WICK_PASSWORD_AUTH`).
+    pub password: bool,
+    /// The sign-up form takes new accounts (`WICK_SIGNUP=open`).
+    pub sign_up: bool,
+    /// Nothing is reachable without signing in (`WICK_AUTH=required`).
+    pub required: bool,
+}
+
+/// One of a person's access tokens, as their Settings page lists it (never
+/// the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    /// `None`: never expires.
+    pub expires_at: Option<i64>,
+    /// It has expired (as the server's clock says).
+    pub expired: bool,
+}
+
+/// A time (Unix milliseconds) as its UTC date, `2026-12-04`.
+pub fn utc_date(ms: i64) -> String {
+    // Howard Hinnant's days-to-civil algorithm: no calendar crate in the
+    // browser's build for one date format.
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_calendar_days() {
+        assert_eq!(super::utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_date(951_782_400_000), "2000-02-29");
+        assert_eq!(super::utc_date(1_795_600_000_000), "2026-11-25");
+        assert_eq!(super::utc_date(-1), "1969-12-31");
+    }
+}
