@@ -1,4 +1,6 @@
 import { test, expect } from "@playwright/test";
+import { execFileSync } from "child_process";
+import * as path from "path";
 import { ask, seriousProblems, stopRepliesAfterEach } from "./helpers";
 
 // Issue 15, first part: a visitor creates an account and keeps their chat,
@@ -44,7 +46,7 @@ for (const javaScriptEnabled of [true, false]) {
 
       await page.goto("/settings");
       await expect(account).toContainText("Signed in as Ann.");
-      await account.getByRole("button", { name: "Sign out" }).click();
+      await account.getByRole("button", { name: "Sign out", exact: true }).click();
       await expect(page).toHaveURL(/\/$/);
       await expect(mine).toHaveCount(0);
 
@@ -64,3 +66,52 @@ for (const javaScriptEnabled of [true, false]) {
     });
   });
 }
+
+// Issue 15: an access token made on the Settings page works with the real
+// `openai` client as its owner, and stops working when revoked there.
+test("a token made on the Settings page works with the openai client until it is revoked", async ({ page, baseURL }) => {
+  test.setTimeout(90_000);
+  const password = "tea kettle on the hill";
+  await page.goto("/sign-up");
+  await page.getByLabel("Email").fill("tokens@example.org");
+  await page.getByLabel(/^Password/).fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/$/);
+
+  await page.goto("/settings");
+  const account = page.getByRole("region", { name: "Account" });
+  await account.getByLabel("Name").fill("ci script");
+  await account.getByLabel("Expires").selectOption("7");
+  await account.getByRole("button", { name: "Create token" }).click();
+  await expect(page.getByRole("heading", { name: "Your new access token" })).toBeVisible();
+  const token = await page.getByLabel(/Token/).inputValue();
+  expect(token).toMatch(/^wick_/);
+
+  // The same program a person would run, with the official client.
+  const root = path.resolve(__dirname, "../..");
+  const python = path.join(root, ".venv-clients/bin/python");
+  const program = [
+    "import sys, openai",
+    "client = openai.OpenAI(base_url=sys.argv[1] + '/v1', api_key=sys.argv[2], max_retries=0)",
+    "try:",
+    "    r = client.chat.completions.create(model='smollm2', max_tokens=4, temperature=0,",
+    "        messages=[{'role': 'user', 'content': 'Say hi'}])",
+    "    print('ok', r.usage.completion_tokens)",
+    "except openai.AuthenticationError as e:",
+    "    print('refused', e.status_code)",
+  ].join("\n");
+  const run = () => execFileSync(python, ["-c", program, baseURL!, token], { encoding: "utf8" }).trim();
+  expect(run()).toMatch(/^ok [1-4]$/);
+
+  await page.goto("/settings#tokens");
+  const listed = account.getByRole("list", { name: "Your access tokens" }).getByRole("listitem");
+  await expect(listed).toHaveCount(1);
+  await expect(listed).toContainText("ci script");
+  await expect(listed).toContainText("last used");
+  await expect(page.locator("body")).not.toContainText(token);
+  expect(await seriousProblems(page), "settings page with a token").toEqual([]);
+  await listed.getByRole("button", { name: "Revoke ci script" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "The token is revoked" })).toBeVisible();
+  await expect(account.getByText("You have no tokens.")).toBeVisible();
+  expect(run()).toBe("refused 401");
+});

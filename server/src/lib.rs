@@ -344,8 +344,50 @@ async fn models_from_file(
     Ok(models)
 }
 
-/// All of Wick's routes: the Leptos pages and server functions, `/health`, and
-/// the built site's files.
+/// Wick's own routes besides the Leptos pages and server functions, as a
+/// table: the router is built from it, and the ownership test walks it, so
+/// a route added here without an entry in that test fails the test.
+pub fn route_table() -> Vec<(&'static str, axum::routing::MethodRouter<ServerState>)> {
+    vec![
+        ("/health", get(health::health)),
+        ("/auth/sign-in", post(accounts::sign_in)),
+        ("/auth/sign-up", post(accounts::sign_up)),
+        ("/auth/sign-out", post(accounts::sign_out)),
+        (
+            "/auth/sign-out-everywhere",
+            post(accounts::sign_out_everywhere),
+        ),
+        ("/auth/password", post(accounts::change_password)),
+        ("/settings/tokens", post(accounts::create_token)),
+        ("/settings/tokens/revoke", post(accounts::revoke_token)),
+        ("/api/messages/{id}/stream", get(stream::reply_stream)),
+        ("/export.json", get(transfer::export_all)),
+        ("/c/{id}/export.md", get(transfer::export_markdown)),
+        ("/c/{id}/export.json", get(transfer::export_conversation)),
+        (
+            "/import",
+            post(transfer::import).layer(DefaultBodyLimit::max(transfer::IMPORT_BODY_LIMIT)),
+        ),
+        ("/v1/models", get(api::openai::models)),
+        ("/v1/chat/completions", post(api::openai::chat_completions)),
+        ("/models/{*model_id}", post(api::tgi::model)),
+        ("/generate", post(api::tgi::generate)),
+        ("/generate_stream", post(api::tgi::generate_stream)),
+        ("/info", get(api::tgi::info)),
+        ("/openapi.json", get(api::openapi::document)),
+    ]
+}
+
+fn own_routes() -> Router<ServerState> {
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |router, (path, route)| {
+            router.route(path, route)
+        })
+}
+
+/// All of Wick's routes: the Leptos pages and server functions, the table
+/// above, and the built site's files.
 pub fn router(state: ServerState) -> Router {
     let routes = generate_route_list(App);
     let app_state = state.app.clone();
@@ -363,32 +405,7 @@ pub fn router(state: ServerState) -> Router {
         .layer(axum::middleware::from_fn(site_file_caching));
     Router::new()
         .merge(pkg)
-        .route("/health", get(health::health))
-        .route("/auth/sign-in", post(accounts::sign_in))
-        .route("/auth/sign-up", post(accounts::sign_up))
-        .route("/auth/sign-out", post(accounts::sign_out))
-        .route(
-            "/auth/sign-out-everywhere",
-            post(accounts::sign_out_everywhere),
-        )
-        .route("/auth/password", post(accounts::change_password))
-        .route("/settings/tokens", post(accounts::create_token))
-        .route("/settings/tokens/revoke", post(accounts::revoke_token))
-        .route("/api/messages/{id}/stream", get(stream::reply_stream))
-        .route("/export.json", get(transfer::export_all))
-        .route("/c/{id}/export.md", get(transfer::export_markdown))
-        .route("/c/{id}/export.json", get(transfer::export_conversation))
-        .route(
-            "/import",
-            post(transfer::import).layer(DefaultBodyLimit::max(transfer::IMPORT_BODY_LIMIT)),
-        )
-        .route("/v1/models", get(api::openai::models))
-        .route("/v1/chat/completions", post(api::openai::chat_completions))
-        .route("/models/{*model_id}", post(api::tgi::model))
-        .route("/generate", post(api::tgi::generate))
-        .route("/generate_stream", post(api::tgi::generate_stream))
-        .route("/info", get(api::tgi::info))
-        .route("/openapi.json", get(api::openapi::document))
+        .merge(own_routes())
         .leptos_routes_with_context(
             &state,
             routes,
