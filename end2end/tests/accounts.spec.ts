@@ -115,3 +115,26 @@ test("a token made on the Settings page works with the openai client until it is
   await expect(account.getByText("You have no tokens.")).toBeVisible();
   expect(run()).toBe("refused 401");
 });
+
+// Issue 15: repeated wrong passwords for one email are slowed down (429 with
+// Retry-After), the same for an account that does not exist.
+test("after five wrong passwords for one email the next attempt has to wait", async ({ page }) => {
+  const email = "locked-out@example.org";
+  for (let i = 0; i < 5; i++) {
+    await page.goto("/sign-in");
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill(`wrong guess ${i}`);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("alert")).toHaveText("That email and password do not match an account.");
+  }
+  await page.goto("/sign-in");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill("wrong guess 5");
+  const answer = page.waitForResponse((r) => r.url().endsWith("/auth/sign-in"));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const response = await answer;
+  expect(response.status()).toBe(429);
+  expect(Number(response.headers()["retry-after"])).toBeGreaterThanOrEqual(1);
+  await expect(page.getByRole("heading", { name: "Too many attempts" })).toBeVisible();
+  await expect(page.locator("body")).toContainText("Try again in");
+});
