@@ -8,13 +8,12 @@ mod scripted;
 
 use app::api::{CurrentAccount, ListConversations, SendMessage};
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use inference::scripted::Step;
 use inference::Params;
 use leptos::server_fn::ServerFn;
-use scripted::{keyed, scripted_model, session_cookie, state_over, Scripted};
-use tower::ServiceExt;
+use scripted::{answer, form, keyed, scripted_model, session_cookie, state_over, Answer, Scripted};
 use wick_core::accounts::{AccountPolicy, AuthMode, Signup};
 use wick_core::db::users::Role;
 
@@ -22,18 +21,6 @@ struct Wick {
     router: Router,
     pool: sqlx::SqlitePool,
     _dir: tempfile::TempDir,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn location(&self) -> &str {
-        self.headers[header::LOCATION].to_str().unwrap()
-    }
 }
 
 async fn wick() -> Wick {
@@ -67,39 +54,9 @@ fn required() -> AccountPolicy {
     }
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let encode = |s: &str| {
-                s.bytes()
-                    .map(|b| match b {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                            (b as char).to_string()
-                        }
-                        b => format!("%{b:02X}"),
-                    })
-                    .collect::<String>()
-            };
-            format!("{}={}", encode(k), encode(v))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 impl Wick {
     async fn request(&self, request: Request<Body>) -> Answer {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
+        answer(&self.router, request).await
     }
 
     async fn post(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {

@@ -16,8 +16,7 @@ use axum::Router;
 use inference::scripted::Step;
 use inference::Params;
 use leptos::server_fn::ServerFn;
-use scripted::{keyed, scripted_model, session_cookie, state_over, Scripted};
-use tower::ServiceExt;
+use scripted::{answer, form, keyed, scripted_model, session_cookie, state_over, Answer, Scripted};
 
 /// What a route is checked with: the arguments naming Alice's objects
 /// (`{c}` her conversation, `{q}` her question, `{m}` the reply, `{s}` her
@@ -162,12 +161,6 @@ struct Wick {
     _dir: tempfile::TempDir,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
 /// Who asks: a session cookie, or an API token in `Authorization`.
 #[derive(Debug, Clone, Copy)]
 enum As<'a> {
@@ -186,22 +179,7 @@ impl Wick {
             As::Cookie(cookie) => request.header(header::COOKIE, cookie),
             As::Token(token) => request.header(header::AUTHORIZATION, format!("Bearer {token}")),
         };
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        answer(&self.router, request.body(Body::from(body)).unwrap()).await
     }
 
     async fn sign_up(&self, email: &str) -> String {
@@ -237,24 +215,6 @@ impl Wick {
             .unwrap()
             .to_owned()
     }
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    let encode = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                b => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// Bob's request for Alice's object is answered exactly as one for an id

@@ -6,11 +6,11 @@
 mod scripted;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use inference::scripted::Step;
 use inference::Params;
-use scripted::{keyed, scripted_model, session_cookie, state_over, Scripted};
+use scripted::{answer, keyed, scripted_model, session_cookie, state_over, Answer, Scripted};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -21,18 +21,6 @@ struct Wick {
     router: Router,
     pool: sqlx::SqlitePool,
     _dir: tempfile::TempDir,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
 }
 
 async fn wick() -> Wick {
@@ -59,17 +47,7 @@ fn form_body(file: &[u8]) -> Vec<u8> {
 
 impl Wick {
     async fn request(&self, request: Request<Body>) -> Answer {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8(bytes.to_vec()).unwrap(),
-        }
+        answer(&self.router, request).await
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
