@@ -9,6 +9,10 @@ const baseURL = `http://127.0.0.1:${port}`;
 // A scripted OpenAI-compatible server (end2end/scripted_openai.py): a model
 // whose words the tests choose, and which tells what Wick sent it.
 const scriptedPort = process.env.WICK_E2E_SCRIPTED_PORT ?? "3211";
+// A team's Wick (sign-in required, OpenID Connect) and its real provider
+// (npm's oidc-provider, end2end/oidc/provider.mjs), for end2end/tests/team.spec.ts.
+export const teamPort = process.env.WICK_E2E_TEAM_PORT ?? "3212";
+export const oidcPort = process.env.WICK_E2E_OIDC_PORT ?? "3213";
 
 export default defineConfig({
   testDir: "./tests",
@@ -71,6 +75,42 @@ export default defineConfig({
       WICK_MODELS: "end2end/.data/models.toml",
       WICK_API_KEY: "e2e-key",
       WICK_E2E_KEY: "e2e-key",
+    },
+  },
+  {
+    command: `exec node end2end/oidc/provider.mjs ${oidcPort} http://127.0.0.1:${teamPort}`,
+    cwd: root,
+    url: `http://127.0.0.2:${oidcPort}/health`,
+    reuseExistingServer: false,
+    timeout: 20_000,
+  },
+  {
+    command:
+      `rm -rf end2end/.data-team && mkdir -p end2end/.data-team && ` +
+      `exec ${process.env.WICK_BIN ?? "target/release/wick"}`,
+    cwd: root,
+    url: `http://127.0.0.1:${teamPort}/health`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      WICK_ADDR: `127.0.0.1:${teamPort}`,
+      WICK_DATABASE_URL: "sqlite://end2end/.data-team/team.db",
+      WICK_SITE_ROOT: "target/site",
+      WICK_LOG: "warn",
+      WICK_MAX_NEW_TOKENS: "50",
+      WICK_AUTH: "required",
+      WICK_PUBLIC_URL: `http://127.0.0.1:${teamPort}`,
+      WICK_DEFAULT_ROLE: "pending",
+      WICK_OIDC_ISSUER: `http://127.0.0.2:${oidcPort}`,
+      WICK_OIDC_CLIENT_ID: "wick",
+      WICK_OIDC_CLIENT_SECRET: "wick-test-secret",
+      WICK_OIDC_SCOPES: "openid email profile groups",
+      WICK_OIDC_NAME: "Test Provider",
+      WICK_OIDC_ADMIN_GROUPS: "wick-admins",
+      WICK_OIDC_ALLOWED_GROUPS: "staff",
+      WICK_ALLOWED_EMAIL_DOMAINS: "example.org",
     },
   },
   ],

@@ -275,6 +275,7 @@ pub async fn sign_in_options() -> Result<wick_types::account::SignInOptions, App
         password: policy.password_auth,
         sign_up: policy.open_sign_up(),
         required: policy.mode == wick_core::accounts::AuthMode::Required,
+        provider: policy.external.clone(),
     })
 }
 

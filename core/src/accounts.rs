@@ -87,6 +87,8 @@ pub struct AccountPolicy {
     pub session_lifetime: Duration,
     /// Whether email and password sign-in is offered at all.
     pub password_auth: bool,
+    /// The name of the OpenID provider people may sign in with, if any.
+    pub external: Option<String>,
 }
 
 impl Default for AccountPolicy {
@@ -97,6 +99,7 @@ impl Default for AccountPolicy {
             default_role: Role::User,
             session_lifetime: ACCOUNT_SESSION_LIFETIME,
             password_auth: true,
+            external: None,
         }
     }
 }
@@ -267,6 +270,24 @@ impl Chat {
         users::set_password(self.pool(), user, &hash).await?;
         users::end_all_sessions(self.pool(), user, keep.as_ref()).await?;
         Ok(())
+    }
+
+    /// Signs in an account found by an external provider (OpenID Connect):
+    /// a disabled account is refused as a wrong password would be, a
+    /// pending one waits.
+    pub async fn sign_in_external(
+        &self,
+        account: users::ExternalAccount,
+        current: Option<UserId>,
+        sessions: &[[u8; 32]],
+    ) -> Result<SignedIn, SignInError> {
+        if account.disabled {
+            return Err(SignInError::Credentials);
+        }
+        if account.role == Role::Pending {
+            return Err(SignInError::Pending);
+        }
+        self.start_session(account.id, current, sessions).await
     }
 
     async fn start_session(

@@ -160,3 +160,98 @@ async fn a_disabled_users_sessions_and_tokens_stop_at_once_and_enabling_lets_tok
         None
     );
 }
+
+fn identity(
+    subject: &str,
+    email: Option<&str>,
+    verified: bool,
+    admin: Option<bool>,
+) -> users::ExternalIdentity {
+    users::ExternalIdentity {
+        issuer: "https://login.example.org".into(),
+        subject: subject.into(),
+        email: email.map(str::to_owned),
+        email_verified: verified,
+        name: Some(format!("Person {subject}")),
+        admin,
+    }
+}
+
+#[tokio::test]
+async fn an_external_identity_finds_its_account_by_issuer_and_subject_and_groups_set_the_admin_role(
+) {
+    let (pool, _dir) = pool().await;
+    // First sign-in: a new account (open sign-up), admin because of its groups.
+    let alice = identity("a-1", Some("alice@example.org"), true, Some(true));
+    let first = users::external_sign_in(&pool, &alice, true, Role::Pending)
+        .await
+        .unwrap();
+    assert_eq!((first.role, first.disabled), (Role::Admin, false));
+    // Later: the same identity, out of the admin group: the same account, a user now.
+    let later = users::external_sign_in(
+        &pool,
+        &identity("a-1", Some("alice@example.org"), true, Some(false)),
+        false,
+        Role::Pending,
+    )
+    .await
+    .unwrap();
+    assert_eq!((later.id, later.role), (first.id, Role::User));
+    // Groups that do not decide leave the role as an admin set it.
+    users::set_role(&pool, first.id, Role::Admin).await.unwrap();
+    let kept = users::external_sign_in(
+        &pool,
+        &identity("a-1", None, false, None),
+        false,
+        Role::User,
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept.role, Role::Admin);
+
+    // A new person waits (the default role), unless no new accounts are made.
+    let bob = identity("b-1", Some("bob@example.org"), true, None);
+    let refused = users::external_sign_in(&pool, &bob, false, Role::Pending).await;
+    assert!(
+        matches!(refused, Err(users::ExternalError::NotInvited)),
+        "{refused:?}"
+    );
+    let bob = users::external_sign_in(&pool, &bob, true, Role::Pending)
+        .await
+        .unwrap();
+    assert_eq!(bob.role, Role::Pending);
+
+    // An account an admin made for an email is taken over by a verified
+    // identity with that email (invite), and only by a verified one.
+    let hash = password::hash("tea kettle on the hill");
+    let carol = users::create_local_user(&pool, "carol@example.org", None, &hash, Role::User)
+        .await
+        .unwrap();
+    let unverified = identity("c-1", Some("carol@example.org"), false, None);
+    let taken = users::external_sign_in(&pool, &unverified, true, Role::User).await;
+    assert!(
+        matches!(taken, Err(users::ExternalError::EmailTaken)),
+        "{taken:?}"
+    );
+    let verified = identity(
+        "c-2",
+        Some("Carol@example.org".to_lowercase().as_str()),
+        true,
+        None,
+    );
+    let linked = users::external_sign_in(&pool, &verified, false, Role::Pending)
+        .await
+        .unwrap();
+    assert_eq!((linked.id, linked.role), (carol, Role::User));
+    // A disabled account says so.
+    users::set_disabled(&pool, carol, true).await.unwrap();
+    let disabled = users::external_sign_in(&pool, &verified, false, Role::User)
+        .await
+        .unwrap();
+    assert!(disabled.disabled);
+    assert_eq!(
+        users::list_users(&pool).await.unwrap().len(),
+        3,
+        "nothing was made twice"
+    );
+}

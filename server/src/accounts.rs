@@ -535,7 +535,8 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
-fn signed(state: &ServerState, signed_in: SignedIn, next: &str) -> Response {
+/// The answer to a sign-in: the session's cookie, and on to `next`.
+pub(crate) fn signed(state: &ServerState, signed_in: SignedIn, next: &str) -> Response {
     let mut response = see_other(safe_next(next));
     response.headers_mut().append(
         SET_COOKIE,

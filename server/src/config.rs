@@ -198,6 +198,88 @@ pub struct Config {
     )]
     pub password_auth: bool,
 
+    /// An OpenID Connect provider to sign in with (its issuer URL, e.g.
+    /// `https://login.example.org/realms/team`); needs WICK_PUBLIC_URL, as
+    /// the redirect URI is `{WICK_PUBLIC_URL}/auth/oidc/callback`.
+    #[arg(long, env = "WICK_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+
+    /// Wick's client id at the provider.
+    #[arg(long, env = "WICK_OIDC_CLIENT_ID", global = true)]
+    pub oidc_client_id: Option<String>,
+
+    /// Wick's client secret at the provider (or WICK_OIDC_CLIENT_SECRET_FILE).
+    #[arg(
+        long,
+        env = "WICK_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub oidc_client_secret: Option<String>,
+
+    /// A file holding the client secret (its first line).
+    #[arg(
+        long,
+        env = "WICK_OIDC_CLIENT_SECRET_FILE",
+        conflicts_with = "oidc_client_secret",
+        global = true
+    )]
+    pub oidc_client_secret_file: Option<PathBuf>,
+
+    /// The scopes asked for (space- or comma-separated; `openid` is always asked).
+    #[arg(
+        long,
+        env = "WICK_OIDC_SCOPES",
+        default_value = "openid email profile",
+        global = true
+    )]
+    pub oidc_scopes: String,
+
+    /// The provider's name on the sign-in button ("Sign in with …").
+    #[arg(
+        long,
+        env = "WICK_OIDC_NAME",
+        default_value = "single sign-on",
+        global = true
+    )]
+    pub oidc_name: String,
+
+    /// Only people whose email is at one of these domains get in (comma-separated; empty: any).
+    #[arg(
+        long,
+        env = "WICK_ALLOWED_EMAIL_DOMAINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_email_domains: Vec<String>,
+
+    /// The ID token claim listing a person's groups.
+    #[arg(
+        long,
+        env = "WICK_OIDC_GROUPS_CLAIM",
+        default_value = "groups",
+        global = true
+    )]
+    pub oidc_groups_claim: String,
+
+    /// Members of these groups are admins, others not (comma-separated; empty: groups make no admins).
+    #[arg(
+        long,
+        env = "WICK_OIDC_ADMIN_GROUPS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub oidc_admin_groups: Vec<String>,
+
+    /// Only members of these groups (or of an admin group) get in (comma-separated; empty: anyone).
+    #[arg(
+        long,
+        env = "WICK_OIDC_ALLOWED_GROUPS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub oidc_allowed_groups: Vec<String>,
+
     /// Mark the session cookie `Secure` even without an https WICK_PUBLIC_URL.
     #[arg(
         long,
@@ -367,7 +449,71 @@ impl Config {
                 u64::from(self.session_days) * 24 * 60 * 60,
             ),
             password_auth: self.password_auth,
+            external: self
+                .oidc_issuer
+                .as_ref()
+                .map(|_| self.oidc_name.trim().to_owned()),
         }
+    }
+
+    /// The OpenID provider's settings, when `--oidc-issuer` is given; a
+    /// sentence saying what is missing otherwise.
+    pub fn oidc_settings(&self) -> Result<Option<crate::oidc::OidcSettings>, String> {
+        let Some(issuer) = self.oidc_issuer.clone() else {
+            return Ok(None);
+        };
+        let public = self.public_url.as_deref().ok_or(
+            "WICK_OIDC_ISSUER needs WICK_PUBLIC_URL: the redirect URI is {WICK_PUBLIC_URL}/auth/oidc/callback",
+        )?;
+        let client_id = self
+            .oidc_client_id
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .ok_or("WICK_OIDC_ISSUER needs WICK_OIDC_CLIENT_ID")?;
+        let client_secret = match &self.oidc_client_secret_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("WICK_OIDC_CLIENT_SECRET_FILE {}: {e}", path.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            ),
+            None => self.oidc_client_secret.clone(),
+        }
+        .filter(|s| !s.is_empty());
+        let list = |items: &[String], lower: bool| -> Vec<String> {
+            items
+                .iter()
+                .map(|i| i.trim())
+                .filter(|i| !i.is_empty())
+                .map(|i| {
+                    if lower {
+                        i.to_ascii_lowercase()
+                    } else {
+                        i.to_owned()
+                    }
+                })
+                .collect()
+        };
+        Ok(Some(crate::oidc::OidcSettings {
+            issuer,
+            client_id,
+            client_secret,
+            scopes: self
+                .oidc_scopes
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            name: self.oidc_name.trim().to_owned(),
+            redirect_url: format!("{public}/auth/oidc/callback"),
+            allowed_email_domains: list(&self.allowed_email_domains, true),
+            groups_claim: self.oidc_groups_claim.clone(),
+            admin_groups: list(&self.oidc_admin_groups, false),
+            allowed_groups: list(&self.oidc_allowed_groups, false),
+        }))
     }
 
     /// Whether the session cookie is `Secure`: whenever the public address

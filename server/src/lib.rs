@@ -6,6 +6,7 @@ pub mod config;
 pub mod health;
 pub mod listen;
 pub mod models_file;
+pub mod oidc;
 pub mod protect;
 pub mod server_fn_errors;
 pub mod sse;
@@ -74,6 +75,8 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("OpenID Connect: {0}")]
+    Oidc(String),
 }
 
 /// Axum state: the Leptos options (for file serving) and the app's shared state.
@@ -89,6 +92,8 @@ pub struct ServerState {
     pub throttle: Arc<accounts::Throttle>,
     /// `WICK_PUBLIC_URL`'s origin (`https://chat.example.org`), if set.
     pub public_url: Option<String>,
+    /// The OpenID provider to sign in with (`WICK_OIDC_*`), if any.
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -108,6 +113,12 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         ..inference::Params::default()
     };
     defaults.validate()?;
+    let oidc = config
+        .oidc_settings()
+        .map_err(ServerError::Oidc)?
+        .map(oidc::Oidc::new)
+        .transpose()
+        .map_err(ServerError::Oidc)?;
     // Read the models file before the slow parts, so a typo fails at once.
     let file = match &config.models_file {
         Some(path) => Some((path.clone(), models_file::ModelsFile::load(path)?)),
@@ -155,7 +166,8 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
         api,
     )
     .with_sharing(config.sharing)
-    .with_public_url(config.public_url.clone()))
+    .with_public_url(config.public_url.clone())
+    .with_oidc(oidc))
 }
 
 /// Deletes expired sessions now and every hour: a session unused for its
@@ -212,7 +224,14 @@ impl ServerState {
             started_at: wick_core::db::now_ms() / 1000,
             throttle: Arc::default(),
             public_url: None,
+            oidc: None,
         }
+    }
+
+    /// Sign-in with an OpenID provider.
+    pub fn with_oidc(mut self, oidc: Option<oidc::Oidc>) -> Self {
+        self.oidc = oidc.map(Arc::new);
+        self
     }
 
     /// The address people reach Wick at (`WICK_PUBLIC_URL`).
@@ -358,6 +377,8 @@ pub fn route_table() -> Vec<(&'static str, axum::routing::MethodRouter<ServerSta
             post(accounts::sign_out_everywhere),
         ),
         ("/auth/password", post(accounts::change_password)),
+        ("/auth/oidc/start", get(oidc::start)),
+        ("/auth/oidc/callback", get(oidc::callback)),
         ("/settings/tokens", post(accounts::create_token)),
         ("/settings/tokens/revoke", post(accounts::revoke_token)),
         ("/api/messages/{id}/stream", get(stream::reply_stream)),

@@ -731,3 +731,76 @@ async fn behind_an_https_address_the_cookie_is_secure_and_that_origin_may_post()
         "{cookie}"
     );
 }
+
+#[tokio::test]
+async fn a_provider_that_is_down_or_a_callback_not_started_here_gets_a_clear_page_and_no_session() {
+    // Nothing listens on port 9 of loopback (discard): the provider is down.
+    let settings = server::oidc::OidcSettings {
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "wick".into(),
+        client_secret: None,
+        scopes: vec!["openid".into(), "email".into()],
+        name: "Example SSO".into(),
+        redirect_url: "http://127.0.0.1:3000/auth/oidc/callback".into(),
+        allowed_email_domains: Vec::new(),
+        groups_claim: "groups".into(),
+        admin_groups: Vec::new(),
+        allowed_groups: Vec::new(),
+    };
+    let (model, _backend) = scripted_model(vec![Step::token("Hello")], Params::default());
+    let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
+    let mut state = state.with_oidc(Some(server::oidc::Oidc::new(settings).unwrap()));
+    state.app.chat = state.app.chat.clone().with_accounts(AccountPolicy {
+        external: Some("Example SSO".into()),
+        ..required()
+    });
+    let w = Wick {
+        router: server::router(state),
+        pool,
+        _dir: dir,
+    };
+    let page = w.page("/sign-in?next=/c/abc").await;
+    assert!(
+        page.body.contains(r#"href="/auth/oidc/start?next=/c/abc""#)
+            && page.body.contains("Sign in with Example SSO"),
+        "{}",
+        page.body
+    );
+    let r = w.page("/auth/oidc/start").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert!(r.body.contains("cannot be reached right now"), "{}", r.body);
+    assert!(!r.headers.contains_key(header::SET_COOKIE));
+    assert!(
+        scripted::logged().contains("discovery"),
+        "the detail is logged"
+    );
+
+    // A callback with a state this browser never got.
+    let r = w
+        .request(
+            Request::get("/auth/oidc/callback?code=abc&state=forged")
+                .header(header::COOKIE, "wick_oidc_state=other")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("not started in this browser"), "{}", r.body);
+    assert!(!r.body.contains("forged"));
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with("wick_oidc_state=;") && set.contains("Max-Age=0"),
+        "{set}"
+    );
+    // What the provider says went wrong is shown only as a plain code.
+    let r = w
+        .page("/auth/oidc/callback?error=access_denied%3Cscript%3E&state=x")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains("(access_deniedscript)") && !r.body.contains("<script>"),
+        "{}",
+        r.body
+    );
+    assert_eq!(w.users().await, 0, "no account was made");
+}

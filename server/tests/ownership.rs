@@ -131,6 +131,11 @@ fn routes() -> BTreeMap<&'static str, Check> {
         ("/auth/sign-out", NoId("ends the caller's own session")),
         ("/auth/sign-out-everywhere", NoId(OWN_ONLY)),
         ("/auth/password", NoId(OWN_ONLY)),
+        ("/auth/oidc/start", NoId("starts a sign-in")),
+        (
+            "/auth/oidc/callback",
+            NoId("ends a sign-in: its state is checked against the browser's"),
+        ),
         ("/settings/tokens", NoId(OWN_ONLY)),
         ("/settings/tokens/revoke", Owned(&[("id", "{t}")])),
         ("/api/messages/{id}/stream", Owned(&[])),

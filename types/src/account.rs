@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The ways in that the sign-in page offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignInOptions {
     /// Email and password (`WICK_PASSWORD_AUTH`).
     pub password: bool,
@@ -12,6 +12,8 @@ pub struct SignInOptions {
     pub sign_up: bool,
     /// Nothing is reachable without signing in (`WICK_AUTH=required`).
     pub required: bool,
+    /// The OpenID provider's name for its button, if one is configured.
+    pub provider: Option<String>,
 }
 
 /// One of a person's access tokens, as their Settings page lists it (never

@@ -20,9 +20,22 @@ fn options() -> Resource<SignInOptions> {
                 password: true,
                 sign_up: true,
                 required: false,
+                provider: None,
             })
         },
     )
+}
+
+/// `text` as one component of a URL's query.
+fn encode_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The sentence for an error code of `/auth/sign-in` or `/auth/sign-up`.
@@ -57,7 +70,26 @@ fn from_query() -> (Signal<Option<&'static str>>, Signal<String>) {
 pub fn SignInPage() -> impl IntoView {
     let (error, next) = from_query();
     let options = options();
-    let password_form = move |opts: SignInOptions| {
+    // A link, not a form: the provider's page is another origin, and the
+    // pages' content policy lets forms go only to Wick itself.
+    let provider_link = move |opts: &SignInOptions| {
+        opts.provider.clone().map(|name| {
+            let href = move || {
+                let next = next.get();
+                if next.is_empty() {
+                    "/auth/oidc/start".to_owned()
+                } else {
+                    format!("/auth/oidc/start?next={}", encode_component(&next))
+                }
+            };
+            view! {
+                <p>
+                    <a class="provider-sign-in" href=href rel="external">{format!("Sign in with {name}")}</a>
+                </p>
+            }
+        })
+    };
+    let password_form = move |opts: &SignInOptions| {
         opts.password.then(|| view! {
                 <form method="post" action="/auth/sign-in" class="account-form">
                     <input type="hidden" name="next" value=next />
@@ -85,7 +117,8 @@ pub fn SignInPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         let opts = options.await;
                         view! {
-                            {password_form(opts)}
+                            {provider_link(&opts)}
+                            {password_form(&opts)}
                             {opts.sign_up.then(|| view! {
                                 <p>
                                     "No account yet? " <a href="/sign-up">"Create one"</a>

@@ -488,3 +488,144 @@ pub async fn account_of(
     .fetch_optional(pool)
     .await?)
 }
+
+/// Who an OpenID provider says signed in: its issuer and subject (the
+/// identity Wick matches on), and what it says of their email and name.
+#[derive(Debug, Clone)]
+pub struct ExternalIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// Lower-cased; `None` when the provider gave none.
+    pub email: Option<String>,
+    /// The provider checked the email (`email_verified`): only then may a
+    /// first sign-in take over an account an admin made for that email.
+    pub email_verified: bool,
+    pub name: Option<String>,
+    /// `Some(true)`: in an admin group, `Some(false)`: not (an admin made
+    /// by groups is made a user again), `None`: groups do not decide.
+    pub admin: Option<bool>,
+}
+
+/// The account an external sign-in lands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalAccount {
+    pub id: UserId,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+/// Why an external sign-in has no account.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalError {
+    /// No account has this identity, and none may be made for it here.
+    #[error("no account may be made for this identity")]
+    NotInvited,
+    /// An account with this email exists, and the provider did not verify
+    /// that the email is theirs.
+    #[error("an account with this email exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ExternalError {
+    fn from(e: sqlx::Error) -> Self {
+        ExternalError::Store(e.into())
+    }
+}
+
+/// Finds the account of an external identity, in one transaction: by issuer
+/// and subject; else (first sign-in) the account an admin made for its
+/// verified email, which the identity is then linked to; else, when
+/// `may_create`, a new account with `default_role` (admin when the groups
+/// say so). The email, the name and (when groups decide) the admin role are
+/// brought up to date at every sign-in.
+pub async fn external_sign_in(
+    pool: &SqlitePool,
+    who: &ExternalIdentity,
+    may_create: bool,
+    default_role: Role,
+) -> Result<ExternalAccount, ExternalError> {
+    let mut tx = super::begin_write(pool).await?;
+    let found: Option<(UserId, Role, Option<i64>)> = sqlx::query_as(
+        "SELECT id, role, disabled_at FROM users WHERE oidc_issuer = ? AND oidc_subject = ?",
+    )
+    .bind(&who.issuer)
+    .bind(&who.subject)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let holder: Option<(UserId, Role, Option<i64>, Option<String>)> = match &who.email {
+        Some(email) => {
+            sqlx::query_as("SELECT id, role, disabled_at, oidc_subject FROM users WHERE email = ?")
+                .bind(email)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => None,
+    };
+    let (id, mut role, disabled_at) = match found {
+        Some(found) => found,
+        None => match holder.clone() {
+            // An account made by an admin (or with a password) for this email.
+            Some((id, role, disabled_at, None)) if who.email_verified => {
+                sqlx::query("UPDATE users SET oidc_issuer = ?, oidc_subject = ? WHERE id = ?")
+                    .bind(&who.issuer)
+                    .bind(&who.subject)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                (id, role, disabled_at)
+            }
+            Some(_) => return Err(ExternalError::EmailTaken),
+            None if !may_create => return Err(ExternalError::NotInvited),
+            None => {
+                let role = if who.admin == Some(true) {
+                    Role::Admin
+                } else {
+                    default_role
+                };
+                let id = sqlx::query_scalar(
+                    "INSERT INTO users (kind, email, display_name, role, oidc_issuer, oidc_subject, created_at)
+                     VALUES ('registered', ?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(&who.email)
+                .bind(&who.name)
+                .bind(role)
+                .bind(&who.issuer)
+                .bind(&who.subject)
+                .bind(now_ms())
+                .fetch_one(&mut *tx)
+                .await?;
+                (id, role, None)
+            }
+        },
+    };
+    match who.admin {
+        Some(true) => role = Role::Admin,
+        Some(false) if role == Role::Admin => role = Role::User,
+        _ => {}
+    }
+    // The email follows the provider's, unless another account has it.
+    let email_free = match (&who.email, &holder) {
+        (Some(_), Some((holder_id, ..))) => *holder_id == id,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    sqlx::query(
+        "UPDATE users SET role = ?, display_name = coalesce(?, display_name),
+         email = CASE WHEN ? THEN ? ELSE email END WHERE id = ?",
+    )
+    .bind(role)
+    .bind(&who.name)
+    .bind(email_free)
+    .bind(&who.email)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(ExternalAccount {
+        id,
+        role,
+        disabled: disabled_at.is_some(),
+    })
+}
