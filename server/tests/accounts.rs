@@ -804,3 +804,207 @@ async fn a_provider_that_is_down_or_a_callback_not_started_here_gets_a_clear_pag
     );
     assert_eq!(w.users().await, 0, "no account was made");
 }
+
+/// What the stand-in provider puts in its next ID token.
+#[derive(Clone)]
+struct Minted {
+    issuer: Option<String>,
+    audience: String,
+    nonce: String,
+    expires_in: i64,
+    secret: String,
+}
+
+/// A stand-in OpenID provider on loopback, for the ID tokens a real one
+/// never sends (another issuer or audience, a wrong nonce, expired, badly
+/// signed): discovery, an empty key set (its tokens are HS256, signed with
+/// the client secret, as the specification allows) and a token endpoint
+/// that answers with whatever `minted` says. Returns its issuer URL.
+async fn stand_in_provider(minted: std::sync::Arc<std::sync::Mutex<Minted>>) -> String {
+    use axum::routing::{get, post};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let discovery = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["HS256"],
+    });
+    let own_issuer = issuer.clone();
+    let token = move || {
+        let m = minted.lock().unwrap().clone();
+        let now = wick_core::db::now_ms() / 1000;
+        let claims = serde_json::json!({
+            "iss": m.issuer.clone().unwrap_or_else(|| own_issuer.clone()),
+            "sub": "dave-1",
+            "aud": m.audience,
+            "nonce": m.nonce,
+            "iat": now,
+            "exp": now + m.expires_in,
+            "email": "dave@example.org",
+            "email_verified": true,
+        });
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#);
+        let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(m.secret.as_bytes()).unwrap();
+        mac.update(format!("{header}.{body}").as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        axum::Json(serde_json::json!({
+            "access_token": "stand-in-access-token",
+            "token_type": "Bearer",
+            "expires_in": 60,
+            "id_token": format!("{header}.{body}.{signature}"),
+        }))
+    };
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { axum::Json(discovery) }),
+        )
+        .route(
+            "/jwks",
+            get(|| async { axum::Json(serde_json::json!({ "keys": [] })) }),
+        )
+        .route("/token", post(move || async move { token() }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    issuer
+}
+
+#[tokio::test]
+async fn id_tokens_from_another_issuer_or_for_another_client_with_a_wrong_nonce_expired_or_badly_signed_sign_nobody_in(
+) {
+    const SECRET: &str = "the-client-secret";
+    let minted = std::sync::Arc::new(std::sync::Mutex::new(Minted {
+        issuer: None,
+        audience: "wick".into(),
+        nonce: String::new(),
+        expires_in: 300,
+        secret: SECRET.into(),
+    }));
+    let issuer = stand_in_provider(minted.clone()).await;
+    let settings = server::oidc::OidcSettings {
+        issuer,
+        client_id: "wick".into(),
+        client_secret: Some(SECRET.into()),
+        scopes: vec!["openid".into(), "email".into()],
+        name: "Stand-in".into(),
+        redirect_url: "http://127.0.0.1:3000/auth/oidc/callback".into(),
+        allowed_email_domains: Vec::new(),
+        groups_claim: "groups".into(),
+        admin_groups: Vec::new(),
+        allowed_groups: Vec::new(),
+    };
+    let (model, _backend) = scripted_model(vec![Step::token("Hello")], Params::default());
+    let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
+    let mut state = state.with_oidc(Some(server::oidc::Oidc::new(settings).unwrap()));
+    state.app.chat = state.app.chat.clone().with_accounts(required());
+    let w = Wick {
+        router: server::router(state),
+        pool,
+        _dir: dir,
+    };
+
+    // One sign-in, with the provider minting what `tamper` makes of a good token.
+    let sign_in = |tamper: fn(&mut Minted)| {
+        let w = &w;
+        let minted = minted.clone();
+        async move {
+            let start = w.page("/auth/oidc/start").await;
+            assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+            let to_provider = start.location().to_owned();
+            let param = |name: &str| {
+                to_provider
+                    .split(['?', '&'])
+                    .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                    .unwrap()
+                    .to_owned()
+            };
+            let (state, nonce) = (param("state"), param("nonce"));
+            assert!(
+                to_provider.contains("code_challenge_method=S256"),
+                "{to_provider}"
+            );
+            {
+                let mut m = minted.lock().unwrap();
+                m.nonce = nonce;
+                tamper(&mut m);
+            }
+            w.request(
+                Request::get(format!("/auth/oidc/callback?code=abc&state={state}"))
+                    .header(header::COOKIE, format!("wick_oidc_state={state}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let mut refused = Vec::new();
+    for (what, tamper) in [
+        (
+            "another issuer",
+            (|m: &mut Minted| m.issuer = Some("https://evil.example".into())) as fn(&mut Minted),
+        ),
+        ("another client", |m: &mut Minted| {
+            m.audience = "someone-else".into()
+        }),
+        ("a wrong nonce", |m: &mut Minted| {
+            m.nonce = "not-the-nonce".into()
+        }),
+        ("expired", |m: &mut Minted| m.expires_in = -600),
+        ("signed with another key", |m: &mut Minted| {
+            m.secret = "a-guess".into()
+        }),
+    ] {
+        let r = sign_in(tamper).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        assert!(
+            r.body.contains("could not be verified"),
+            "{what}: {}",
+            r.body
+        );
+        assert!(
+            !r.headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .any(|c| c.to_str().unwrap().starts_with("wick_session=")),
+            "{what}: no session"
+        );
+        refused.push(what);
+        *minted.lock().unwrap() = Minted {
+            issuer: None,
+            audience: "wick".into(),
+            nonce: String::new(),
+            expires_in: 300,
+            secret: SECRET.into(),
+        };
+    }
+    assert_eq!(refused.len(), 5);
+    assert_eq!(w.users().await, 0, "no account was made");
+    let log = scripted::logged();
+    for detail in [
+        "Invalid issuer",
+        "Invalid audiences",
+        "Invalid nonce",
+        "Expired",
+        "Signature verification failed",
+    ] {
+        assert!(log.contains(detail), "{detail} is logged");
+    }
+
+    // The same provider's good token signs Dave in (a new account, open sign-up).
+    let r = sign_in(|_| {}).await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/"),
+        "{}",
+        r.body
+    );
+    let dave = session_cookie(&r.headers);
+    assert_eq!(w.account(&dave).await.as_deref(), Some("dave@example.org"));
+}
