@@ -70,7 +70,7 @@ test("people sign in through the provider; groups make admins and keep others ou
 
   // Bob is staff: his new account waits for an admin.
   let bob = await signInAs(browser, "bob");
-  await expect(bob.getByRole("heading", { name: "Sign-in failed" })).toBeVisible();
+  await expect(bob.getByRole("heading", { name: "Waiting for approval" })).toBeVisible();
   await expect(bob.locator("body")).toContainText("waiting for an admin's approval");
   expect(role("bob@example.org")).toBe("pending");
   wick("user", "set-role", "bob@example.org", "user");
@@ -81,6 +81,7 @@ test("people sign in through the provider; groups make admins and keep others ou
   // Carol is a contractor, Mallory is staff at another domain: both kept out.
   for (const login of ["carol", "mallory"]) {
     const page = await signInAs(browser, login);
+    await expect(page.getByRole("heading", { name: "Sign-in failed" })).toBeVisible();
     await expect(page.locator("body")).toContainText("is not allowed to use this Wick");
     const back = await page.request.get(`${team}/`, { maxRedirects: 0 });
     expect(back.status(), `${login} has no session`).toBe(303);

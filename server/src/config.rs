@@ -577,6 +577,57 @@ mod tests {
     }
 
     #[test]
+    fn openid_settings_need_the_public_address_and_read_the_secret_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\nignored\n").unwrap();
+        let base = [
+            "wick",
+            "--oidc-issuer",
+            "https://login.example.org",
+            "--oidc-client-id",
+            "wick",
+        ];
+        let without_url = Config::from_args(base).unwrap();
+        assert!(without_url
+            .oidc_settings()
+            .unwrap_err()
+            .contains("WICK_PUBLIC_URL"));
+        let c = Config::from_args(base.iter().copied().chain([
+            "--public-url",
+            "https://chat.example.org",
+            "--oidc-client-secret-file",
+            secret.to_str().unwrap(),
+            "--oidc-scopes",
+            "openid,email groups",
+            "--allowed-email-domains",
+            "Example.org, example.net",
+            "--oidc-admin-groups",
+            "wick-admins",
+        ]))
+        .unwrap();
+        let s = c.oidc_settings().unwrap().unwrap();
+        assert_eq!(s.client_secret.as_deref(), Some("s3cret"));
+        assert_eq!(
+            s.redirect_url,
+            "https://chat.example.org/auth/oidc/callback"
+        );
+        assert_eq!(s.scopes, ["openid", "email", "groups"]);
+        assert_eq!(s.allowed_email_domains, ["example.org", "example.net"]);
+        assert_eq!(s.admin_groups, ["wick-admins"]);
+        assert!(s.allowed_groups.is_empty());
+        assert_eq!(
+            c.account_policy().external.as_deref(),
+            Some("single sign-on")
+        );
+        assert!(Config::from_args(["wick"])
+            .unwrap()
+            .oidc_settings()
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
     fn account_settings_parse_and_refuse_an_admin_default() {
         let c = Config::from_args([
             "wick",

@@ -158,10 +158,14 @@ impl IntoResponse for OidcError {
             Some(detail) => tracing::warn!(%detail, "an OpenID sign-in failed: {self}"),
             None => tracing::info!("an OpenID sign-in failed: {self}"),
         }
+        let heading = match self {
+            OidcError::Pending => "Waiting for approval",
+            _ => "Sign-in failed",
+        };
         let page = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>Sign-in failed</title></head><body><main><h1>Sign-in failed</h1>\
+             <title>{heading}</title></head><body><main><h1>{heading}</h1>\
              <p>{}</p><p><a href=\"/sign-in\">Back to sign in</a></p></main></body></html>",
             html_escape(&self.to_string())
         );
