@@ -252,13 +252,22 @@ impl Oidc {
 
     /// Whether the groups and the email let this person in, and whether they
     /// are an admin (`None`: groups do not decide).
-    fn admit(&self, email: Option<&str>, groups: &[String]) -> Result<Option<bool>, OidcError> {
+    ///
+    /// Only an email the provider verified counts for the domains: some
+    /// providers let people type any address into their profile.
+    fn admit(
+        &self,
+        email: Option<&str>,
+        verified: bool,
+        groups: &[String],
+    ) -> Result<Option<bool>, OidcError> {
         let s = &self.settings;
         if !s.allowed_email_domains.is_empty() {
             let domain = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
-            if !domain.is_some_and(|d| s.allowed_email_domains.iter().any(|a| a == d)) {
+            if !verified || !domain.is_some_and(|d| s.allowed_email_domains.iter().any(|a| a == d))
+            {
                 return Err(OidcError::NotAllowed(format!(
-                    "email {email:?} is not in WICK_ALLOWED_EMAIL_DOMAINS"
+                    "email {email:?} (verified: {verified}) is not in WICK_ALLOWED_EMAIL_DOMAINS"
                 )));
             }
         }
@@ -446,7 +455,8 @@ async fn finish(
         .email()
         .map(|e| users::normalise_email(e.as_str()))
         .filter(|e| users::looks_like_email(e));
-    let admin = oidc.admit(email.as_deref(), &groups)?;
+    let email_verified = claims.email_verified() == Some(true);
+    let admin = oidc.admit(email.as_deref(), email_verified, &groups)?;
     let name = claims
         .name()
         .and_then(|n| n.get(None))
@@ -461,7 +471,7 @@ async fn finish(
     let identity = ExternalIdentity {
         issuer: claims.issuer().as_str().to_owned(),
         subject: claims.subject().as_str().to_owned(),
-        email_verified: claims.email_verified() == Some(true),
+        email_verified,
         email,
         name,
         admin,
@@ -538,28 +548,34 @@ mod tests {
     fn domains_and_groups_decide_who_gets_in_and_who_is_admin() {
         let g = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let open = oidc(&[], &[], &[]);
-        assert_eq!(open.admit(None, &[]).unwrap(), None);
+        assert_eq!(open.admit(None, false, &[]).unwrap(), None);
         let team = oidc(&["example.org"], &["wick-admins"], &["staff"]);
         assert_eq!(
-            team.admit(Some("a@example.org"), &g(&["staff"])).unwrap(),
+            team.admit(Some("a@example.org"), true, &g(&["staff"]))
+                .unwrap(),
             Some(false)
         );
         assert_eq!(
-            team.admit(Some("a@example.org"), &g(&["wick-admins"]))
+            team.admit(Some("a@example.org"), true, &g(&["wick-admins"]))
                 .unwrap(),
             Some(true),
             "an admin group lets in by itself"
         );
         assert!(team
-            .admit(Some("a@example.org"), &g(&["contractors"]))
+            .admit(Some("a@example.org"), true, &g(&["contractors"]))
             .is_err());
         assert!(team
-            .admit(Some("a@elsewhere.example"), &g(&["staff"]))
+            .admit(Some("a@elsewhere.example"), true, &g(&["staff"]))
             .is_err());
         assert!(team
-            .admit(Some("a@sub.example.org"), &g(&["staff"]))
+            .admit(Some("a@sub.example.org"), true, &g(&["staff"]))
             .is_err());
-        assert!(team.admit(None, &g(&["staff"])).is_err());
+        assert!(team.admit(None, true, &g(&["staff"])).is_err());
+        assert!(
+            team.admit(Some("a@example.org"), false, &g(&["staff"]))
+                .is_err(),
+            "an unverified email proves no domain"
+        );
     }
 
     #[test]
