@@ -203,6 +203,9 @@ async fn pins_come_first_and_the_sidebar_comes_in_pages() {
     let (alice, first, _) = f.say(None, None, "Oldest", "a").await;
     let mut ids = vec![first.clone()];
     for i in 0..54 {
+        // A new millisecond for each: within one, the sidebar's order is by
+        // id (its index's order), not by which came first.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let (_, c, _) = f
             .say(Some(alice), None, &format!("Question {i}"), "a")
             .await;
