@@ -447,7 +447,8 @@ pub async fn revoke_token(
     }
 }
 
-fn html_escape(text: &str) -> String {
+/// `text` safe to put in HTML, in text and in quoted attributes.
+pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -167,7 +167,7 @@ impl IntoResponse for OidcError {
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{heading}</title></head><body><main><h1>{heading}</h1>\
              <p>{}</p><p><a href=\"/sign-in\">Back to sign in</a></p></main></body></html>",
-            html_escape(&self.to_string())
+            crate::accounts::html_escape(&self.to_string())
         );
         let mut response = (self.status(), page).into_response();
         let headers = response.headers_mut();
@@ -178,13 +178,6 @@ impl IntoResponse for OidcError {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 impl Oidc {

@@ -732,13 +732,13 @@ async fn behind_an_https_address_the_cookie_is_secure_and_that_origin_may_post()
     );
 }
 
-#[tokio::test]
-async fn a_provider_that_is_down_or_a_callback_not_started_here_gets_a_clear_page_and_no_session() {
-    // Nothing listens on port 9 of loopback (discard): the provider is down.
-    let settings = server::oidc::OidcSettings {
-        issuer: "http://127.0.0.1:9".into(),
+/// Wick's settings for the provider at `issuer` (client `wick`, no groups
+/// or domains deciding).
+fn provider_settings(issuer: &str, secret: Option<&str>) -> server::oidc::OidcSettings {
+    server::oidc::OidcSettings {
+        issuer: issuer.to_owned(),
         client_id: "wick".into(),
-        client_secret: None,
+        client_secret: secret.map(str::to_owned),
         scopes: vec!["openid".into(), "email".into()],
         name: "Example SSO".into(),
         redirect_url: "http://127.0.0.1:3000/auth/oidc/callback".into(),
@@ -746,7 +746,13 @@ async fn a_provider_that_is_down_or_a_callback_not_started_here_gets_a_clear_pag
         groups_claim: "groups".into(),
         admin_groups: Vec::new(),
         allowed_groups: Vec::new(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_or_a_callback_not_started_here_gets_a_clear_page_and_no_session() {
+    // Nothing listens on port 9 of loopback (discard): the provider is down.
+    let settings = provider_settings("http://127.0.0.1:9", None);
     let (model, _backend) = scripted_model(vec![Step::token("Hello")], Params::default());
     let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
     let mut state = state.with_oidc(Some(server::oidc::Oidc::new(settings).unwrap()));
@@ -888,18 +894,7 @@ async fn id_tokens_from_another_issuer_or_for_another_client_with_a_wrong_nonce_
         secret: SECRET.into(),
     }));
     let issuer = stand_in_provider(minted.clone()).await;
-    let settings = server::oidc::OidcSettings {
-        issuer,
-        client_id: "wick".into(),
-        client_secret: Some(SECRET.into()),
-        scopes: vec!["openid".into(), "email".into()],
-        name: "Stand-in".into(),
-        redirect_url: "http://127.0.0.1:3000/auth/oidc/callback".into(),
-        allowed_email_domains: Vec::new(),
-        groups_claim: "groups".into(),
-        admin_groups: Vec::new(),
-        allowed_groups: Vec::new(),
-    };
+    let settings = provider_settings(&issuer, Some(SECRET));
     let (model, _backend) = scripted_model(vec![Step::token("Hello")], Params::default());
     let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
     let mut state = state.with_oidc(Some(server::oidc::Oidc::new(settings).unwrap()));
