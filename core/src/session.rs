@@ -52,16 +52,25 @@ pub const MAX_SESSION_COOKIES: usize = 2;
 /// The first well-formed session cookies of the request (at most
 /// [`MAX_SESSION_COOKIES`]), with their hashes.
 fn tokens(headers: &HeaderMap) -> Vec<(String, [u8; 32])> {
+    cookie_values(headers, COOKIE_NAME)
+        .filter_map(|value| token_hash(&value).map(|h| (value, h)))
+        .take(MAX_SESSION_COOKIES)
+        .collect()
+}
+
+/// The values of the request's cookies named `name`, in the order sent.
+pub fn cookie_values<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()))
         .filter_map(Result::ok)
-        .filter(|c| c.name() == COOKIE_NAME)
-        .filter_map(|c| token_hash(c.value()).map(|h| (c.value().to_owned(), h)))
-        .take(MAX_SESSION_COOKIES)
-        .collect()
+        .filter(move |c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
 /// The `Set-Cookie` value that hands `token` to the browser.

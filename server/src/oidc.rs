@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -347,14 +347,7 @@ fn state_cookie(value: &str, secure: bool, lifetime: Duration) -> HeaderValue {
 }
 
 fn state_from_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()))
-        .filter_map(Result::ok)
-        .find(|c| c.name() == STATE_COOKIE)
-        .map(|c| c.value().to_owned())
+    session::cookie_values(headers, STATE_COOKIE).next()
 }
 
 #[derive(Deserialize)]
