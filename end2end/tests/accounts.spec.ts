@@ -86,6 +86,7 @@ test("a token made on the Settings page works with the openai client until it is
   await expect(page.getByRole("heading", { name: "Your new access token" })).toBeVisible();
   const token = await page.getByLabel(/Token/).inputValue();
   expect(token).toMatch(/^wick_/);
+  expect(await seriousProblems(page), "the page showing the new token").toEqual([]);
 
   // The same program a person would run, with the official client.
   const root = path.resolve(__dirname, "../..");
@@ -137,4 +138,5 @@ test("after five wrong passwords for one email the next attempt has to wait", as
   expect(Number(response.headers()["retry-after"])).toBeGreaterThanOrEqual(1);
   await expect(page.getByRole("heading", { name: "Too many attempts" })).toBeVisible();
   await expect(page.locator("body")).toContainText("Try again in");
+  expect(await seriousProblems(page), "the page that says to wait").toEqual([]);
 });

@@ -72,6 +72,7 @@ test("people sign in through the provider; groups make admins and keep others ou
   let bob = await signInAs(browser, "bob");
   await expect(bob.getByRole("heading", { name: "Waiting for approval" })).toBeVisible();
   await expect(bob.locator("body")).toContainText("waiting for an admin's approval");
+  expect(await seriousProblems(bob), "the page of a sign-in that waits").toEqual([]);
   expect(role("bob@example.org")).toBe("pending");
   wick("user", "set-role", "bob@example.org", "user");
   bob = await signInAs(browser, "bob");
@@ -83,6 +84,9 @@ test("people sign in through the provider; groups make admins and keep others ou
     const page = await signInAs(browser, login);
     await expect(page.getByRole("heading", { name: "Sign-in failed" })).toBeVisible();
     await expect(page.locator("body")).toContainText("is not allowed to use this Wick");
+    if (login === "carol") {
+      expect(await seriousProblems(page), "the page of a refused sign-in").toEqual([]);
+    }
     const back = await page.request.get(`${team}/`, { maxRedirects: 0 });
     expect(back.status(), `${login} has no session`).toBe(303);
   }
