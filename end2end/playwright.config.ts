@@ -87,6 +87,7 @@ export default defineConfig({
   {
     command:
       `rm -rf end2end/.data-team && mkdir -p end2end/.data-team && ` +
+      `sed -e "s/SCRIPTED_PORT/${scriptedPort}/" end2end/team-models.toml > end2end/.data-team/models.toml && ` +
       `exec ${process.env.WICK_BIN ?? "target/release/wick"}`,
     cwd: root,
     url: `http://127.0.0.1:${teamPort}/health`,
@@ -111,6 +112,8 @@ export default defineConfig({
       WICK_OIDC_ADMIN_GROUPS: "wick-admins",
       WICK_OIDC_ALLOWED_GROUPS: "staff",
       WICK_ALLOWED_EMAIL_DOMAINS: "example.org",
+      WICK_MODELS: "end2end/.data-team/models.toml",
+      WICK_RETENTION_DAYS: "90",
     },
   },
   ],

@@ -66,10 +66,12 @@ pub async fn get_conversation(
     )
 }
 
-/// The models to choose from; the first is the default for new conversations.
+/// The models the caller may choose from (a team's admin may open some to
+/// certain groups only); the first is the default for new conversations.
 #[server]
 pub async fn list_models() -> Result<Vec<ModelOption>, AppError> {
-    Ok(chat()?.models().options())
+    let user = crate::session::current_user().await?;
+    Ok(chat()?.model_options(user).await?)
 }
 
 /// Stores the user's message (starting a conversation when `conversation_id`
@@ -279,6 +281,19 @@ pub async fn sign_in_options() -> Result<wick_types::account::SignInOptions, App
     })
 }
 
+/// The caller's usage today and the limits that hold for them, with how
+/// long conversations are kept here.
+#[server]
+pub async fn my_usage() -> Result<wick_types::account::UsageView, AppError> {
+    crate::error::answer(
+        async move {
+            let user = crate::session::current_user().await?;
+            Ok(chat()?.usage(user).await?)
+        }
+        .await,
+    )
+}
+
 /// The caller's access tokens that are not revoked (expired ones too),
 /// newest first; an anonymous visitor has none (tokens are for accounts).
 #[server]
@@ -338,7 +353,7 @@ pub async fn save_user_settings(
         async move {
             let user = crate::session::current_user().await?;
             let chat = chat()?;
-            let ids = chat.models().options().into_iter().map(|m| m.id);
+            let ids = chat.model_options(user).await?.into_iter().map(|m| m.id);
             if prompts.len() > ids.len() {
                 return Err(AppError::Invalid(
                     "There are more prompts than models; reload the page and try again.".to_owned(),
@@ -432,7 +447,19 @@ pub async fn share_conversation(
         async move {
             sharing_on()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.share(user, &conversation_id, &expiry).await?)
+            let chat = chat()?;
+            let share = chat.share(user, &conversation_id, &expiry).await?;
+            let event = wick_core::db::team::AuditEvent {
+                actor: user,
+                action: wick_core::db::team::AuditAction::ShareCreated,
+                target: Some(format!("conversation {conversation_id}")),
+                detail: Some(format!("expires {expiry}")),
+                address: crate::session::client_address(),
+            };
+            if let Err(e) = wick_core::db::team::audit(chat.pool(), event).await {
+                tracing::error!(error = %e, "could not write the audit log");
+            }
+            Ok(share)
         }
         .await,
     )

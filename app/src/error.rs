@@ -13,9 +13,14 @@ pub enum AppError {
     /// deliberately indistinguishable.
     #[error("This conversation does not exist.")]
     NotFound,
-    /// Too many replies are being generated; nothing was stored.
+    /// Too many replies are being generated, or a quota is used up; nothing
+    /// was stored.
     #[error("{0}")]
     Busy(String),
+    /// The person may not use what they asked for (a model their groups are
+    /// not allowed); the message says what.
+    #[error("{0}")]
+    Forbidden(String),
     /// A fault on our side; details go to the server log, never to the browser.
     #[error("Something went wrong on the server. Nothing was lost; please try again.")]
     Internal,
@@ -47,6 +52,8 @@ impl From<wick_core::ChatError> for AppError {
             ChatError::Invalid(message) => AppError::Invalid(message),
             ChatError::NotFound => AppError::NotFound,
             ChatError::Busy(busy) => AppError::Busy(busy.to_string()),
+            ChatError::Quota(quota) => AppError::Busy(quota.message),
+            e @ ChatError::ModelClosed(_) => AppError::Forbidden(e.to_string()),
             e @ ChatError::ReplyRunning => AppError::Invalid(e.to_string()),
             ChatError::Store(e) => {
                 tracing::error!(error = %e, "database error in a server function");
@@ -65,6 +72,7 @@ impl AppError {
             AppError::Invalid(_) | AppError::Request(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

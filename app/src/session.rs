@@ -43,3 +43,12 @@ pub fn set_session_cookie(token: &str) {
         session::set_cookie_value(token, state.secure_cookies),
     );
 }
+
+/// The address the current request came from (for the audit log).
+pub fn client_address() -> Option<String> {
+    let parts = use_context::<http::request::Parts>()?;
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+}

@@ -39,6 +39,13 @@ pub enum ChatError {
     /// The conversation has a reply still being written; nothing was stored.
     #[error("A reply is still being written. Stop it or wait for it before sending.")]
     ReplyRunning,
+    /// The person may not use this model (named): a team's admin opened it
+    /// to other groups only.
+    #[error("You may not use the model {0}; ask an admin of this server for access.")]
+    ModelClosed(String),
+    /// One of the person's quotas is used up; nothing was stored.
+    #[error("{}", .0.message)]
+    Quota(crate::team::QuotaRefusal),
     /// A fault on our side (logged by whoever turns it into a response).
     #[error("database: {0}")]
     Store(StoreError),
@@ -92,6 +99,8 @@ pub struct Chat {
     pool: SqlitePool,
     generations: Generations,
     accounts: Arc<crate::accounts::AccountPolicy>,
+    recent: Arc<crate::team::RecentRequests>,
+    retention: crate::team::Retention,
 }
 
 impl Chat {
@@ -100,6 +109,8 @@ impl Chat {
             pool,
             generations,
             accounts: Arc::default(),
+            recent: Arc::default(),
+            retention: Default::default(),
         }
     }
 
@@ -108,6 +119,17 @@ impl Chat {
     pub fn with_accounts(mut self, policy: crate::accounts::AccountPolicy) -> Self {
         self.accounts = Arc::new(policy);
         self
+    }
+
+    /// The same chat, keeping things as long as `retention` says (shown to
+    /// people on their settings page; the server's sweep applies it).
+    pub fn with_retention(mut self, retention: crate::team::Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    pub fn retention(&self) -> crate::team::Retention {
+        self.retention
     }
 
     pub fn accounts(&self) -> &crate::accounts::AccountPolicy {
@@ -120,6 +142,10 @@ impl Chat {
 
     pub fn generations(&self) -> &Generations {
         &self.generations
+    }
+
+    pub(crate) fn recent_requests(&self) -> &crate::team::RecentRequests {
+        &self.recent
     }
 
     pub fn models(&self) -> &Models {
@@ -166,7 +192,7 @@ impl Chat {
         conversation.model = model.id.clone();
         conversation.defaults = model.defaults();
         conversation.can_continue = model.can_continue;
-        conversation.models = models.options();
+        conversation.models = self.model_options(Some(user)).await?;
         Ok(conversation)
     }
 
@@ -195,7 +221,7 @@ impl Chat {
                 let current = self.model_if_idle(user, &id).await?;
                 let model =
                     chosen.unwrap_or_else(|| self.models().get_or_default(&current).clone());
-                let slot = self.generations.reserve(&model, Requester::User(user))?;
+                let slot = self.admit(&model, Requester::User(user)).await?;
                 let reply = conversations::append_with_reply(
                     &self.pool,
                     user,
@@ -214,7 +240,7 @@ impl Chat {
                 let model = match (chosen, user) {
                     (Some(model), _) => model,
                     (None, Some(user)) => self.default_model_of(user).await?,
-                    (None, None) => self.models().default_model().clone(),
+                    (None, None) => self.open_model(None, self.models().default_model()).await?,
                 };
                 // The person's own system prompt for this model, if they set one.
                 let system_prompt = match user {
@@ -222,7 +248,7 @@ impl Chat {
                     None => None,
                 };
                 let requester = user.map_or(Requester::Unlimited, Requester::User);
-                let mut slot = self.generations.reserve(&model, requester)?;
+                let mut slot = self.admit(&model, requester).await?;
                 // A first-time visitor's user and session are stored with the
                 // conversation, in one transaction.
                 let (owner, new_session) = match user {
@@ -418,7 +444,7 @@ impl Chat {
             ),
             None => (models.default_model().id.clone(), Vec::new()),
         };
-        let options = models.options();
+        let options = self.model_options(user).await?;
         let prompts = options
             .iter()
             .map(|m| {
@@ -472,9 +498,10 @@ impl Chat {
     /// that model is still configured, else the server's default.
     pub(crate) async fn default_model_of(&self, user: UserId) -> Result<Arc<Model>, ChatError> {
         let chosen = db::settings::default_model(&self.pool, user).await?;
-        Ok(chosen
+        let preferred = chosen
             .and_then(|id| self.models().get(&id).cloned())
-            .unwrap_or_else(|| self.models().default_model().clone()))
+            .unwrap_or_else(|| self.models().default_model().clone());
+        self.open_model(Some(user), &preferred).await
     }
 
     /// Stops the user's reply `message`; it is saved with the text so far and
@@ -500,6 +527,9 @@ impl Chat {
     ) -> Result<(), ChatError> {
         let user = user.ok_or(ChatError::NotFound)?;
         let model = self.model(model)?;
+        if !db::team::may_use(&self.pool, user, &model.id).await? {
+            return Err(ChatError::ModelClosed(model.name.clone()));
+        }
         conversations::set_conversation_model(&self.pool, user, conversation, &model.id).await?;
         Ok(())
     }
@@ -510,7 +540,7 @@ impl Chat {
     async fn place_in(&self, user: UserId, conversation: &str) -> Result<Slot, ChatError> {
         let current = self.model_if_idle(user, conversation).await?;
         let model = self.models().get_or_default(&current).clone();
-        Ok(self.generations.reserve(&model, Requester::User(user))?)
+        self.admit(&model, Requester::User(user)).await
     }
 
     /// The conversation's model, or `ReplyRunning` while a reply is being

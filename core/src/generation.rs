@@ -127,6 +127,11 @@ impl Slot {
         &self.model
     }
 
+    /// The user whose allowance (and usage) the place counts against.
+    pub fn user(&self) -> Option<UserId> {
+        self.user.as_ref().map(|(user, _)| *user)
+    }
+
     /// Counts the place against `user` from now on: for a visitor whose user
     /// was made only after the place was taken (their first message).
     pub fn assign(&mut self, generations: &Generations, user: UserId) {
@@ -173,6 +178,8 @@ struct Log {
     /// The sequence number of the last token event (0: none yet); events
     /// other than tokens (`waiting`) come before it.
     last_token: u64,
+    /// Token events so far: what a failed reply is counted as having produced.
+    tokens: i64,
     finished: bool,
 }
 
@@ -192,6 +199,7 @@ impl Task {
         match &event {
             ReplyEvent::Token { text } => {
                 log.text.push_str(text);
+                log.tokens += 1;
                 // This event's sequence number (the one it is about to get).
                 log.last_token = log.events.len() as u64 + 1;
             }
@@ -286,11 +294,22 @@ impl Generations {
     /// Callers that stream a model themselves (the inference APIs) take one
     /// too, so the limits hold for everyone.
     pub fn reserve(&self, model: &Arc<Model>, requester: Requester) -> Result<Slot, Busy> {
+        self.reserve_within(model, requester, None)
+    }
+
+    /// [`reserve`](Self::reserve), with the person's own limit of replies at
+    /// once (`None`: the server's `replies_per_user`).
+    pub fn reserve_within(
+        &self,
+        model: &Arc<Model>,
+        requester: Requester,
+        replies_at_once: Option<usize>,
+    ) -> Result<Slot, Busy> {
         // Held across both checks, so two requests of one user cannot both
         // pass the per-user check on the last place.
         let mut per_user = self.0.per_user();
         if let Requester::User(user) = requester {
-            let limit = self.0.settings.replies_per_user;
+            let limit = replies_at_once.unwrap_or(self.0.settings.replies_per_user);
             if per_user.get(&user).copied().unwrap_or(0) >= limit {
                 return Err(Busy::User(limit));
             }
@@ -317,6 +336,11 @@ impl Generations {
 
     pub fn models(&self) -> &Models {
         &self.0.models
+    }
+
+    /// The server's limit of replies running or waiting per person.
+    pub fn replies_per_user(&self) -> usize {
+        self.0.settings.replies_per_user
     }
 
     /// The task generating (or lately finished) message `message_id`.
@@ -575,6 +599,18 @@ async fn run(
     };
     let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
     let (mut finish, event) = ending(outcome, shutting_down);
+    // The person's usage, before the end is announced (a page that reads
+    // the usage at the end finds this reply in it). A failed reply counts
+    // the tokens it produced.
+    let produced = finish
+        .completion_tokens
+        .unwrap_or_else(|| task.log().tokens);
+    let prompt = finish.prompt_tokens.unwrap_or(0);
+    if let Err(e) =
+        crate::db::team::record_usage(pool, task.user, &slot.model().id, prompt, produced).await
+    {
+        tracing::warn!(message = %task.message_id, error = %e, "could not record the reply's usage");
+    }
     if let Some(n) = finish.completion_tokens.as_mut() {
         *n += task.earlier_tokens;
     }

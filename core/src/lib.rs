@@ -13,6 +13,7 @@ pub mod history;
 pub mod models;
 pub mod password;
 pub mod session;
+pub mod team;
 mod titles;
 pub mod transfer;
 

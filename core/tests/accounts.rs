@@ -174,6 +174,7 @@ fn identity(
         email_verified: verified,
         name: Some(format!("Person {subject}")),
         admin,
+        groups: None,
     }
 }
 

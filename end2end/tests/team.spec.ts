@@ -120,3 +120,191 @@ test("a callback that was not started in this browser, or is replayed, signs nob
   const after = await other.request.get(`${team}/`, { maxRedirects: 0 });
   expect(after.status()).toBe(303);
 });
+
+// Issue 16: the admin pages. Alice (admin) makes groups A (herself) and B
+// (Bob), opens the local model to group A only and gives group B a
+// tokens-per-day quota; Bob sees and may use only what they allow, in the
+// chat and with the openai client; the usage page and its CSV show the
+// tokens of the replies just made; the audit log shows who did what and
+// none of the words written.
+test("an admin's groups, model access and quotas hold in the chat and on the API; usage and the audit log show them", async ({ browser }) => {
+  test.setTimeout(240_000);
+  // Bob's account, approved (the first test may not have run).
+  await signInAs(browser, "bob");
+  wick("user", "set-role", "bob@example.org", "user");
+  const bob = await signInAs(browser, "bob");
+  await expect(bob).toHaveURL(`${team}/`);
+  const alice = await signInAs(browser, "alice");
+
+  for (const route of ["/admin", "/admin/users", "/admin/groups", "/admin/models", "/admin/usage", "/admin/usage.csv", "/admin/audit", "/admin/audit.jsonl"]) {
+    const answer = await bob.request.get(`${team}${route}`, { maxRedirects: 0 });
+    expect(answer.status(), `${route} for a non-admin`).toBe(404);
+  }
+
+  await alice.goto(`${team}/admin/groups`);
+  for (const name of ["A", "B"]) {
+    await alice.getByLabel("New group").fill(name);
+    await alice.getByRole("button", { name: "Create group" }).click();
+    await expect(alice.getByRole("status")).toHaveText(`Group ${name} is created.`);
+  }
+  // A name already taken (case-blind) is refused, and nothing changes.
+  await alice.getByLabel("New group").fill("a");
+  await alice.getByRole("button", { name: "Create group" }).click();
+  await expect(alice.getByRole("alert")).toHaveText('There is already a group named "a".');
+  for (const [group, email] of [["A", "alice@example.org"], ["B", "bob@example.org"]]) {
+    const section = alice.getByRole("region", { name: group, exact: true });
+    await section.getByLabel("Add a person (email or id)").fill(email);
+    await section.getByRole("button", { name: "Add", exact: true }).click();
+    await expect(alice.getByRole("status")).toContainText("is in the group.");
+  }
+  expect(await seriousProblems(alice), "the groups page").toEqual([]);
+
+  await alice.goto(`${team}/admin/models`);
+  const local = alice.getByRole("region", { name: "SmolLM2 135M (local)" });
+  await local.getByRole("checkbox", { name: "A", exact: true }).check();
+  await local.getByRole("button", { name: "Save access" }).click();
+  await expect(alice.getByRole("status")).toHaveText("Only the chosen groups may use SmolLM2 135M (local).");
+  expect(await seriousProblems(alice), "the models page").toEqual([]);
+
+  // Bob: the local model is not in his picker, and asking for it is refused.
+  await bob.goto(`${team}/`);
+  await expect(bob.locator("body[data-hydrated]")).toBeAttached();
+  await expect(bob.getByLabel("Model").locator("option")).toHaveText(["Scripted model"]);
+  const sendUrl = bob.waitForRequest((r) => /\/api\/send_message\d*$/.test(r.url()));
+  await bob.getByRole("textbox", { name: "Message" }).fill("quota probe");
+  await bob.getByRole("textbox", { name: "Message" }).press("Enter");
+  await expect(bob.getByRole("article", { name: "Assistant" }).last()).toContainText("Scripted answer to: quota probe");
+  const refused = await bob.request.post((await sendUrl).url(), {
+    form: { conversation_id: "", content: "hello", model: "smollm2" },
+  });
+  expect(refused.status()).toBe(403);
+  expect(await refused.text()).toContain("You may not use the model SmolLM2 135M (local)");
+
+  // Bob's token: the openai client neither lists nor uses the local model.
+  await bob.goto(`${team}/settings`);
+  await bob.getByRole("region", { name: "Account" }).getByLabel("Name").fill("bob script");
+  await bob.getByRole("button", { name: "Create token" }).click();
+  const token = await bob.getByLabel(/Token/).inputValue();
+  const python = path.join(root, ".venv-clients/bin/python");
+  const program = [
+    "import sys, openai",
+    "client = openai.OpenAI(base_url=sys.argv[1] + '/v1', api_key=sys.argv[2], max_retries=0)",
+    "print('models', [m.id for m in client.models.list().data])",
+    "try:",
+    "    client.chat.completions.create(model='smollm2', max_tokens=4,",
+    "        messages=[{'role': 'user', 'content': 'Say hi'}])",
+    "    print('answered')",
+    "except openai.PermissionDeniedError as e:",
+    "    print('refused', e.status_code, e.message)",
+    "except openai.RateLimitError as e:",
+    "    print('limited', e.status_code, e.response.headers.get('retry-after'), e.message)",
+  ].join("\n");
+  const client = () => execFileSync(python, ["-c", program, team, token], { encoding: "utf8" });
+  let said = client();
+  expect(said).toContain("models []");
+  expect(said).toContain("refused 403");
+  expect(said).toContain("You may not use the model SmolLM2 135M (local)");
+
+  // Group B's quota: what two such replies use. The second goes through, the third is refused.
+  await alice.goto(`${team}/admin/usage`);
+  const perReply = Number((await alice.locator("[data-total=prompt]").innerText()).replace(/,/g, ""))
+    + Number((await alice.locator("[data-total=completion]").innerText()).replace(/,/g, ""));
+  expect(perReply).toBeGreaterThan(0);
+  await alice.goto(`${team}/admin/groups`);
+  const groupB = alice.getByRole("region", { name: "B", exact: true });
+  await groupB.getByLabel("Tokens per day").fill("-5");
+  await groupB.getByRole("button", { name: "Save limits" }).click();
+  await expect(alice.getByRole("alert")).toHaveText(
+    "Tokens per day must be a whole number from 0 to 1,000,000,000,000, or empty for no limit. Nothing was changed.",
+  );
+  await groupB.getByLabel("Tokens per day").fill(String(2 * perReply));
+  await groupB.getByRole("button", { name: "Save limits" }).click();
+  await expect(alice.getByRole("status")).toHaveText("The group's limits are saved.");
+
+  await bob.goto(`${team}/`);
+  await expect(bob.locator("body[data-hydrated]")).toBeAttached();
+  await bob.getByRole("textbox", { name: "Message" }).fill("quota probe");
+  await bob.getByRole("textbox", { name: "Message" }).press("Enter");
+  await expect(bob.getByRole("article", { name: "Assistant" }).last()).toContainText("Scripted answer to: quota probe");
+  await bob.goto(`${team}/`);
+  await expect(bob.locator("body[data-hydrated]")).toBeAttached();
+  await bob.getByRole("textbox", { name: "Message" }).fill("quota probe");
+  await bob.getByRole("textbox", { name: "Message" }).press("Enter");
+  const quotaSentence = `You have used your ${(2 * perReply).toLocaleString("en-US")} tokens for today; it resets at 00:00 UTC.`;
+  await expect(bob.getByRole("alert")).toHaveText(quotaSentence);
+  await bob.goto(`${team}/settings`);
+  await expect(bob.getByRole("region", { name: "Usage and limits" })).toContainText(
+    `${(2 * perReply).toLocaleString("en-US")} of your ${(2 * perReply).toLocaleString("en-US")} tokens for today`,
+  );
+  await expect(bob.getByRole("region", { name: "Usage and limits" })).toContainText(
+    "Conversations not updated for 90 days are deleted.",
+  );
+  expect(await seriousProblems(bob), "the settings page with usage").toEqual([]);
+
+  // Open to everyone again: the API's answer is now the quota's, a 429 with Retry-After.
+  await alice.goto(`${team}/admin/models`);
+  await local.getByRole("checkbox", { name: "A", exact: true }).uncheck();
+  await local.getByRole("button", { name: "Save access" }).click();
+  await expect(alice.getByRole("status")).toHaveText("Everyone may use SmolLM2 135M (local).");
+  said = client();
+  expect(said).toContain("models ['smollm2']");
+  expect(said).toMatch(/limited 429 \d+ .*You have used your/);
+
+  // The usage page, its chart and its CSV: the stored counts of Bob's replies.
+  await alice.goto(`${team}/admin/usage`);
+  await alice.getByLabel("User").selectOption({ label: "bob@example.org" });
+  await alice.getByRole("button", { name: "Show" }).click();
+  await expect(alice.getByRole("img", { name: /Tokens per day, last 30 days/ })).toBeVisible();
+  const shown = Number((await alice.locator("[data-total=prompt]").innerText()).replace(/,/g, ""))
+    + Number((await alice.locator("[data-total=completion]").innerText()).replace(/,/g, ""));
+  expect(shown).toBe(2 * perReply);
+  // The replies' own stored counts, read from the database file.
+  const stored = execFileSync("python3", ["-c", [
+    "import sqlite3",
+    "db = sqlite3.connect('end2end/.data-team/team.db')",
+    "print(db.execute(\"SELECT sum(m.prompt_tokens + m.completion_tokens) FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN users u ON u.id = c.user_id WHERE u.email = 'bob@example.org' AND m.role = 'assistant'\").fetchone()[0])",
+  ].join("\n")], { cwd: root, encoding: "utf8" }).trim();
+  expect(Number(stored)).toBe(shown);
+  expect(await seriousProblems(alice), "the usage page").toEqual([]);
+  const csvHref = await alice.getByRole("link", { name: "Download as CSV" }).getAttribute("href");
+  const csv = await (await alice.request.get(`${team}${csvHref}`)).text();
+  const lines = csv.trim().split("\n");
+  expect(lines[0]).toBe("day,user_id,user,model,requests,prompt_tokens,completion_tokens");
+  const bobLine = lines.slice(1).map((l) => l.split(","));
+  expect(bobLine).toHaveLength(1);
+  expect(bobLine[0][2]).toBe("bob@example.org");
+  expect(bobLine[0][3]).toBe("scripted");
+  expect(bobLine[0][4]).toBe("2");
+  expect(Number(bobLine[0][5]) + Number(bobLine[0][6])).toBe(2 * perReply);
+
+  // A role change and a revoked token, then the audit log.
+  await alice.goto(`${team}/admin/users`);
+  const bobRow = alice.locator("tr[data-user='bob@example.org']");
+  await bobRow.getByLabel("Role of bob@example.org").selectOption("pending");
+  await bobRow.getByRole("button", { name: "Save role" }).click();
+  await expect(alice.getByRole("status")).toContainText("is now pending.");
+  const aliceRow = alice.locator("tr[data-user='alice@example.org']");
+  await aliceRow.getByLabel("Role of alice@example.org").selectOption("user");
+  await aliceRow.getByRole("button", { name: "Save role" }).click();
+  await expect(alice.getByRole("alert")).toHaveText("This is the only admin: make someone else an admin first.");
+  expect(await seriousProblems(alice), "the users page").toEqual([]);
+  await alice.goto(`${team}/settings`);
+  await alice.getByRole("region", { name: "Account" }).getByLabel("Name").fill("alice script");
+  await alice.getByRole("button", { name: "Create token" }).click();
+  await alice.goto(`${team}/settings#tokens`);
+  await alice.getByRole("button", { name: "Revoke alice script" }).click();
+
+  await alice.goto(`${team}/admin/audit`);
+  const log = alice.getByRole("table");
+  await expect(log).toContainText("sign_in");
+  await expect(log).toContainText("role_changed");
+  await expect(log).toContainText("role pending");
+  await expect(log).toContainText("token_revoked");
+  await expect(log).toContainText("model_access_changed");
+  expect(await seriousProblems(alice), "the audit page").toEqual([]);
+  const jsonl = await (await alice.request.get(`${team}/admin/audit.jsonl`)).text();
+  const events = jsonl.trim().split("\n").map((l) => JSON.parse(l));
+  expect(events.map((e) => e.action)).toEqual(expect.arrayContaining(["sign_in", "role_changed", "token_revoked", "limits_changed"]));
+  expect(jsonl).not.toContain("quota probe");
+  expect(jsonl).not.toContain("Scripted answer");
+});

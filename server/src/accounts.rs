@@ -20,8 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use wick_core::accounts::{Admission, AuthMode, SignInError, SignedIn};
+use wick_core::db::team::AuditAction;
 use wick_core::{session, UserId};
 
+use crate::audit::{self, address, Peer};
 use crate::ServerState;
 
 /// Failed sign-ins allowed per account before each further one waits
@@ -173,11 +175,31 @@ pub async fn sign_in(
         Ok(signed_in) => {
             state.throttle.succeeded(&form.email);
             tracing::info!(user = signed_in.user, "signed in");
+            let user = Some(signed_in.user);
+            audit::record(
+                &state,
+                user,
+                AuditAction::SignIn,
+                None,
+                Some("password".into()),
+                address,
+            )
+            .await;
             signed(&state, signed_in, &form.next)
         }
         Err(SignInError::Credentials) => {
             state.throttle.failed(Some(&form.email), address);
             tracing::info!(?address, "a sign-in failed");
+            let email = Some(wick_core::db::users::normalise_email(&form.email));
+            audit::record(
+                &state,
+                None,
+                AuditAction::SignInFailed,
+                email,
+                None,
+                address,
+            )
+            .await;
             back("/sign-in", "credentials", &form.next)
         }
         Err(SignInError::Pending) => back("/sign-in", "pending", &form.next),
@@ -216,6 +238,8 @@ pub async fn sign_up(
     match result {
         Ok(Admission::In(signed_in)) => {
             tracing::info!(user = signed_in.user, "signed up");
+            let user = Some(signed_in.user);
+            audit::record(&state, user, AuditAction::SignUp, None, None, address).await;
             signed(&state, signed_in, &form.next)
         }
         Ok(Admission::Waiting) => {
@@ -244,10 +268,26 @@ pub async fn sign_up(
 }
 
 /// `POST /auth/sign-out`: ends the browser's session and forgets its cookie.
-pub async fn sign_out(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+pub async fn sign_out(
+    State(state): State<ServerState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
     let sessions = session::token_hashes(&headers);
+    let user = account(&state, &headers).await.ok().flatten();
     if let Err(e) = state.chat().sign_out(&sessions).await {
         return trouble(SignInError::Store(e));
+    }
+    if user.is_some() {
+        audit::record(
+            &state,
+            user,
+            AuditAction::SignOut,
+            None,
+            None,
+            address(&peer),
+        )
+        .await;
     }
     let mut response = see_other("/");
     response.headers_mut().append(
@@ -259,7 +299,11 @@ pub async fn sign_out(State(state): State<ServerState>, headers: HeaderMap) -> R
 
 /// `POST /auth/sign-out-everywhere`: ends every session of the account, on
 /// every device, this browser's included.
-pub async fn sign_out_everywhere(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+pub async fn sign_out_everywhere(
+    State(state): State<ServerState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
     let user = match account(&state, &headers).await {
         Ok(Some(user)) => user,
         Ok(None) => return see_other("/sign-in?next=%2Fsettings"),
@@ -269,6 +313,8 @@ pub async fn sign_out_everywhere(State(state): State<ServerState>, headers: Head
         return trouble(SignInError::Store(e));
     }
     tracing::info!(user, "signed out everywhere");
+    let everywhere = AuditAction::SignOutEverywhere;
+    audit::record(&state, Some(user), everywhere, None, None, address(&peer)).await;
     let mut response = see_other("/");
     response.headers_mut().append(
         SET_COOKIE,
@@ -319,6 +365,8 @@ pub async fn change_password(
         Ok(()) => {
             state.throttle.succeeded(&key);
             tracing::info!(user, "password changed");
+            let changed = AuditAction::PasswordChanged;
+            audit::record(&state, Some(user), changed, None, None, address).await;
             settings("changed")
         }
         Err(SignInError::WrongPassword) => {
@@ -354,6 +402,7 @@ pub const MAX_TOKEN_DAYS: u32 = 366;
 /// an address.
 pub async fn create_token(
     State(state): State<ServerState>,
+    peer: Peer,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
@@ -382,13 +431,22 @@ pub async fn create_token(
         }
     };
     let (token, hash) = crate::api::auth::new_token();
-    if let Err(e) =
-        wick_core::db::tokens::create_user_token(state.chat().pool(), user, name, &hash, expires_at)
-            .await
+    let token_id = match wick_core::db::tokens::create_user_token(
+        state.chat().pool(),
+        user,
+        name,
+        &hash,
+        expires_at,
+    )
+    .await
     {
-        return trouble(SignInError::Store(e));
-    }
+        Ok(id) => id,
+        Err(e) => return trouble(SignInError::Store(e)),
+    };
     tracing::info!(user, "access token created");
+    let detail = Some(format!("token {token_id}"));
+    let created = AuditAction::TokenCreated;
+    audit::record(&state, Some(user), created, None, detail, address(&peer)).await;
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -420,6 +478,7 @@ pub struct RevokeForm {
 /// another person's token is answered as if it did not exist (404).
 pub async fn revoke_token(
     State(state): State<ServerState>,
+    peer: Peer,
     headers: HeaderMap,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> Response {
@@ -438,6 +497,9 @@ pub async fn revoke_token(
     match wick_core::db::tokens::revoke_user_token(state.chat().pool(), user, id).await {
         Ok(()) => {
             tracing::info!(user, token = id, "access token revoked");
+            let detail = Some(format!("token {id}"));
+            let revoked = AuditAction::TokenRevoked;
+            audit::record(&state, Some(user), revoked, None, detail, address(&peer)).await;
             see_other("/settings?tokens=revoked#tokens")
         }
         Err(wick_core::StoreError::NotFound) => {

@@ -177,6 +177,27 @@ pub struct Config {
     #[arg(long, env = "WICK_DEFAULT_ROLE", default_value = "user", value_parser = parse_default_role, global = true)]
     pub default_role: wick_core::db::users::Role,
 
+    /// Days after which a conversation nobody updated is deleted, with its
+    /// messages and share links (checked every hour; 0: keep forever).
+    #[arg(
+        long,
+        env = "WICK_RETENTION_DAYS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=36500),
+        global = true
+    )]
+    pub retention_days: u32,
+
+    /// Days the audit log keeps an event (0: forever).
+    #[arg(
+        long,
+        env = "WICK_AUDIT_LOG_DAYS",
+        default_value_t = 365,
+        value_parser = clap::value_parser!(u32).range(0..=36500),
+        global = true
+    )]
+    pub audit_log_days: u32,
+
     /// Days a signed-in session lasts unused (each day of use extends it).
     #[arg(
         long,

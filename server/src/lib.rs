@@ -1,7 +1,9 @@
 //! The `wick` server: configuration, wiring and the routes that are not Leptos pages.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod health;
 pub mod listen;
@@ -140,7 +142,11 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
             "replies left unfinished by the last run are marked interrupted"
         );
     }
-    tokio::spawn(delete_expired_sessions(pool.clone()));
+    let retention = wick_core::team::Retention {
+        conversation_days: config.retention_days,
+        audit_log_days: config.audit_log_days,
+    };
+    tokio::spawn(housekeeping(pool.clone(), retention));
     let models = match file {
         Some((path, file)) => models_from_file(config, &defaults, &path, file).await?,
         None => {
@@ -161,7 +167,9 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
     let api = api::auth::ApiAccess::new(&config.api_keys, config.api_allow_anonymous);
     Ok(ServerState::new(
         leptos_options(config),
-        Chat::new(pool, generations).with_accounts(config.account_policy()),
+        Chat::new(pool, generations)
+            .with_accounts(config.account_policy())
+            .with_retention(retention),
         config.cookies_secure(),
         api,
     )
@@ -170,9 +178,10 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
     .with_oidc(oidc))
 }
 
-/// Deletes expired sessions now and every hour: a session unused for its
-/// whole lifetime is dead, and its row would otherwise stay forever.
-async fn delete_expired_sessions(pool: sqlx::SqlitePool) {
+/// Now and every hour: deletes expired sessions (a session unused for its
+/// whole lifetime is dead, and its row would otherwise stay forever), and
+/// what `retention` says is too old.
+async fn housekeeping(pool: sqlx::SqlitePool, retention: wick_core::team::Retention) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
     loop {
         every_hour.tick().await;
@@ -180,6 +189,17 @@ async fn delete_expired_sessions(pool: sqlx::SqlitePool) {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "expired sessions deleted"),
             Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        }
+        match retention.sweep(&pool).await {
+            Ok((0, 0)) => {}
+            Ok((conversations, events)) => {
+                tracing::info!(
+                    conversations,
+                    events,
+                    "old conversations and audit events deleted"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "could not delete old conversations"),
         }
     }
 }
@@ -397,6 +417,9 @@ pub fn route_table() -> Vec<(&'static str, axum::routing::MethodRouter<ServerSta
         ("/info", get(api::tgi::info)),
         ("/openapi.json", get(api::openapi::document)),
     ]
+    .into_iter()
+    .chain(admin::routes())
+    .collect()
 }
 
 fn own_routes() -> Router<ServerState> {

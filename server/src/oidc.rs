@@ -361,6 +361,7 @@ pub struct CallbackQuery {
 /// a code; Wick trades it for an ID token, checks it, and signs them in.
 pub async fn callback(
     State(state): State<ServerState>,
+    peer: crate::audit::Peer,
     headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
@@ -368,7 +369,8 @@ pub async fn callback(
         return StatusCode::NOT_FOUND.into_response();
     };
     let secure = state.app.secure_cookies;
-    let mut response = match finish(&state, &oidc, &headers, query).await {
+    let address = crate::audit::address(&peer);
+    let mut response = match finish(&state, &oidc, &headers, query, address).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -384,6 +386,7 @@ async fn finish(
     oidc: &Oidc,
     headers: &HeaderMap,
     query: CallbackQuery,
+    address: Option<std::net::IpAddr>,
 ) -> Result<Response, OidcError> {
     if let Some(error) = query.error {
         // Only a short, plain code is shown: the text comes from the address.
@@ -461,6 +464,7 @@ async fn finish(
         email,
         name,
         admin,
+        groups: Some(groups),
     };
     let policy = state.chat().accounts();
     let may_create = policy.signup == Signup::Open;
@@ -489,6 +493,9 @@ async fn finish(
             other => OidcError::Server(other.to_string()),
         })?;
     tracing::info!(user = signed_in.user, role = %account.role, "signed in with OpenID Connect");
+    let action = wick_core::db::team::AuditAction::SignIn;
+    let detail = Some("openid".to_owned());
+    crate::audit::record(state, Some(signed_in.user), action, None, detail, address).await;
     Ok(crate::accounts::signed(state, signed_in, &started.next))
 }
 

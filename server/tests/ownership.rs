@@ -37,6 +37,7 @@ fn server_functions() -> BTreeMap<&'static str, Check> {
         ("list_conversations", NoId(OWN_ONLY)),
         ("get_conversation", Owned(&[("id", "{c}")])),
         ("list_models", NoId("the models, nobody's data")),
+        ("my_usage", NoId(OWN_ONLY)),
         (
             "send_message",
             Owned(&[("conversation_id", "{c}"), ("content", "mine now")]),
@@ -117,7 +118,7 @@ fn server_functions() -> BTreeMap<&'static str, Check> {
 
 /// Every other route: the pages and `server::route_table`, by path.
 fn routes() -> BTreeMap<&'static str, Check> {
-    BTreeMap::from([
+    let mut routes = BTreeMap::from([
         ("/", NoId(OWN_ONLY)),
         ("/c/{id}", Owned(&[])),
         ("/s/{id}", NoId("a share link opens for anyone who has it")),
@@ -150,8 +151,16 @@ fn routes() -> BTreeMap<&'static str, Check> {
         ("/generate_stream", NoId("a new reply, stored nowhere")),
         ("/info", NoId("the models, nobody's data")),
         ("/openapi.json", NoId("the APIs' description")),
-    ])
+    ]);
+    // The admin pages take ids (users, groups), and only an admin reaches
+    // them: everyone else gets 404 for every one (admin.rs).
+    for (path, _) in server::admin::routes() {
+        routes.insert(path, NoId(ADMIN_ONLY));
+    }
+    routes
 }
+
+const ADMIN_ONLY: &str = "an admin page: 404 for everyone but an admin (admin.rs)";
 
 /// The object a path's `{id}` stands for.
 fn path_id(path: &str) -> &'static str {

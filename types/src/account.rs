@@ -30,6 +30,39 @@ pub struct TokenView {
     pub expired: bool,
 }
 
+/// A person's usage and the limits that hold for them, with how long their
+/// conversations are kept, for their Settings page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageView {
+    /// Prompt and completion tokens used today (UTC).
+    pub tokens_today: i64,
+    /// `None`: no daily limit.
+    pub tokens_per_day: Option<i64>,
+    /// `None`: no limit.
+    pub requests_per_minute: Option<i64>,
+    /// Replies running or waiting at once (the server's limit when the
+    /// person and their groups have none).
+    pub replies_at_once: i64,
+    /// Conversations not updated for this many days are deleted; 0: kept.
+    pub retention_days: u32,
+}
+
+/// `n` with its thousands separated by commas: 50000 → "50,000".
+pub fn with_commas(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 /// A time (Unix milliseconds) as its UTC date, `2026-12-04`.
 pub fn utc_date(ms: i64) -> String {
     // Howard Hinnant's days-to-civil algorithm: no calendar crate in the

@@ -2,10 +2,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use wick_types::account::utc_date;
+use wick_types::account::{utc_date, with_commas};
 
 use crate::api::{
-    current_account, get_user_settings, list_tokens, sign_in_options, SaveUserSettings,
+    current_account, get_user_settings, list_tokens, my_usage, sign_in_options, SaveUserSettings,
 };
 use crate::components::history_settings::{DeleteAll, ShareLinks};
 
@@ -131,6 +131,7 @@ pub fn SettingsPage() -> impl IntoView {
                     })}
                 </Suspense>
                 <AccountSection />
+                <UsageSection />
                 <section class="your-data" aria-labelledby="your-data">
                     <h2 id="your-data">"Your data"</h2>
                     <p>
@@ -340,5 +341,52 @@ fn AccessTokens() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// The person's usage today against their limits (set by a team's admin),
+/// and how long conversations are kept.
+#[component]
+fn UsageSection() -> impl IntoView {
+    let usage = Resource::new(|| (), |_| my_usage());
+    view! {
+        <section class="usage" aria-labelledby="usage">
+            <h2 id="usage">"Usage and limits"</h2>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match usage.await {
+                        Ok(u) => {
+                            let tokens = match u.tokens_per_day {
+                                Some(limit) => format!(
+                                    "{} of your {} tokens for today (it resets at 00:00 UTC).",
+                                    with_commas(u.tokens_today),
+                                    with_commas(limit),
+                                ),
+                                None => format!("{} tokens today; no daily limit.", with_commas(u.tokens_today)),
+                            };
+                            let per_minute = match u.requests_per_minute {
+                                Some(n) => format!("At most {n} replies per minute."),
+                                None => "No limit of replies per minute.".to_owned(),
+                            };
+                            let at_once = format!("At most {} replies being written at once.", u.replies_at_once);
+                            let kept = match u.retention_days {
+                                0 => "Conversations are kept until you delete them.".to_owned(),
+                                days => format!("Conversations not updated for {days} days are deleted."),
+                            };
+                            view! {
+                                <ul class="usage-list">
+                                    <li data-usage="tokens">{tokens}</li>
+                                    <li>{per_minute}</li>
+                                    <li>{at_once}</li>
+                                    <li data-usage="retention">{kept}</li>
+                                </ul>
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
     }
 }

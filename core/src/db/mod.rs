@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod history;
 pub mod settings;
 pub mod shares;
+pub mod team;
 pub mod tokens;
 pub mod transfer;
 pub mod users;

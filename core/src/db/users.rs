@@ -504,6 +504,9 @@ pub struct ExternalIdentity {
     /// `Some(true)`: in an admin group, `Some(false)`: not (an admin made
     /// by groups is made a user again), `None`: groups do not decide.
     pub admin: Option<bool>,
+    /// The provider's groups (`None`: no groups claim is configured). The
+    /// person is put in the Wick groups of these names at each sign-in.
+    pub groups: Option<Vec<String>>,
 }
 
 /// The account an external sign-in lands on.
@@ -622,6 +625,9 @@ pub async fn external_sign_in(
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    if let Some(groups) = &who.groups {
+        super::team::sync_provider_groups(&mut tx, id, groups).await?;
+    }
     tx.commit().await?;
     Ok(ExternalAccount {
         id,

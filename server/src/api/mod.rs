@@ -25,12 +25,29 @@ use wick_core::{Model, Slot};
 
 use crate::ServerState;
 
+/// What a client is told of a fault on our side (the detail is logged).
+pub const INTERNAL: &str = "Something went wrong on the server; please try again.";
+
+/// Adds `Retry-After: seconds` to a refusal that has one.
+pub fn retry_after(response: &mut Response, seconds: Option<u64>) {
+    if let Some(seconds) = seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    }
+}
+
 /// Why a generation did not start.
 pub enum StartError {
     /// A parameter is out of bounds; the message names it.
     Invalid(ValidationError),
-    /// The queue is full.
-    Busy(String),
+    /// The queue is full, or a quota of the caller is used up: the sentence,
+    /// and the seconds after which to try again (for `Retry-After`).
+    Busy(String, Option<u64>),
+    /// The caller may not use the model (the sentence names it).
+    Forbidden(String),
+    /// A fault on our side, logged where it happened.
+    Internal,
     /// The model worker is gone, or the backend refused the request.
     Failed(Failure),
 }
@@ -40,6 +57,8 @@ pub struct Running {
     generation: Generation,
     /// The place in the model's queue, given back when the reply ends.
     slot: Slot,
+    /// Where the caller's usage is recorded.
+    pool: sqlx::SqlitePool,
 }
 
 /// A generation that ran to its end.
@@ -176,25 +195,42 @@ pub fn clamp_new_tokens(model: &Model, asked: Option<u64>, default: usize) -> us
         .min(ceiling)
 }
 
-/// Validates `request` and starts it in `model`'s queue, shared with the chat.
-pub fn start(
+/// Validates `request` and starts it in `model`'s queue, shared with the
+/// chat, after the same rules as the chat's: the caller may use the model
+/// and has quota left.
+pub async fn start(
     state: &ServerState,
     model: &Arc<Model>,
     request: GenerationRequest,
     caller: auth::Caller,
 ) -> Result<Running, StartError> {
+    use wick_core::ChatError;
     request.validate().map_err(StartError::Invalid)?;
     let slot = state
         .chat()
-        .generations()
-        .reserve(model, caller.requester())
-        .map_err(|busy| StartError::Busy(busy.to_string()))?;
+        .admit(model, caller.requester())
+        .await
+        .map_err(|e| match e {
+            ChatError::Busy(busy) => StartError::Busy(busy.to_string(), None),
+            ChatError::Quota(q) => {
+                StartError::Busy(q.message, Some(q.retry_after.as_secs().max(1)))
+            }
+            e @ ChatError::ModelClosed(_) => StartError::Forbidden(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "could not admit an API request");
+                StartError::Internal
+            }
+        })?;
     let generation = model.backend.generate(request).map_err(|e| match e {
         inference::RequestError::Invalid(v) => StartError::Invalid(v),
         // Internal detail is logged by `Failure::from`; the client gets a sentence.
         other => StartError::Failed(Failure::from(&other)),
     })?;
-    Ok(Running { generation, slot })
+    Ok(Running {
+        generation,
+        slot,
+        pool: state.chat().pool().clone(),
+    })
 }
 
 /// Whether a failure was caused by the request (a prompt longer than the
@@ -219,6 +255,7 @@ impl Running {
                 Event::Token { id, text } => tokens.push((id, text)),
                 Event::Prefill { .. } | Event::Waiting { .. } => {}
                 Event::Done { finish, usage } => {
+                    record_usage(&self.pool, &self.slot, &usage, 0).await;
                     let text = tokens.iter().map(|(_, t)| t.as_str()).collect();
                     return Ok(Finished {
                         text,
@@ -227,7 +264,11 @@ impl Running {
                         usage,
                     });
                 }
-                Event::Error(e) => return Err(e),
+                Event::Error(e) => {
+                    let none = Usage::default();
+                    record_usage(&self.pool, &self.slot, &none, tokens.len()).await;
+                    return Err(e);
+                }
             }
         }
         Err(Failure::internal(
@@ -245,9 +286,20 @@ impl Running {
         self,
         mut map: impl FnMut(Event) -> Vec<SseEvent> + Send + 'static,
     ) -> Response {
-        let Running { generation, slot } = self;
+        let Running {
+            generation,
+            slot,
+            pool,
+        } = self;
         let mut slot = Some(slot);
+        let mut produced = 0;
         let events = generation.flat_map(move |event| {
+            match &event {
+                Event::Token { .. } => produced += 1,
+                Event::Done { usage, .. } => spawn_record(&pool, slot.as_ref(), usage, 0),
+                Event::Error(_) => spawn_record(&pool, slot.as_ref(), &Usage::default(), produced),
+                _ => {}
+            }
             if event.is_terminal() {
                 // Free the queue place before the client sees the end, so its
                 // next request is not told the server is busy.
@@ -256,5 +308,43 @@ impl Running {
             futures::stream::iter(map(event))
         });
         crate::sse::sse(events)
+    }
+}
+
+/// Adds a finished request's tokens to its caller's usage (a user's token;
+/// the operator's key and anonymous callers have no usage). A failed request
+/// counts the `produced` tokens it streamed.
+async fn record_usage(pool: &sqlx::SqlitePool, slot: &Slot, usage: &Usage, produced: usize) {
+    if let Some(user) = slot.user() {
+        record(
+            pool.clone(),
+            user,
+            slot.model().id.clone(),
+            *usage,
+            produced,
+        )
+        .await;
+    }
+}
+
+/// [`record_usage`] from a stream's callback, which cannot wait.
+fn spawn_record(pool: &sqlx::SqlitePool, slot: Option<&Slot>, usage: &Usage, produced: usize) {
+    if let Some((user, slot)) = slot.and_then(|s| Some((s.user()?, s))) {
+        tokio::spawn(record(
+            pool.clone(),
+            user,
+            slot.model().id.clone(),
+            *usage,
+            produced,
+        ));
+    }
+}
+
+async fn record(pool: sqlx::SqlitePool, user: i64, model: String, usage: Usage, produced: usize) {
+    let completion = usage.completion_tokens.max(produced) as i64;
+    let prompt = usage.prompt_tokens as i64;
+    if let Err(e) = wick_core::db::team::record_usage(&pool, user, &model, prompt, completion).await
+    {
+        tracing::warn!(user, error = %e, "could not record an API request's usage");
     }
 }

@@ -25,6 +25,8 @@ pub struct ApiError {
     kind: &'static str,
     param: Option<String>,
     code: Option<&'static str>,
+    /// Seconds for `Retry-After` (a 429 from a quota).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -35,6 +37,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: param.map(str::to_owned),
             code: None,
+            retry_after: None,
         }
     }
 }
@@ -47,7 +50,9 @@ impl IntoResponse for ApiError {
             "param": self.param,
             "code": self.code,
         }});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        super::retry_after(&mut response, self.retry_after);
+        response
     }
 }
 
@@ -63,6 +68,7 @@ impl From<AuthError> for ApiError {
             kind: "invalid_request_error",
             param: None,
             code,
+            retry_after: None,
         }
     }
 }
@@ -77,6 +83,7 @@ impl From<BodyError> for ApiError {
         Self {
             status: e.status,
             code,
+            retry_after: None,
             ..ApiError::invalid(e.message, e.field.as_deref())
         }
     }
@@ -89,12 +96,29 @@ impl From<StartError> for ApiError {
                 let param = openai_param(v.field());
                 Self::invalid(v.to_string().replace(v.field(), param), Some(param))
             }
-            StartError::Busy(message) => Self {
+            StartError::Busy(message, retry_after) => Self {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message,
                 kind: "rate_limit_exceeded",
                 param: None,
                 code: Some("rate_limit_exceeded"),
+                retry_after,
+            },
+            StartError::Forbidden(message) => Self {
+                status: StatusCode::FORBIDDEN,
+                message,
+                kind: "permission_error",
+                param: Some("model".to_owned()),
+                code: Some("model_not_allowed"),
+                retry_after: None,
+            },
+            StartError::Internal => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: super::INTERNAL.to_owned(),
+                kind: "server_error",
+                param: None,
+                code: None,
+                retry_after: None,
             },
             StartError::Failed(message) => failure(message),
         }
@@ -106,6 +130,7 @@ fn failure(failure: Failure) -> ApiError {
     if is_context_overflow(&failure) {
         ApiError {
             code: Some("context_length_exceeded"),
+            retry_after: None,
             ..ApiError::invalid(message, Some("messages"))
         }
     } else {
@@ -115,6 +140,7 @@ fn failure(failure: Failure) -> ApiError {
             kind: "server_error",
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 }
@@ -128,11 +154,26 @@ fn openai_param(field: &'static str) -> &'static str {
 }
 
 pub async fn models(State(state): State<ServerState>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&state, &headers).await {
-        return ApiError::from(e).into_response();
-    }
+    let caller = match authorize(&state, &headers).await {
+        Ok(caller) => caller,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    // A token's owner sees only the models their groups may use.
+    let closed = match caller {
+        super::auth::Caller::User(user) => {
+            match wick_core::db::team::closed_models(state.chat().pool(), user).await {
+                Ok(closed) => closed,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the model access");
+                    return ApiError::from(StartError::Internal).into_response();
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
     let data: Vec<Value> = local_ids(&state)
         .into_iter()
+        .filter(|id| !closed.contains(id))
         .map(|id| {
             json!({
                 "id": id,
@@ -265,6 +306,7 @@ async fn completions(
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
             code: Some("model_not_found"),
+            retry_after: None,
             ..ApiError::invalid(
                 format!(
                     "The model {:?} does not exist; this server has {:?}.",
@@ -301,7 +343,7 @@ async fn completions(
         continue_final: false,
         priority: inference::Priority::Normal,
     };
-    let running = start(&state, &model, request, caller)?;
+    let running = start(&state, &model, request, caller).await?;
     let id = format!("chatcmpl-{}", wick_core::db::new_id());
     let created = wick_core::db::now_ms() / 1000;
     let model = model.id.clone();

@@ -29,15 +29,19 @@ pub struct TgiError {
     status: StatusCode,
     message: String,
     kind: &'static str,
+    /// Seconds for `Retry-After` (a 429 from a quota).
+    retry_after: Option<u64>,
 }
 
 impl IntoResponse for TgiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({ "error": self.message, "error_type": self.kind })),
         )
-            .into_response()
+            .into_response();
+        super::retry_after(&mut response, self.retry_after);
+        response
     }
 }
 
@@ -46,6 +50,7 @@ fn validation(message: impl Into<String>) -> TgiError {
         status: StatusCode::UNPROCESSABLE_ENTITY,
         message: message.into(),
         kind: "validation",
+        retry_after: None,
     }
 }
 
@@ -58,6 +63,7 @@ impl From<AuthError> for TgiError {
             },
             message: e.to_string(),
             kind: "authentication",
+            retry_after: None,
         }
     }
 }
@@ -69,11 +75,13 @@ impl From<BodyError> for TgiError {
                 status: e.status,
                 message: e.message,
                 kind: "unsupported_media_type",
+                retry_after: None,
             },
             StatusCode::PAYLOAD_TOO_LARGE => TgiError {
                 status: e.status,
                 message: e.message,
                 kind: "request_too_large",
+                retry_after: None,
             },
             // TGI answers a body of the wrong shape with 422.
             _ => validation(e.message),
@@ -85,10 +93,23 @@ impl From<StartError> for TgiError {
     fn from(e: StartError) -> Self {
         match e {
             StartError::Invalid(v) => validation(v.to_string()),
-            StartError::Busy(message) => TgiError {
+            StartError::Busy(message, retry_after) => TgiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message,
                 kind: "overloaded",
+                retry_after,
+            },
+            StartError::Forbidden(message) => TgiError {
+                status: StatusCode::FORBIDDEN,
+                message,
+                kind: "permission",
+                retry_after: None,
+            },
+            StartError::Internal => TgiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: super::INTERNAL.to_owned(),
+                kind: "generation",
+                retry_after: None,
             },
             StartError::Failed(message) => failure(message),
         }
@@ -104,6 +125,7 @@ fn failure(failure: Failure) -> TgiError {
             status: failure_status(&failure),
             message,
             kind: "generation",
+            retry_after: None,
         }
     }
 }
@@ -303,6 +325,7 @@ async fn run(
             status: StatusCode::NOT_FOUND,
             message: format!("{asked}; it serves {:?}.", local_ids(&state)),
             kind: "not_found",
+            retry_after: None,
         });
     };
     let inference_api = matches!(shape, Shape::InferenceApi(_));
@@ -310,7 +333,7 @@ async fn run(
     let stream = shape == Shape::Stream || (inference_api && body.stream);
     // The Inference API returns the prompt with the text unless told not to; TGI does not.
     let prepared = prepare(body, inference_api, &model)?;
-    let running = start(&state, &model, prepared.request, caller)?;
+    let running = start(&state, &model, prepared.request, caller).await?;
     if !stream {
         let done = running.finish().await.map_err(failure)?;
         let generated_text = if prepared.full_text {
@@ -392,6 +415,7 @@ pub async fn info(State(state): State<ServerState>, headers: HeaderMap) -> Respo
             status: StatusCode::NOT_FOUND,
             message: "This server has no local model.".into(),
             kind: "not_found",
+            retry_after: None,
         }
         .into_response();
     };
