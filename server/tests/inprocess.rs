@@ -830,7 +830,8 @@ async fn the_search_page_works_without_javascript_and_marks_the_words() {
     w.reply_stream(&alice, &sent.message_id).await;
     let page = w.get("/search?q=wick", Some(&alice)).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("<mark>wick</mark>"), "{}", page.body);
+    // (Leptos may put an empty comment, `<!>`, before the closing tag.)
+    assert!(page.body.contains("<mark>wick<"), "{}", page.body);
     let at = format!(
         "/c/{}?at={}#m-{}",
         sent.conversation_id, sent.message_id, sent.message_id
