@@ -250,10 +250,11 @@ pub async fn conversation_title(conversation_id: String) -> Result<String, AppEr
     )
 }
 
-/// The name (or email) of the account the caller is signed in to; `None`
+/// The name (or email) of the account the caller is signed in to, and
+/// whether it is an admin (the Settings page links the admin pages); `None`
 /// for an anonymous visitor.
 #[server]
-pub async fn current_account() -> Result<Option<String>, AppError> {
+pub async fn current_account() -> Result<Option<(String, bool)>, AppError> {
     crate::error::answer(
         async move {
             let Some(user) = crate::session::current_user().await? else {
@@ -262,7 +263,7 @@ pub async fn current_account() -> Result<Option<String>, AppError> {
             Ok(wick_core::db::users::account_of(chat()?.pool(), user)
                 .await
                 .map_err(wick_core::ChatError::from)?
-                .map(|(name, _)| name))
+                .map(|(name, role)| (name, role == wick_core::db::users::Role::Admin)))
         }
         .await,
     )

@@ -226,8 +226,11 @@ fn AccountSection() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let passwords = options.await.map(|o| o.password).unwrap_or(true);
                     match account.await {
-                        Ok(Some(name)) => view! {
+                        Ok(Some((name, admin))) => view! {
                             <p>"Signed in as " <strong>{name}</strong> "."</p>
+                            {admin.then(|| view! {
+                                <p><a href="/admin" rel="external">"Admin pages"</a>" — users, groups, model access, usage and the audit log."</p>
+                            })}
                             <div class="account-actions">
                                 <form method="post" action="/auth/sign-out">
                                     <button type="submit">"Sign out"</button>

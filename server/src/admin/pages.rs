@@ -291,7 +291,7 @@ pub async fn groups(
                <input id=\"rename-{id}\" name=\"name\" maxlength=\"64\" required> <button>Rename</button></form>\
              <form method=\"post\" action=\"/admin/groups/delete\">\
                <input type=\"hidden\" name=\"group\" value=\"{id}\">\
-               <button aria-label=\"Delete the group {name}\">Delete group</button></form></section>",
+               <button aria-label=\"Delete group {name}\">Delete group</button></form></section>",
             count = g.members,
             limits = esc(&limits_text(&g.limits)),
             inputs = limit_inputs(&g.limits, &format!("g{id}")),
