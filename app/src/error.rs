@@ -17,6 +17,10 @@ pub enum AppError {
     /// was stored.
     #[error("{0}")]
     Busy(String),
+    /// One of the person's quotas is used up; nothing was stored. The
+    /// sentence, and the seconds until it is worth trying again.
+    #[error("{0}")]
+    Quota(String, u64),
     /// The person may not use what they asked for (a model their groups are
     /// not allowed); the message says what.
     #[error("{0}")]
@@ -52,7 +56,9 @@ impl From<wick_core::ChatError> for AppError {
             ChatError::Invalid(message) => AppError::Invalid(message),
             ChatError::NotFound => AppError::NotFound,
             ChatError::Busy(busy) => AppError::Busy(busy.to_string()),
-            ChatError::Quota(quota) => AppError::Busy(quota.message),
+            ChatError::Quota(quota) => {
+                AppError::Quota(quota.message, quota.retry_after.as_secs().max(1))
+            }
             e @ ChatError::ModelClosed(_) => AppError::Forbidden(e.to_string()),
             e @ ChatError::ReplyRunning => AppError::Invalid(e.to_string()),
             ChatError::Store(e) => {
@@ -71,7 +77,7 @@ impl AppError {
         match self {
             AppError::Invalid(_) | AppError::Request(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy(_) | AppError::Quota(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,6 +99,10 @@ pub fn answer<T>(result: Result<T, AppError>) -> Result<T, AppError> {
             (from_a_form, use_context::<leptos_axum::ResponseOptions>())
         {
             response.set_status(e.status());
+            if let AppError::Quota(_, seconds) = e {
+                response
+                    .insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(*seconds));
+            }
         }
     }
     result

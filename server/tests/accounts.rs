@@ -122,10 +122,12 @@ impl Wick {
         .await
     }
 
+    /// The name the Settings page shows for the signed-in account.
     async fn account(&self, cookie: &str) -> Option<String> {
         let r = self.call::<CurrentAccount>(Some(cookie), &[]).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        serde_json::from_str(&r.body).unwrap()
+        let account: Option<(String, bool)> = serde_json::from_str(&r.body).unwrap();
+        account.map(|(name, _admin)| name)
     }
 
     async fn titles(&self, cookie: &str) -> Vec<String> {

@@ -209,6 +209,7 @@ async fn a_closed_model_is_403_and_a_used_up_quota_429_on_the_chat_and_both_apis
         .await;
     assert_eq!(chat.status, StatusCode::TOO_MANY_REQUESTS, "{}", chat.body);
     assert!(chat.body.contains(sentence), "{}", chat.body);
+    assert!(chat.headers.contains_key(header::RETRY_AFTER));
     for (path, body) in [
         ("/v1/chat/completions", body),
         ("/generate", r#"{"inputs":"hi"}"#),

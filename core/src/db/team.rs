@@ -117,20 +117,7 @@ pub async fn change_role(
     if role != Role::Admin && is_last_admin(&mut tx, user).await? {
         return Err(TeamError::LastAdmin);
     }
-    let done = sqlx::query("UPDATE users SET role = ? WHERE id = ? AND kind = 'registered'")
-        .bind(role)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound.into());
-    }
-    if role == Role::Pending {
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-    }
+    super::users::set_role_in(&mut tx, user, role).await?;
     tx.commit().await?;
     Ok(())
 }

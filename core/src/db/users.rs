@@ -327,10 +327,21 @@ pub async fn find_user(pool: &SqlitePool, who: &str) -> Result<UserId, StoreErro
 /// an admin again).
 pub async fn set_role(pool: &SqlitePool, user: UserId, role: Role) -> Result<(), StoreError> {
     let mut tx = super::begin_write(pool).await?;
+    set_role_in(&mut tx, user, role).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`set_role`] inside the caller's transaction.
+pub(crate) async fn set_role_in(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    role: Role,
+) -> Result<(), StoreError> {
     let done = sqlx::query("UPDATE users SET role = ? WHERE id = ?")
         .bind(role)
         .bind(user)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
@@ -338,10 +349,9 @@ pub async fn set_role(pool: &SqlitePool, user: UserId, role: Role) -> Result<(),
     if role == Role::Pending {
         sqlx::query("DELETE FROM sessions WHERE user_id = ?")
             .bind(user)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

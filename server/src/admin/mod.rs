@@ -110,6 +110,37 @@ pub(crate) fn download(content_type: &'static str, name: &'static str, body: Str
     response
 }
 
+/// The admin and their form, or the answer: 404 for anyone else, and back
+/// to `page` saying so when the form cannot be read.
+async fn admin_form<T>(
+    state: &ServerState,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+    page: &str,
+) -> Result<(UserId, T), Response> {
+    let actor = admin(state, headers).await?;
+    match form {
+        Ok(Form(form)) => Ok((actor, form)),
+        Err(_) => Err(incomplete(page)),
+    }
+}
+
+fn incomplete(page: &str) -> Response {
+    back(page, "The form was incomplete; nothing was changed.", true)
+}
+
+/// Writes an admin's change to the audit log.
+async fn log(
+    state: &ServerState,
+    actor: UserId,
+    peer: &Peer,
+    action: AuditAction,
+    target: Option<String>,
+    detail: Option<String>,
+) {
+    audit::record(state, Some(actor), action, target, detail, address(peer)).await;
+}
+
 fn team_error(page: &str, e: TeamError) -> Response {
     match e {
         TeamError::Store(StoreError::NotFound) => not_found(),
@@ -134,13 +165,10 @@ async fn set_role(
     headers: HeaderMap,
     form: Result<Form<RoleForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     let page = "/admin/users";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+    let (actor, form) = match admin_form(&state, &headers, form, page).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let (Some(user), Ok(role)) = (parse_id(&form.user), form.role.parse::<Role>()) else {
         return back(page, "Choose a role: admin, user or pending.", true);
@@ -149,13 +177,13 @@ async fn set_role(
         return team_error(page, e);
     }
     let (target, detail) = (Some(format!("user {user}")), Some(format!("role {role}")));
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::RoleChanged,
         target,
         detail,
-        address(&peer),
     )
     .await;
     back(page, &format!("User {user} is now {role}."), false)
@@ -174,16 +202,13 @@ async fn set_disabled(
     headers: HeaderMap,
     form: Result<Form<DisableForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
+    let page = "/admin/users";
+    let (actor, form) = match admin_form(&state, &headers, form, page).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let page = "/admin/users";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
-    };
     let (Some(user), Ok(disabled)) = (parse_id(&form.user), form.disabled.parse::<bool>()) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     if let Err(e) = team::change_disabled(state.chat().pool(), user, disabled).await {
         return team_error(page, e);
@@ -193,13 +218,13 @@ async fn set_disabled(
     } else {
         AuditAction::UserEnabled
     };
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         action,
         Some(format!("user {user}")),
         None,
-        address(&peer),
     )
     .await;
     let said = if disabled {
@@ -224,16 +249,13 @@ async fn delete_user(
     headers: HeaderMap,
     form: Result<Form<DeleteForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
+    let page = "/admin/users";
+    let (actor, form) = match admin_form(&state, &headers, form, page).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let page = "/admin/users";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
-    };
     let Some(user) = parse_id(&form.user) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     if form.confirm != "yes" {
         return back(
@@ -252,13 +274,13 @@ async fn delete_user(
     if let Err(e) = team::delete_user(state.chat().pool(), user).await {
         return team_error(page, e);
     }
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::UserDeleted,
         Some(who.clone()),
         None,
-        address(&peer),
     )
     .await;
     back(
@@ -281,16 +303,13 @@ async fn set_user_limits(
     headers: HeaderMap,
     form: Result<Form<UserLimitsForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
+    let page = "/admin/users";
+    let (actor, form) = match admin_form(&state, &headers, form, page).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let page = "/admin/users";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
-    };
     let Some(user) = parse_id(&form.user) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     let limits = match form.limits.parse() {
         Ok(limits) => limits,
@@ -302,13 +321,13 @@ async fn set_user_limits(
         Err(e) => return server_error(e),
     }
     let detail = Some(pages::limits_text(&limits));
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::LimitsChanged,
         Some(format!("user {user}")),
         detail,
-        address(&peer),
     )
     .await;
     back(
@@ -332,13 +351,10 @@ async fn create_group(
     headers: HeaderMap,
     form: Result<Form<GroupForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
     let page = "/admin/groups";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+    let (actor, form) = match admin_form(&state, &headers, form, page).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let name = match check_group_name(&form.name) {
         Ok(name) => name,
@@ -348,13 +364,13 @@ async fn create_group(
         Ok(id) => id,
         Err(e) => return team_error(page, e),
     };
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::GroupCreated,
         Some(format!("group {id}")),
         Some(format!("name {name}")),
-        address(&peer),
     )
     .await;
     back(page, &format!("Group {name} is created."), false)
@@ -366,16 +382,13 @@ async fn rename_group(
     headers: HeaderMap,
     form: Result<Form<GroupForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
+    let page = "/admin/groups";
+    let (actor, form) = match admin_form(&state, &headers, form, page).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let page = "/admin/groups";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
-    };
     let Some(group) = parse_id(&form.group) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     let name = match check_group_name(&form.name) {
         Ok(name) => name,
@@ -384,13 +397,13 @@ async fn rename_group(
     if let Err(e) = team::rename_group(state.chat().pool(), group, &name).await {
         return team_error(page, e);
     }
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::GroupRenamed,
         Some(format!("group {group}")),
         Some(format!("name {name}")),
-        address(&peer),
     )
     .await;
     back(page, &format!("The group is now called {name}."), false)
@@ -408,20 +421,20 @@ async fn delete_group(
     };
     let page = "/admin/groups";
     let Some(group) = form.ok().and_then(|Form(f)| parse_id(&f.group)) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     match team::delete_group(state.chat().pool(), group).await {
         Ok(()) => {}
         Err(StoreError::NotFound) => return not_found(),
         Err(e) => return server_error(e),
     }
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::GroupDeleted,
         Some(format!("group {group}")),
         None,
-        address(&peer),
     )
     .await;
     back(page, "The group is deleted; its members stay.", false)
@@ -440,16 +453,13 @@ async fn set_group_limits(
     headers: HeaderMap,
     form: Result<Form<GroupLimitsForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
+    let page = "/admin/groups";
+    let (actor, form) = match admin_form(&state, &headers, form, page).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let page = "/admin/groups";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
-    };
     let Some(group) = parse_id(&form.group) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     let limits = match form.limits.parse() {
         Ok(limits) => limits,
@@ -461,13 +471,13 @@ async fn set_group_limits(
         Err(e) => return server_error(e),
     }
     let detail = Some(pages::limits_text(&limits));
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::LimitsChanged,
         Some(format!("group {group}")),
         detail,
-        address(&peer),
     )
     .await;
     back(page, "The group's limits are saved.", false)
@@ -480,6 +490,9 @@ pub struct MemberForm {
     user: String,
     /// "add" or "remove".
     change: String,
+    /// The page the form is on: "users", else the groups page.
+    #[serde(default)]
+    back: String,
 }
 
 async fn change_member(
@@ -488,16 +501,17 @@ async fn change_member(
     headers: HeaderMap,
     form: Result<Form<MemberForm>, FormRejection>,
 ) -> Response {
-    let actor = match admin(&state, &headers).await {
-        Ok(actor) => actor,
+    let (actor, form) = match admin_form(&state, &headers, form, "/admin/groups").await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let page = "/admin/groups";
-    let Ok(Form(form)) = form else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+    let page = if form.back == "users" {
+        "/admin/users"
+    } else {
+        "/admin/groups"
     };
     let Some(group) = parse_id(&form.group) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     let pool = state.chat().pool();
     let user = match users::find_user(pool, &form.user).await {
@@ -520,7 +534,7 @@ async fn change_member(
             team::remove_member(pool, group, user).await,
             AuditAction::MemberRemoved,
         ),
-        _ => return back(page, "The form was incomplete; nothing was changed.", true),
+        _ => return incomplete(page),
     };
     match result {
         Ok(()) => {}
@@ -534,13 +548,13 @@ async fn change_member(
         Err(StoreError::NotFound) => return not_found(),
         Err(e) => return server_error(e),
     }
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         action,
         Some(format!("user {user}")),
         Some(format!("group {group}")),
-        address(&peer),
     )
     .await;
     let said = if action == AuditAction::MemberAdded {
@@ -573,7 +587,7 @@ async fn set_model_access(
     // Repeated `groups` fields: serde_urlencoded reads them only through a
     // list of pairs.
     let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     let form = AccessForm {
         model: pairs
@@ -596,7 +610,7 @@ async fn set_model_access(
         .map(|g| parse_id(g))
         .collect::<Option<Vec<_>>>()
     else {
-        return back(page, "The form was incomplete; nothing was changed.", true);
+        return incomplete(page);
     };
     match team::set_model_access(state.chat().pool(), &model.id, &groups).await {
         Ok(()) => {}
@@ -614,13 +628,13 @@ async fn set_model_access(
     } else {
         format!("groups {groups:?}")
     });
-    audit::record(
+    log(
         &state,
-        Some(actor),
+        actor,
+        &peer,
         AuditAction::ModelAccessChanged,
         Some(format!("model {}", model.id)),
         detail,
-        address(&peer),
     )
     .await;
     let said = if groups.is_empty() {

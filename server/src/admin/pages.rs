@@ -148,13 +148,18 @@ pub async fn users(
     }
     let query: UsersQuery = lenient(query);
     let pool = state.chat().pool();
-    let (all, memberships) = match (
+    let (all, memberships, groups) = match (
         users::list_users(pool).await,
         team::all_memberships(pool).await,
+        team::list_groups(pool).await,
     ) {
-        (Ok(all), Ok(m)) => (all, m),
-        (Err(e), _) | (_, Err(e)) => return server_error(e),
+        (Ok(all), Ok(m), Ok(g)) => (all, m, g),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return server_error(e),
     };
+    let group_options: String = groups
+        .iter()
+        .map(|g| format!("<option value=\"{}\">{}</option>", g.id, esc(&g.name)))
+        .collect();
     let needle = query.q.trim().to_lowercase();
     let mut rows = String::new();
     for u in all.iter().filter(|u| u.kind == "registered") {
@@ -200,7 +205,7 @@ pub async fn users(
         let _ = write!(
             rows,
             "<tr data-user=\"{who}\"><td>{id}</td><td>{who}<br><span class=\"hint\">{name}</span></td>\
-             <td>{state_text}</td><td>{groups}</td>\
+             <td>{state_text}</td><td>{groups}{add_to_group}</td>\
              <td><form method=\"post\" action=\"/admin/users/role\">\
                <input type=\"hidden\" name=\"user\" value=\"{id}\">\
                <label for=\"role-{id}\" class=\"visually-hidden\">Role of {who}</label>\
@@ -220,6 +225,19 @@ pub async fn users(
                <button>Delete</button></form></details></td></tr>",
             name = esc(&name),
             groups = esc(&groups.join(", ")),
+            add_to_group = if group_options.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"/admin/groups/members\">\
+                     <input type=\"hidden\" name=\"user\" value=\"{id}\">\
+                     <input type=\"hidden\" name=\"change\" value=\"add\">\
+                     <input type=\"hidden\" name=\"back\" value=\"users\">\
+                     <label for=\"group-{id}\" class=\"visually-hidden\">Group to put {who} in</label>\
+                     <select id=\"group-{id}\" name=\"group\">{group_options}</select> \
+                     <button>Add to group</button></form>"
+                )
+            },
             inputs = limit_inputs(&limits, &format!("u{id}")),
         );
     }
