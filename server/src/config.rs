@@ -31,6 +31,20 @@ pub enum Command {
     /// Manage accounts: create one (the first admin), list, set a role, disable.
     #[command(subcommand)]
     User(UserCommand),
+    /// Write a consistent copy of the database to a new file, also while Wick serves.
+    Backup {
+        /// The file to write (it must not exist yet).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Replace the database by a backup, after checking it (SQLite's
+    /// integrity check and the schema version); refused while a Wick server
+    /// uses the database. The replaced database is kept beside it.
+    Restore {
+        /// The backup to restore.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

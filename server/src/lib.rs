@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod backups;
 pub mod config;
 pub mod health;
 pub mod listen;
@@ -77,6 +78,8 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Backup(#[from] wick_core::db::backup::BackupError),
     #[error("OpenID Connect: {0}")]
     Oidc(String),
 }

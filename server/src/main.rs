@@ -21,6 +21,8 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => serve(config).await,
         Command::Token(command) => server::tokens::run(&config, command).await,
         Command::User(command) => server::users::run(&config, command).await,
+        Command::Backup { to } => server::backups::backup(&config, &to).await,
+        Command::Restore { from } => server::backups::restore(&config, &from).await,
         Command::Generate(args) => {
             let model = config.model.clone();
             let threads = config.threads;
@@ -39,6 +41,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(config: server::Config) -> Result<(), server::ServerError> {
+    // Held while serving: `wick restore` never swaps the file under a server.
+    let _lock = server::backups::lock(&config)?;
     let state = server::prepare(&config).await?;
     let listener = server::bind(&config).await?;
     let addr = listener.local_addr().map_err(server::ServerError::Serve)?;

@@ -153,3 +153,61 @@ fn user_commands_create_the_first_admin_and_manage_accounts() {
         "{err}"
     );
 }
+
+/// `wick backup` while a real server serves the database, and `wick
+/// restore`, which that server's lock refuses until it stops.
+#[test]
+fn backup_works_while_serving_and_restore_waits_for_the_server_to_stop() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wick.db", dir.path().display());
+    let model =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let wick = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wick"))
+            .args(args)
+            .env("WICK_DATABASE_URL", &url)
+            .env("WICK_MODEL", &model)
+            .output()
+            .unwrap()
+    };
+    let mut server = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(["--addr", "127.0.0.1:0"])
+        .env("WICK_DATABASE_URL", &url)
+        .env("WICK_MODEL", &model)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("serving the chat"), "{line}");
+
+    let copy = dir.path().join("backup.db");
+    let out = wick(&["backup", "--to", copy.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("integrity check ok"), "{said}");
+    let again = wick(&["backup", "--to", copy.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let out = wick(&["restore", "--from", copy.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("a Wick server is using"), "{said}");
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let out = wick(&["restore", "--from", copy.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("The database it replaced is kept as"),
+        "{said}"
+    );
+}

@@ -5,6 +5,7 @@
 //! never read or change another's data; a conversation that exists but belongs to
 //! someone else is reported exactly like one that does not exist.
 
+pub mod backup;
 pub mod conversations;
 pub mod history;
 pub mod settings;
@@ -46,7 +47,17 @@ pub enum StoreError {
     Sqlx(#[from] sqlx::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The snapshot before new migrations could not be written: nothing
+    /// was migrated.
+    #[error(
+        "could not keep a copy of the database before upgrading it ({0}); nothing was changed"
+    )]
+    Snapshot(String),
 }
+
+/// Wick's schema, embedded at compile time (`build.rs` makes cargo rebuild
+/// when a file is added).
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 pub type UserId = i64;
 
@@ -67,7 +78,7 @@ pub async fn open(url: &str) -> Result<SqlitePool, StoreError> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
 
-    let filename = options.get_filename();
+    let filename = options.get_filename().to_owned();
     if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
         if filename != std::path::Path::new(":memory:") {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -81,8 +92,17 @@ pub async fn open(url: &str) -> Result<SqlitePool, StoreError> {
         .max_connections(8)
         .connect_with(options)
         .await?;
-    // Embedded at compile time; `build.rs` makes cargo rebuild when a file is added.
-    sqlx::migrate!("../migrations").run(&pool).await?;
+    // An upgrade can be undone: a copy of the database as it was comes first.
+    if filename != std::path::Path::new(":memory:") && !filename.as_os_str().is_empty() {
+        match backup::snapshot_before_migrating(&pool, &filename).await {
+            Ok(Some(snapshot)) => {
+                tracing::info!(snapshot = %snapshot.display(), "the database is upgraded; a copy of it as it was is kept")
+            }
+            Ok(None) => {}
+            Err(e) => return Err(StoreError::Snapshot(e.to_string())),
+        }
+    }
+    MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
 
