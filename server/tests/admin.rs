@@ -21,16 +21,18 @@ use wick_core::db::users::{self, Role};
 struct Wick {
     router: Router,
     pool: sqlx::SqlitePool,
+    backend: inference::scripted::ScriptedBackend,
     _dir: tempfile::TempDir,
 }
 
 impl Wick {
     async fn new() -> Wick {
-        let (model, _backend) = scripted_model(vec![Step::token("an answer")], Params::default());
+        let (model, backend) = scripted_model(vec![Step::token("an answer")], Params::default());
         let Scripted { state, pool, dir } = state_over(vec![model], keyed()).await;
         Wick {
             router: server::router(state),
             pool,
+            backend,
             _dir: dir,
         }
     }
@@ -458,4 +460,46 @@ async fn the_admin_forms_refuse_bad_input_and_the_audit_log_keeps_no_words() {
         )
         .await;
     assert_eq!(filtered.body.lines().count(), 1, "{}", filtered.body);
+}
+
+#[tokio::test]
+async fn an_api_stream_the_client_leaves_counts_what_it_streamed() {
+    use futures::StreamExt;
+    use tower::ServiceExt;
+    let w = Wick::new().await;
+    let (ann, ann_id) = w.sign_up("ann@example.org").await;
+    let token = w.token(&ann).await;
+    w.backend.push(vec![
+        Step::token("one"),
+        Step::token("two"),
+        Step::pause_ms(60_000),
+    ]);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/chat/completions")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"model":"fake","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        ))
+        .unwrap();
+    let response = w.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let mut seen = String::new();
+    while !seen.contains("two") {
+        let chunk = body.next().await.expect("more of the stream").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The client goes away in the middle of the reply.
+    drop(body);
+    let mut used = 0;
+    for _ in 0..100 {
+        used = team::tokens_today(&w.pool, ann_id).await.unwrap();
+        if used > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(used, 2, "the two tokens streamed");
 }

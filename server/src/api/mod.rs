@@ -291,13 +291,19 @@ impl Running {
             slot,
             pool,
         } = self;
+        let mut meter = Meter {
+            pool,
+            user: slot.user(),
+            model: slot.model().id.clone(),
+            produced: 0,
+            recorded: false,
+        };
         let mut slot = Some(slot);
-        let mut produced = 0;
         let events = generation.flat_map(move |event| {
             match &event {
-                Event::Token { .. } => produced += 1,
-                Event::Done { usage, .. } => spawn_record(&pool, slot.as_ref(), usage, 0),
-                Event::Error(_) => spawn_record(&pool, slot.as_ref(), &Usage::default(), produced),
+                Event::Token { .. } => meter.produced += 1,
+                Event::Done { usage, .. } => meter.record(*usage),
+                Event::Error(_) => meter.record(Usage::default()),
                 _ => {}
             }
             if event.is_terminal() {
@@ -327,16 +333,41 @@ async fn record_usage(pool: &sqlx::SqlitePool, slot: &Slot, usage: &Usage, produ
     }
 }
 
-/// [`record_usage`] from a stream's callback, which cannot wait.
-fn spawn_record(pool: &sqlx::SqlitePool, slot: Option<&Slot>, usage: &Usage, produced: usize) {
-    if let Some((user, slot)) = slot.and_then(|s| Some((s.user()?, s))) {
-        tokio::spawn(record(
-            pool.clone(),
-            user,
-            slot.model().id.clone(),
-            *usage,
-            produced,
-        ));
+/// Counts an API stream's tokens and adds them to its caller's usage once:
+/// at its end event, or, when the client goes away first (the stream, and
+/// with it the meter, is dropped), with the tokens streamed until then.
+struct Meter {
+    pool: sqlx::SqlitePool,
+    user: Option<i64>,
+    model: String,
+    produced: usize,
+    recorded: bool,
+}
+
+impl Meter {
+    fn record(&mut self, usage: Usage) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        let Some(user) = self.user else {
+            return;
+        };
+        // A stream's callback cannot wait: the write runs on its own task.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(record(
+                self.pool.clone(),
+                user,
+                self.model.clone(),
+                usage,
+                self.produced,
+            ));
+        }
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.record(Usage::default());
     }
 }
 
