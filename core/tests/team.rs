@@ -186,7 +186,9 @@ async fn tokens_per_day_stop_the_reply_after_the_quota_and_usage_matches_the_sto
         tokens_per_day: Some(quota),
         ..Limits::default()
     };
-    team::set_group_limits(pool, g, &limits).await.unwrap();
+    team::set_limits(pool, team::LimitsOf::Group(g), &limits)
+        .await
+        .unwrap();
     ask(&f, ann, None, "first question").await.unwrap();
     let before = conversations_of(&f, ann).await;
     match f.chat.send(Some(ann), send(None, "third")).await {
@@ -299,7 +301,9 @@ async fn replies_per_minute_and_at_once_are_refused_with_their_own_sentences() {
         requests_per_minute: Some(2),
         ..Limits::default()
     };
-    team::set_user_limits(pool, ann, &limits).await.unwrap();
+    team::set_limits(pool, team::LimitsOf::User(ann), &limits)
+        .await
+        .unwrap();
     ask(&f, ann, None, "1").await.unwrap();
     ask(&f, ann, None, "2").await.unwrap();
     match f.chat.send(Some(ann), send(None, "3")).await {
@@ -320,7 +324,9 @@ async fn replies_per_minute_and_at_once_are_refused_with_their_own_sentences() {
         replies_at_once: Some(1),
         ..Limits::default()
     };
-    team::set_user_limits(pool, ben, &limits).await.unwrap();
+    team::set_limits(pool, team::LimitsOf::User(ben), &limits)
+        .await
+        .unwrap();
     f.backend
         .push(vec![Step::token("x"), Step::pause_ms(60_000)]);
     let running = f
@@ -350,10 +356,10 @@ async fn the_most_generous_group_holds_and_a_persons_own_limit_wins() {
         requests_per_minute: rpm,
         replies_at_once: None,
     };
-    team::set_group_limits(pool, small, &set(Some(100), Some(1)))
+    team::set_limits(pool, team::LimitsOf::Group(small), &set(Some(100), Some(1)))
         .await
         .unwrap();
-    team::set_group_limits(pool, big, &set(Some(1000), Some(5)))
+    team::set_limits(pool, team::LimitsOf::Group(big), &set(Some(1000), Some(5)))
         .await
         .unwrap();
     team::add_member(pool, small, ann).await.unwrap();
@@ -367,7 +373,7 @@ async fn the_most_generous_group_holds_and_a_persons_own_limit_wins() {
     team::add_member(pool, unlimited, ann).await.unwrap();
     let got = team::effective_limits(pool, ann).await.unwrap();
     assert_eq!((got.tokens_per_day, got.requests_per_minute), (None, None));
-    team::set_user_limits(pool, ann, &set(Some(7), None))
+    team::set_limits(pool, team::LimitsOf::User(ann), &set(Some(7), None))
         .await
         .unwrap();
     let got = team::effective_limits(pool, ann).await.unwrap();

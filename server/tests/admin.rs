@@ -103,6 +103,8 @@ async fn every_admin_route_is_404_for_everyone_but_an_admin() {
         .await
         .unwrap();
     let (ann, _) = w.sign_up("ann@example.org").await;
+    // Even the admin's own API token opens no admin page: they take cookies only.
+    let boss_token = w.token(&boss).await;
     let routes = server::admin::routes();
     assert!(routes.len() >= 15, "{}", routes.len());
     for (path, _) in &routes {
@@ -130,6 +132,19 @@ async fn every_admin_route_is_404_for_everyone_but_an_admin() {
                         admin.status,
                         StatusCode::NOT_FOUND,
                         "{method} {path} for the admin"
+                    );
+                    let token = w
+                        .send(
+                            method.clone(),
+                            path,
+                            Auth::Token(&boss_token),
+                            String::new(),
+                        )
+                        .await;
+                    assert_eq!(
+                        token.status,
+                        StatusCode::NOT_FOUND,
+                        "{method} {path}, a token"
                     );
                 }
             }
@@ -197,7 +212,7 @@ async fn a_closed_model_is_403_and_a_used_up_quota_429_on_the_chat_and_both_apis
         tokens_per_day: Some(0),
         ..Limits::default()
     };
-    team::set_user_limits(&w.pool, ann_id, &none_left)
+    team::set_limits(&w.pool, team::LimitsOf::User(ann_id), &none_left)
         .await
         .unwrap();
     let sentence = "You have used your 0 tokens for today; it resets at 00:00 UTC.";
@@ -240,7 +255,7 @@ async fn a_closed_model_is_403_and_a_used_up_quota_429_on_the_chat_and_both_apis
     assert_eq!(stored, 0, "nothing refused was stored");
 
     // With quota again, an API request is counted in the day's usage.
-    team::set_user_limits(&w.pool, ann_id, &Limits::default())
+    team::set_limits(&w.pool, team::LimitsOf::User(ann_id), &Limits::default())
         .await
         .unwrap();
     let r = w

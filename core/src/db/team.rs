@@ -181,41 +181,35 @@ pub async fn list_groups(pool: &SqlitePool) -> Result<Vec<Group>, StoreError> {
     .await?)
 }
 
-pub async fn set_group_limits(
-    pool: &SqlitePool,
-    group: GroupId,
-    limits: &Limits,
-) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE groups SET requests_per_minute = ?, tokens_per_day = ?, replies_at_once = ? WHERE id = ?",
-    )
-    .bind(limits.requests_per_minute)
-    .bind(limits.tokens_per_day)
-    .bind(limits.replies_at_once)
-    .bind(group)
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+/// Whose limits: a group's, or a person's own (over their groups').
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsOf {
+    Group(GroupId),
+    User(UserId),
 }
 
-/// A person's own limits (over their groups').
-pub async fn set_user_limits(
+pub async fn set_limits(
     pool: &SqlitePool,
-    user: UserId,
+    of: LimitsOf,
     limits: &Limits,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE users SET requests_per_minute = ?, tokens_per_day = ?, replies_at_once = ? WHERE id = ?",
-    )
-    .bind(limits.requests_per_minute)
-    .bind(limits.tokens_per_day)
-    .bind(limits.replies_at_once)
-    .bind(user)
-    .execute(pool)
-    .await?;
+    let (sql, id) = match of {
+        LimitsOf::Group(id) => (
+            "UPDATE groups SET requests_per_minute = ?, tokens_per_day = ?, replies_at_once = ? WHERE id = ?",
+            id,
+        ),
+        LimitsOf::User(id) => (
+            "UPDATE users SET requests_per_minute = ?, tokens_per_day = ?, replies_at_once = ? WHERE id = ?",
+            id,
+        ),
+    };
+    let done = sqlx::query(sql)
+        .bind(limits.requests_per_minute)
+        .bind(limits.tokens_per_day)
+        .bind(limits.replies_at_once)
+        .bind(id)
+        .execute(pool)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Form;
 use serde::Deserialize;
-use wick_core::db::team::{self, AuditAction, AuditFilter, TeamError, UsageFilter};
+use wick_core::db::team::{self, AuditAction, AuditFilter, LimitsOf, TeamError, UsageFilter};
 use wick_core::db::users::{self, Role};
 use wick_core::team::{check_group_name, LimitsForm};
 use wick_core::{session, StoreError, UserId};
@@ -311,30 +311,15 @@ async fn set_user_limits(
     let Some(user) = parse_id(&form.user) else {
         return incomplete(page);
     };
-    let limits = match form.limits.parse() {
-        Ok(limits) => limits,
-        Err(sentence) => return back(page, &format!("{sentence} Nothing was changed."), true),
-    };
-    match team::set_user_limits(state.chat().pool(), user, &limits).await {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => return not_found(),
-        Err(e) => return server_error(e),
-    }
-    let detail = Some(pages::limits_text(&limits));
-    log(
+    save_limits(
         &state,
         actor,
         &peer,
-        AuditAction::LimitsChanged,
-        Some(format!("user {user}")),
-        detail,
-    )
-    .await;
-    back(
         page,
-        &format!("The limits of user {user} are saved."),
-        false,
+        LimitsOf::User(user),
+        &form.limits,
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -440,6 +425,48 @@ async fn delete_group(
     back(page, "The group is deleted; its members stay.", false)
 }
 
+/// Stores a group's or a person's limits from their form, logs it, and
+/// goes back to `page` saying so (or what is wrong, changing nothing).
+async fn save_limits(
+    state: &ServerState,
+    actor: UserId,
+    peer: &Peer,
+    page: &str,
+    of: LimitsOf,
+    form: &LimitsForm,
+) -> Response {
+    let limits = match form.parse() {
+        Ok(limits) => limits,
+        Err(sentence) => return back(page, &format!("{sentence} Nothing was changed."), true),
+    };
+    match team::set_limits(state.chat().pool(), of, &limits).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return not_found(),
+        Err(e) => return server_error(e),
+    }
+    let (target, said) = match of {
+        LimitsOf::User(user) => (
+            format!("user {user}"),
+            format!("The limits of user {user} are saved."),
+        ),
+        LimitsOf::Group(group) => (
+            format!("group {group}"),
+            "The group's limits are saved.".to_owned(),
+        ),
+    };
+    let detail = Some(pages::limits_text(&limits));
+    log(
+        state,
+        actor,
+        peer,
+        AuditAction::LimitsChanged,
+        Some(target),
+        detail,
+    )
+    .await;
+    back(page, &said, false)
+}
+
 #[derive(Deserialize)]
 pub struct GroupLimitsForm {
     group: String,
@@ -461,26 +488,15 @@ async fn set_group_limits(
     let Some(group) = parse_id(&form.group) else {
         return incomplete(page);
     };
-    let limits = match form.limits.parse() {
-        Ok(limits) => limits,
-        Err(sentence) => return back(page, &format!("{sentence} Nothing was changed."), true),
-    };
-    match team::set_group_limits(state.chat().pool(), group, &limits).await {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => return not_found(),
-        Err(e) => return server_error(e),
-    }
-    let detail = Some(pages::limits_text(&limits));
-    log(
+    save_limits(
         &state,
         actor,
         &peer,
-        AuditAction::LimitsChanged,
-        Some(format!("group {group}")),
-        detail,
+        page,
+        LimitsOf::Group(group),
+        &form.limits,
     )
-    .await;
-    back(page, "The group's limits are saved.", false)
+    .await
 }
 
 #[derive(Deserialize)]
