@@ -14,6 +14,9 @@ What it answers, from the last message:
 - a user message "say: TEXT": TEXT, word by word (code, math, <think>…);
 - "long: N": N words, then finish reason "length";
 - "slow: N": N words, 0.3 s apart;
+- "held: N": N words, then 2 s before finish reason "length" (and its
+  continuation waits 2 s before its first word), so a page can be read
+  while the reply holds all its words but has not ended;
 - anything else: "Scripted answer to: <message>".
 """
 
@@ -26,24 +29,34 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 RECEIVED = []
 
 
+HOLD = 2.0
+
+
 def script(body):
+    """The reply's text, its finish reason, the pause between words, and the
+    pauses before the first word and before the end."""
     messages = body.get("messages", [])
     last = messages[-1]["content"] if messages else ""
     if body.get("continue_final_message"):
-        return " and so it continued.", "stop", 0
+        asked = messages[-2]["content"] if len(messages) > 1 else ""
+        lead = HOLD if asked.startswith("held: ") else 0
+        return " and so it continued.", "stop", 0, lead, 0
     if "Write a title of at most six words" in last:
         material = last.split("Message:\n", 1)[-1].split()
         first = material[0] if material else "Untitled"
-        return f"Title: {first.capitalize()} notes", "stop", 0
+        return f"Title: {first.capitalize()} notes", "stop", 0, 0, 0
     if last.startswith("say: "):
-        return last[len("say: "):], "stop", 0
-    match = re.match(r"(long|slow): (\d+)$", last)
+        return last[len("say: "):], "stop", 0, 0, 0
+    match = re.match(r"(long|slow|held): (\d+)$", last)
     if match:
         words = " ".join(f"word{i}" for i in range(int(match.group(2))))
-        if match.group(1) == "long":
-            return words, "length", 0
-        return words, "stop", 0.3
-    return f"Scripted answer to: {last}", "stop", 0
+        kind = match.group(1)
+        if kind == "long":
+            return words, "length", 0, 0, 0
+        if kind == "held":
+            return words, "length", 0, 0, HOLD
+        return words, "stop", 0.3, 0, 0
+    return f"Scripted answer to: {last}", "stop", 0, 0, 0
 
 
 def pieces(text):
@@ -80,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         RECEIVED.append(body)
-        text, finish, pause = script(body)
+        text, finish, pause, lead, tail = script(body)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -101,10 +114,12 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             event(chunk({"role": "assistant", "content": ""}))
+            time.sleep(lead)
             parts = pieces(text)
             for part in parts:
                 event(chunk({"content": part}))
                 time.sleep(pause or 0.01)
+            time.sleep(tail)
             event(chunk({}, finish))
             event({"id": "scripted", "object": "chat.completion.chunk", "choices": [],
                    "usage": {"prompt_tokens": len(messages_text(body).split()),

@@ -119,6 +119,20 @@ test("Continue extends a reply cut at the length limit, in place", async ({ page
   await expect(page.getByRole("article", { name: "Assistant" })).toContainText("word4 and so it continued.");
 });
 
+test("Continue streams into a reply first read while it still had all its words", async ({ page }) => {
+  // The page is read (reloaded) while the reply holds all its words but has
+  // not ended; when Continue answers, the continuation has not written a word
+  // yet. Read at those two moments the reply looks the same (generating, the
+  // same text), yet it is a new stream the page must follow.
+  const reply = await askScripted(page, "held: 5");
+  await expect(reply).toContainText("word4");
+  await page.reload();
+  await expect(reply).toContainText("Stopped at the length limit.", { timeout: 10_000 });
+  await reply.getByRole("button", { name: "Continue" }).click();
+  await expect(reply).toContainText("word4 and so it continued.", { timeout: 10_000 });
+  await expect(reply).not.toContainText("Stopped at the length limit.");
+});
+
 test("settings in the panel reach the model from the next reply; out-of-bounds values are named", async ({ page, request }) => {
   await askScripted(page, "Settings test");
   await page.getByText("Conversation settings").click();

@@ -113,10 +113,14 @@ pub fn MessageList(
             <div class="message-column">
                 // Keyed by what a message looks like once read: a reply that
                 // was continued (longer, or generating again) or gained
-                // versions is drawn anew; the others stay as they are.
+                // versions is drawn anew; the others stay as they are. `seq`
+                // tells two streams apart: a reply read while it held all
+                // its words (seq > 0) and read again as its continuation
+                // starts (seq 0) has the same state and text, but the page
+                // must follow the new stream.
                 <For
                     each=move || messages.get()
-                    key=|m| (m.id.clone(), m.state, m.finish_reason, m.content.len(), m.siblings.clone())
+                    key=|m| (m.id.clone(), m.state, m.finish_reason, m.content.len(), m.seq, m.siblings.clone())
                     let:m
                 >
                     {
