@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Faster tool installs on small machines: these are build tools, not Wick itself.
 TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model gemma3 clients fuzz fuzz-tools bench bench-chat bench-serve bench-history test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model gemma3 ops-tools clients fuzz fuzz-tools bench bench-chat bench-serve bench-history test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -22,7 +22,7 @@ run: build model
 	exec $(WICK)
 
 ## test: the Rust tests, the fuzz run and the browser tests, on one release build
-test: build model gemma3 chromium clients fuzz-tools
+test: build model gemma3 chromium ops-tools clients fuzz-tools
 	@$(LLAMA_SERVER_NOTE)
 	$(MAKE) --no-print-directory rust-tests fuzz e2e
 
@@ -87,6 +87,13 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  echo "Installing Debian's Chromium for the browser tests…"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+## ops-tools: Prometheus' promtool (checks /metrics) and nginx (the reverse-proxy test), Debian packages
+ops-tools:
+	@{ command -v promtool && command -v nginx; } >/dev/null || { \
+	  echo "Installing Debian's prometheus (for promtool) and nginx for the operations tests…"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends prometheus nginx; }
 
 ## bench: Wick's engine against llama.cpp (built once from PyPI's llama-cpp-python sources, ~12 min), then
 ##        the remote-backend test and the serving benchmark (bench-serve)

@@ -10,7 +10,7 @@
 //! is published, so whoever sees the end can read the finished row.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -66,6 +66,10 @@ pub enum Busy {
     /// This person already has as many replies running or waiting as one may.
     #[error("You already have {0} replies being written. Wait for one to finish, or stop it, before starting another.")]
     User(usize),
+    /// The server is shutting down: it finishes the replies it has and
+    /// takes no new ones.
+    #[error("Wick is restarting and takes no new replies now. Please try again in a minute.")]
+    ShuttingDown,
 }
 
 /// Who a reply is for, for the per-person limit.
@@ -90,6 +94,14 @@ struct Inner {
     tasks: Mutex<HashMap<String, Arc<Task>>>,
     /// Replies running or waiting per user (entries at zero are removed).
     per_user: Mutex<HashMap<UserId, usize>>,
+    /// The generations that inference API requests stream themselves, by
+    /// their slot's number, so a shutdown can end them with a final event.
+    streamed: Mutex<HashMap<u64, CancelHandle>>,
+    next_slot: AtomicU64,
+    /// Set when a shutdown begins: no new replies are taken.
+    draining: AtomicBool,
+    /// Set when the shutdown's grace is over: replies still running are
+    /// stopped and saved as interrupted (not as stopped by their reader).
     shutting_down: AtomicBool,
     /// The last write of a reply failed and none has succeeded since (a full
     /// disk, a broken file): `/health` says so.
@@ -101,6 +113,10 @@ struct Inner {
 impl Inner {
     fn per_user(&self) -> MutexGuard<'_, HashMap<UserId, usize>> {
         self.per_user.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn streamed(&self) -> MutexGuard<'_, HashMap<u64, CancelHandle>> {
+        self.streamed.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -119,7 +135,10 @@ impl std::fmt::Debug for Generations {
 pub struct Slot {
     model: Arc<Model>,
     /// The user whose allowance the place counts against, if any.
-    user: Option<(UserId, Arc<Inner>)>,
+    user: Option<UserId>,
+    /// This place's number, for the generation it streams (`stream`).
+    number: u64,
+    generations: Arc<Inner>,
 }
 
 impl Slot {
@@ -129,7 +148,7 @@ impl Slot {
 
     /// The user whose allowance (and usage) the place counts against.
     pub fn user(&self) -> Option<UserId> {
-        self.user.as_ref().map(|(user, _)| *user)
+        self.user
     }
 
     /// Counts the place against `user` from now on: for a visitor whose user
@@ -137,15 +156,28 @@ impl Slot {
     pub fn assign(&mut self, generations: &Generations, user: UserId) {
         if self.user.is_none() {
             *generations.0.per_user().entry(user).or_insert(0) += 1;
-            self.user = Some((user, generations.0.clone()));
+            self.user = Some(user);
         }
+    }
+
+    /// Says that the caller streams a generation in this place itself (an
+    /// inference API request): when a shutdown's grace is over, `cancel`
+    /// ends it, so its client gets the API's final event, not a cut.
+    pub fn streams(&self, cancel: CancelHandle) {
+        if self.generations.shutting_down.load(Ordering::Acquire) {
+            cancel.cancel();
+        }
+        self.generations.streamed().insert(self.number, cancel);
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.model.unfinished.fetch_sub(1, Ordering::AcqRel);
-        if let Some((user, inner)) = &self.user {
+        let left = self.model.unfinished.fetch_sub(1, Ordering::AcqRel) - 1;
+        crate::telemetry::queue_depth(&self.model.id, left);
+        let inner = &self.generations;
+        inner.streamed().remove(&self.number);
+        if let Some(user) = &self.user {
             let mut per_user = inner.per_user();
             if let Some(n) = per_user.get_mut(user) {
                 *n = n.saturating_sub(1);
@@ -278,6 +310,9 @@ impl Generations {
             settings,
             tasks: Mutex::new(HashMap::new()),
             per_user: Mutex::new(HashMap::new()),
+            streamed: Mutex::new(HashMap::new()),
+            next_slot: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             write_failing: AtomicBool::new(false),
             titles: Mutex::new(HashMap::new()),
@@ -305,6 +340,9 @@ impl Generations {
         requester: Requester,
         replies_at_once: Option<usize>,
     ) -> Result<Slot, Busy> {
+        if self.0.draining.load(Ordering::Acquire) {
+            return Err(Busy::ShuttingDown);
+        }
         // Held across both checks, so two requests of one user cannot both
         // pass the per-user check on the last place.
         let mut per_user = self.0.per_user();
@@ -315,22 +353,25 @@ impl Generations {
             }
         }
         let depth = model.queue_depth;
-        model
+        let before = model
             .unfinished
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < depth).then_some(n + 1)
             })
             .map_err(|_| Busy::Server(depth))?;
+        crate::telemetry::queue_depth(&model.id, before + 1);
         let user = match requester {
             Requester::User(user) => {
                 *per_user.entry(user).or_insert(0) += 1;
-                Some((user, self.0.clone()))
+                Some(user)
             }
             Requester::Unlimited => None,
         };
         Ok(Slot {
             model: model.clone(),
             user,
+            number: self.0.next_slot.fetch_add(1, Ordering::Relaxed),
+            generations: self.0.clone(),
         })
     }
 
@@ -450,10 +491,52 @@ impl Generations {
 
     /// Stops every generation, saving each as interrupted; for shutdown.
     pub fn shutdown(&self) {
+        self.0.draining.store(true, Ordering::Release);
         self.0.shutting_down.store(true, Ordering::Release);
         for task in self.tasks().values() {
             task.stop();
         }
+        for cancel in self.0.streamed().values() {
+            cancel.cancel();
+        }
+    }
+
+    /// A graceful shutdown: takes no new replies from the moment it is
+    /// called, lets those running (chat replies and API streams alike)
+    /// finish for up to `grace`, then stops the rest, which are saved as
+    /// interrupted with the text they have. Resolves to how many were still
+    /// running then.
+    pub fn drain(&self, grace: Duration) -> impl std::future::Future<Output = usize> + use<> {
+        self.0.draining.store(true, Ordering::Release);
+        let generations = self.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + grace;
+            // A place is taken for every running or waiting reply, so the
+            // models' counts say when all have ended. (Polled: a shutdown
+            // happens once, and a tenth of a second is nothing to it.)
+            let mut running = generations.running();
+            while running > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                running = generations.running();
+            }
+            if running > 0 {
+                tracing::warn!(
+                    running,
+                    "the shutdown grace is over: the replies still running are saved as interrupted"
+                );
+            }
+            generations.shutdown();
+            running
+        }
+    }
+
+    /// Replies running or waiting, over every model.
+    pub fn running(&self) -> usize {
+        self.0
+            .models
+            .all()
+            .map(|m| m.unfinished.load(Ordering::Acquire))
+            .sum()
     }
 }
 
@@ -593,9 +676,13 @@ async fn run(
         task: task.clone(),
         pool: pool.clone(),
     };
+    let mut timer = crate::telemetry::ReplyTimer::start(&slot.model().id);
     let outcome = match started {
-        Ok(generation) => follow(&generations, &task, generation).await,
-        Err(e) => Outcome::Failed(Failure::from(&e)),
+        Ok(generation) => follow(&generations, &task, generation, &mut timer).await,
+        Err(e) => {
+            timer.failed();
+            Outcome::Failed(Failure::from(&e))
+        }
     };
     let shutting_down = generations.0.shutting_down.load(Ordering::Acquire);
     let (mut finish, event) = ending(outcome, shutting_down);
@@ -650,7 +737,12 @@ async fn run(
 }
 
 /// Publishes the tokens as they come and flushes the text regularly.
-async fn follow(generations: &Generations, task: &Task, mut generation: Generation) -> Outcome {
+async fn follow(
+    generations: &Generations,
+    task: &Task,
+    mut generation: Generation,
+    timer: &mut crate::telemetry::ReplyTimer,
+) -> Outcome {
     let mut flush = tokio::time::interval(FLUSH_INTERVAL);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unflushed = 0usize;
@@ -658,7 +750,7 @@ async fn follow(generations: &Generations, task: &Task, mut generation: Generati
         tokio::select! {
             // A generation always ends with `Done` or `Error` (it reports a
             // vanished worker as an error itself), so `None` cannot come first.
-            event = generation.next() => match event {
+            event = generation.next() => match event.inspect(|e| timer.observe(e)) {
                 Some(Event::Token { text, .. }) => {
                     if !text.is_empty() {
                         task.publish(ReplyEvent::Token { text });

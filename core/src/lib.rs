@@ -14,6 +14,7 @@ pub mod models;
 pub mod password;
 pub mod session;
 pub mod team;
+pub mod telemetry;
 mod titles;
 pub mod transfer;
 

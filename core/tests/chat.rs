@@ -288,6 +288,72 @@ async fn a_shutdown_leaves_replies_interrupted() {
 }
 
 #[tokio::test]
+async fn a_drain_lets_a_reply_finish_within_the_grace_and_takes_no_new_one() {
+    let f = fixture(vec![
+        Step::token("Part"),
+        Step::pause_ms(300),
+        Step::token(" two"),
+        Step::Done(inference::FinishReason::Eos),
+    ])
+    .await;
+    let sent = f.chat.send(None, send(None, "go")).await.unwrap().sent;
+    let task = f.chat.generations().get(&sent.message_id).unwrap();
+    let mut live = Box::pin(task.events_after(0));
+    live.next().await;
+    let draining = tokio::spawn(f.chat.generations().drain(Duration::from_secs(20)));
+    // Once the drain has begun, a new message is refused before anything is stored.
+    let refused = f
+        .chat
+        .send(Some(task.user), send(None, "another"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ChatError::Busy(wick_core::Busy::ShuttingDown)),
+        "{refused:?}"
+    );
+    assert_eq!(draining.await.unwrap(), 0, "nothing was left running");
+    let c = f
+        .chat
+        .conversation(task.user, &sent.conversation_id)
+        .await
+        .unwrap();
+    let reply = c.messages.last().unwrap();
+    assert_eq!(reply.state, MessageState::Done);
+    assert_eq!(reply.content, "Part two");
+    assert_eq!(c.messages.len(), 2, "the refused message was not stored");
+}
+
+#[tokio::test]
+async fn a_reply_still_running_when_the_grace_ends_is_stored_interrupted_with_its_text() {
+    let f = fixture(vec![Step::token("Part"), Step::pause_ms(30_000)]).await;
+    let sent = f.chat.send(None, send(None, "go")).await.unwrap().sent;
+    let task = f.chat.generations().get(&sent.message_id).unwrap();
+    let mut live = Box::pin(task.events_after(0));
+    live.next().await;
+    let still_running = f.chat.generations().drain(Duration::from_millis(200)).await;
+    assert_eq!(still_running, 1);
+    let end = live.next().await.map(|(_, e)| e);
+    assert!(
+        matches!(
+            end,
+            Some(ReplyEvent::End(ReplyEnd {
+                state: MessageState::Interrupted,
+                ..
+            }))
+        ),
+        "{end:?}"
+    );
+    let c = f
+        .chat
+        .conversation(task.user, &sent.conversation_id)
+        .await
+        .unwrap();
+    let reply = c.messages.last().unwrap();
+    assert_eq!(reply.state, MessageState::Interrupted);
+    assert_eq!(reply.content, "Part");
+}
+
+#[tokio::test]
 async fn a_full_queue_is_busy_and_stores_nothing() {
     let f = fixture_with(vec![Step::token("a"), Step::pause_ms(30_000)], 1).await;
     let first = f.chat.send(None, send(None, "one")).await.unwrap().sent;

@@ -298,6 +298,8 @@ impl<'t> Scheduler<'t> {
             });
             who.push(i);
         }
+        // Sequences advanced together by this forward pass (continuous batching).
+        metrics::histogram!("wick_engine_batch_size").record(steps.len() as f64);
         let logits = weights.forward_batch(&mut steps)?;
         drop(steps);
         for (i, logits) in who.into_iter().zip(logits) {

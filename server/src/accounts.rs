@@ -565,7 +565,13 @@ fn open_to_everyone(path: &str) -> bool {
     use leptos::server_fn::ServerFn;
     matches!(
         path,
-        "/sign-in" | "/sign-up" | "/health" | "/favicon.svg" | "/info" | "/openapi.json"
+        "/sign-in"
+            | "/sign-up"
+            | "/health"
+            | "/metrics"
+            | "/favicon.svg"
+            | "/info"
+            | "/openapi.json"
     ) || path.starts_with("/auth/")
         || path.starts_with("/pkg/")
         || crate::protect::is_inference_api(path)

@@ -442,6 +442,51 @@ pub struct Config {
         value_parser = clap::value_parser!(u32).range(1..=65536)
     )]
     pub max_connections: u32,
+
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) lets running replies finish;
+    /// those still running then are saved as interrupted with their text.
+    #[arg(
+        long,
+        env = "WICK_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=3600)
+    )]
+    pub shutdown_grace_secs: u64,
+
+    /// `json`: one JSON object per log line, for log shippers; `text`: for people.
+    #[arg(long, env = "WICK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// When set, `/metrics` answers only `Authorization: Bearer <this token>`.
+    #[arg(long, env = "WICK_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// The reverse proxies whose `X-Forwarded-For` is believed: addresses or
+    /// networks (`127.0.0.1`, `10.0.0.0/8`, `::1`), separated by commas. A
+    /// request from any other peer is taken to come from that peer.
+    #[arg(
+        long,
+        env = "WICK_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_proxy
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One entry of `WICK_TRUSTED_PROXIES`: an address (a network of one) or a
+/// network in CIDR notation.
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or a network such as 10.0.0.0/8"))
 }
 
 /// `WICK_PUBLIC_URL`: an http or https origin (scheme, host, optional
@@ -566,6 +611,7 @@ impl Config {
         crate::listen::ConnectionLimits {
             header_timeout: std::time::Duration::from_secs(self.header_timeout),
             max_connections: self.max_connections as usize,
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs),
         }
     }
 

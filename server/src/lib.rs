@@ -8,9 +8,12 @@ pub mod backups;
 pub mod config;
 pub mod health;
 pub mod listen;
+pub mod logging;
+pub mod metrics;
 pub mod models_file;
 pub mod oidc;
 pub mod protect;
+pub mod proxy;
 pub mod server_fn_errors;
 pub mod sse;
 pub mod stream;
@@ -99,6 +102,10 @@ pub struct ServerState {
     pub public_url: Option<String>,
     /// The OpenID provider to sign in with (`WICK_OIDC_*`), if any.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// Whose `X-Forwarded-For` is believed (`WICK_TRUSTED_PROXIES`).
+    pub proxies: Arc<proxy::Proxies>,
+    /// `WICK_METRICS_TOKEN`: what `/metrics` asks for, if set.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl FromRef<ServerState> for LeptosOptions {
@@ -178,7 +185,9 @@ pub async fn prepare(config: &Config) -> Result<ServerState, ServerError> {
     )
     .with_sharing(config.sharing)
     .with_public_url(config.public_url.clone())
-    .with_oidc(oidc))
+    .with_oidc(oidc)
+    .with_proxies(proxy::Proxies::new(config.trusted_proxies.clone()))
+    .with_metrics_token(config.metrics_token.clone()))
 }
 
 /// Now and every hour: deletes expired sessions (a session unused for its
@@ -248,7 +257,21 @@ impl ServerState {
             throttle: Arc::default(),
             public_url: None,
             oidc: None,
+            proxies: Arc::default(),
+            metrics_token: None,
         }
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` is believed.
+    pub fn with_proxies(mut self, proxies: proxy::Proxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
+    }
+
+    /// The token `/metrics` asks for (`None`: it answers everyone).
+    pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
     }
 
     /// Sign-in with an OpenID provider.
@@ -392,6 +415,7 @@ async fn models_from_file(
 pub fn route_table() -> Vec<(&'static str, axum::routing::MethodRouter<ServerState>)> {
     vec![
         ("/health", get(health::health)),
+        ("/metrics", get(metrics::metrics)),
         ("/auth/sign-in", post(accounts::sign_in)),
         ("/auth/sign-up", post(accounts::sign_up)),
         ("/auth/sign-out", post(accounts::sign_out)),
@@ -436,6 +460,7 @@ fn own_routes() -> Router<ServerState> {
 /// All of Wick's routes: the Leptos pages and server functions, the table
 /// above, and the built site's files.
 pub fn router(state: ServerState) -> Router {
+    metrics::handle();
     let routes = generate_route_list(App);
     let app_state = state.app.clone();
     let fallback_state = state.app.clone();
@@ -480,7 +505,21 @@ pub fn router(state: ServerState) -> Router {
             server_fn_errors::bad_arguments_are_400,
         ))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(metrics::count_requests))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(logging::request_span)
+                .on_response(logging::answered)
+                .on_failure(logging::failed),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            proxy::client_address,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            logging::request_id,
+        ))
         .with_state(state)
 }
 
@@ -520,14 +559,22 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let generations = state.chat().generations().clone();
-    // Open streams would hold the shutdown until their replies end: stop the
-    // replies (saved as interrupted) so the streams close.
-    let shutdown = async move {
+    // At the signal, accepting stops at once; the replies running get
+    // `shutdown_grace` to finish, and those still running then are stopped
+    // (saved as interrupted, their streams ended with a final event), so
+    // the open streams close and the connections can.
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let grace = limits.shutdown_grace;
+    tokio::spawn(async move {
         shutdown.await;
-        generations.shutdown();
+        let _ = stop_accepting.send(());
+        generations.drain(grace).await;
+    });
+    let stopped = async move {
+        let _ = stopped.await;
     };
     // Header timeout and connection cap: see `listen`.
-    listen::serve_connections(listener, router(state), limits, shutdown)
+    listen::serve_connections(listener, router(state), limits, stopped)
         .await
         .map_err(ServerError::Serve)
 }
@@ -552,7 +599,7 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing the replies and requests in flight");
 }
 
 /// `Cache-Control` of a site file: kept for good under its hashed name,

@@ -39,6 +39,9 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// At shutdown: how long running replies may take to finish before the
+    /// rest are stopped (saved as interrupted, their streams ended).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -46,6 +49,7 @@ impl Default for ConnectionLimits {
         Self {
             header_timeout: Duration::from_secs(10),
             max_connections: 512,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -5,17 +5,14 @@ use inference::{
     Backend, ChatMessage, EngineConfig, Event, GenerationRequest, LocalEngine, Params, Prompt,
 };
 use server::config::{Cli, Command, GenerateArgs};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let config = cli.config;
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
-        // Logs on stderr; stdout carries only the "serving at" line that scripts can read.
-        .with_writer(std::io::stderr)
-        .init();
+    server::logging::init(&config);
+    // Before the database opens, so its first statements are timed too.
+    server::metrics::handle();
 
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,

@@ -20,6 +20,12 @@ pub fn sse<S>(events: S) -> Response
 where
     S: Stream<Item = Event> + Send + 'static,
 {
+    // Counted open from here until the response (and so the stream) is dropped.
+    let open = OpenStream::new();
+    let events = events.map(move |event| {
+        let _open = &open;
+        Ok::<_, Infallible>(event)
+    });
     (
         [
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
@@ -28,7 +34,23 @@ where
                 HeaderValue::from_static("no"),
             ),
         ],
-        Sse::new(events.map(Ok::<_, Infallible>)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+        Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
     )
         .into_response()
+}
+
+/// One open event stream, for the `wick_open_streams` gauge.
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> Self {
+        metrics::gauge!("wick_open_streams").increment(1.0);
+        OpenStream
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!("wick_open_streams").decrement(1.0);
+    }
 }

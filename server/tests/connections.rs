@@ -55,6 +55,7 @@ fn limits(max_connections: usize) -> ConnectionLimits {
     ConnectionLimits {
         header_timeout: TIMEOUT,
         max_connections,
+        shutdown_grace: TIMEOUT,
     }
 }
 
@@ -278,6 +279,83 @@ async fn shutdown_ends_open_streams_and_serve_returns() {
     );
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+/// Reads what is left of `stream` until it ends (within `GIVE_UP`).
+async fn rest_of(mut stream: reqwest::Response) -> String {
+    tokio::time::timeout(GIVE_UP, async {
+        let mut rest = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        rest
+    })
+    .await
+    .expect("the stream ends")
+}
+
+#[tokio::test]
+async fn at_shutdown_a_reply_that_ends_within_the_grace_streams_to_its_end() {
+    let w = wick(
+        ConnectionLimits {
+            shutdown_grace: GIVE_UP,
+            ..limits(64)
+        },
+        vec![
+            Step::token("Hello"),
+            Step::pause_ms(1500),
+            Step::token(" there"),
+            Step::Done(inference::FinishReason::Eos),
+        ],
+    )
+    .await;
+    let mut stream = w.chat_stream().await;
+    let mut body = String::new();
+    while !body.contains("Hello") {
+        let chunk = stream.chunk().await.unwrap().expect("the first token");
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let addr = w.addr;
+    let stopping = tokio::spawn(w.shut_down());
+    let rest = rest_of(stream).await;
+    assert!(
+        rest.contains(" there") && rest.contains("event: end") && rest.contains("\"done\""),
+        "the reply ran to its end: {rest}"
+    );
+    stopping.await.unwrap();
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn at_shutdown_an_api_stream_past_the_grace_ends_with_its_final_event() {
+    let w = wick(
+        limits(64),
+        vec![Step::token("Hello"), Step::Pause(Duration::from_secs(600))],
+    )
+    .await;
+    let mut stream = client()
+        .post(w.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({
+            "model": "fake",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stream": true
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut body = String::new();
+    while !body.contains("Hello") {
+        let chunk = stream.chunk().await.unwrap().expect("the first token");
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    w.shut_down().await;
+    let rest = rest_of(stream).await;
+    assert!(
+        rest.contains("finish_reason") && rest.contains("data: [DONE]"),
+        "the stream ends as the API ends one, not with a cut: {rest}"
+    );
 }
 
 #[tokio::test]

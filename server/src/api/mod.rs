@@ -59,6 +59,8 @@ pub struct Running {
     slot: Slot,
     /// Where the caller's usage is recorded.
     pool: sqlx::SqlitePool,
+    /// Its queue wait, token times and ending, for `/metrics`.
+    timer: wick_core::telemetry::ReplyTimer,
 }
 
 /// A generation that ran to its end.
@@ -226,7 +228,9 @@ pub async fn start(
         // Internal detail is logged by `Failure::from`; the client gets a sentence.
         other => StartError::Failed(Failure::from(&other)),
     })?;
+    slot.streams(generation.cancel.clone());
     Ok(Running {
+        timer: wick_core::telemetry::ReplyTimer::start(&model.id),
         generation,
         slot,
         pool: state.chat().pool().clone(),
@@ -251,6 +255,7 @@ impl Running {
         let mut tokens = Vec::new();
         // A generation always ends with `Done` or `Error`; `None` cannot come first.
         while let Some(event) = self.generation.next().await {
+            self.timer.observe(&event);
             match event {
                 Event::Token { id, text } => tokens.push((id, text)),
                 Event::Prefill { .. } | Event::Waiting { .. } => {}
@@ -290,6 +295,7 @@ impl Running {
             generation,
             slot,
             pool,
+            mut timer,
         } = self;
         let mut meter = Meter {
             pool,
@@ -300,6 +306,7 @@ impl Running {
         };
         let mut slot = Some(slot);
         let events = generation.flat_map(move |event| {
+            timer.observe(&event);
             match &event {
                 Event::Token { .. } => meter.produced += 1,
                 Event::Done { usage, .. } => meter.record(*usage),

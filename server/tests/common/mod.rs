@@ -21,6 +21,8 @@ pub struct TestServer {
     args: Vec<String>,
     env: Vec<(String, String)>,
     child: Child,
+    /// Where its stderr (the log) goes, when it is kept (`start_logged`).
+    pub log: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -49,39 +51,61 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
 
 /// Starts `wick` with `extra` flags and environment variables.
 pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+    start_inner(extra, env, false).await
+}
+
+/// Starts `wick` with its log (stderr) kept in a file, `TestServer::log`.
+pub async fn start_logged(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+    start_inner(extra, env, true).await
+}
+
+async fn start_inner(extra: &[&str], env: &[(&str, &str)], keep_log: bool) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
+    let log = keep_log.then(|| dir.path().join("wick.log"));
     let db_url = format!("sqlite://{}/wick.db", dir.path().display());
     let mut args: Vec<String> = vec![
         "--addr".into(),
         "127.0.0.1:0".into(),
         "--database-url".into(),
         db_url.clone(),
-        "--log".into(),
-        "warn".into(),
         "--model".into(),
         model_path().display().to_string(),
     ];
+    // Warnings only, unless the test asks for more (`WICK_LOG`).
+    if !env.iter().any(|(k, _)| *k == "WICK_LOG") {
+        args.extend(["--log".into(), "warn".into()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let (child, base) = spawn(&args, &env).await;
+    let (child, base) = spawn(&args, &env, log.as_deref()).await;
     TestServer {
         base,
         db_url,
         args,
         env,
         child,
+        log,
         _dir: dir,
     }
 }
 
-async fn spawn(args: &[String], env: &[(String, String)]) -> (Child, String) {
+async fn spawn(
+    args: &[String],
+    env: &[(String, String)],
+    log: Option<&std::path::Path>,
+) -> (Child, String) {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_wick"))
         .args(args)
         .envs(env.iter().cloned())
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("start wick");
     // The server announces the address it bound once it is ready to answer.
@@ -109,9 +133,28 @@ impl TestServer {
     pub async fn kill_and_restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let (child, base) = spawn(&self.args, &self.env).await;
+        let (child, base) = spawn(&self.args, &self.env, None).await;
         self.child = child;
         self.base = base;
+    }
+
+    /// Sends SIGTERM (what systemd and `docker stop` send) and waits for the
+    /// process to exit; whether it exited successfully.
+    pub async fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wick still runs a minute after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
