@@ -88,12 +88,13 @@ chromium:
 	  echo "Installing Debian's Chromium for the browser tests…"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-## ops-tools: Prometheus' promtool (checks /metrics) and nginx (the reverse-proxy test), Debian packages
+## ops-tools: Prometheus' promtool (checks /metrics), nginx (the reverse-proxy test) and systemd-analyze
+##           (checks the unit file): Debian packages
 ops-tools:
-	@{ command -v promtool && command -v nginx; } >/dev/null || { \
-	  echo "Installing Debian's prometheus (for promtool) and nginx for the operations tests…"; \
+	@{ command -v promtool && command -v nginx && command -v systemd-analyze && command -v openssl; } >/dev/null || { \
+	  echo "Installing Debian's prometheus (for promtool), nginx, systemd and openssl for the operations tests…"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends prometheus nginx; }
+	    apt-get install -y -qq --no-install-recommends prometheus nginx systemd openssl; }
 
 ## bench: Wick's engine against llama.cpp (built once from PyPI's llama-cpp-python sources, ~12 min), then
 ##        the remote-backend test and the serving benchmark (bench-serve)

@@ -127,7 +127,10 @@ fn routes() -> BTreeMap<&'static str, Check> {
         ("/sign-in", NoId("a form")),
         ("/sign-up", NoId("a form")),
         ("/health", NoId("the server's state")),
-        ("/metrics", NoId("counts and times, no one's data (WICK_METRICS_TOKEN closes it)")),
+        (
+            "/metrics",
+            NoId("counts and times, no one's data (WICK_METRICS_TOKEN closes it)"),
+        ),
         ("/auth/sign-in", NoId("a form post")),
         ("/auth/sign-up", NoId("a form post")),
         ("/auth/sign-out", NoId("ends the caller's own session")),
