@@ -5,16 +5,11 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := run
 
-CARGO_LEPTOS_VERSION := 0.3.10
-# wasm-bindgen's CLI must match the library version in Cargo.lock exactly.
-WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/"/, "", $$3); print $$3 }' Cargo.lock)
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 WICK := target/release/wick
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Faster tool installs on small machines: these are build tools, not Wick itself.
-TOOL_INSTALL_ENV := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-.PHONY: run test build model gemma3 ops-tools clients fuzz fuzz-tools bench bench-chat bench-serve bench-history test-llama-server tools wasm-target cargo-leptos wasm-bindgen npm-deps chromium rust-tests e2e check
+.PHONY: run test build model gemma3 ops-tools soak crash clients fuzz fuzz-tools bench bench-chat bench-serve bench-history test-llama-server tools wasm-target npm-deps chromium rust-tests e2e check
 
 ## run: install what is missing, build in release mode and serve at http://127.0.0.1:3000
 ##      (WICK_ADDR and WICK_DATABASE_URL change the address and the database)
@@ -26,8 +21,10 @@ test: build model gemma3 chromium ops-tools clients fuzz-tools
 	@$(LLAMA_SERVER_NOTE)
 	$(MAKE) --no-print-directory rust-tests fuzz e2e
 
+# The release server and the browser's files (xtask/src/main.rs); a step whose outputs are newer than
+# its inputs is skipped, so with nothing changed this takes a few seconds.
 build: tools
-	cargo leptos build --release
+	cargo xtask build
 
 rust-tests:
 	cargo test --release --workspace
@@ -63,22 +60,13 @@ model:
 gemma3:
 	./scripts/fetch-gemma3.sh models/gemma-3-270m-q4_k_m.gguf
 
-tools: wasm-target cargo-leptos wasm-bindgen npm-deps
+tools: wasm-target npm-deps
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
-cargo-leptos:
-	@cargo leptos --version 2>/dev/null | grep -q ' $(CARGO_LEPTOS_VERSION)$$' || { \
-	  echo "Installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 20 minutes on 2 cores, once)…"; \
-	  $(TOOL_INSTALL_ENV) cargo install cargo-leptos --locked --version $(CARGO_LEPTOS_VERSION) --features no_downloads; }
 
-wasm-bindgen:
-	@wasm-bindgen --version 2>/dev/null | grep -q ' $(WASM_BINDGEN_VERSION)$$' || { \
-	  echo "Installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 5 minutes, once)…"; \
-	  $(TOOL_INSTALL_ENV) cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); }
-
-# wasm-opt (binaryen) and Playwright come from npm; Playwright's own browser download is skipped.
+# wasm-opt (binaryen), esbuild and Playwright come from npm; Playwright's own browser download is skipped.
 npm-deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
@@ -135,6 +123,16 @@ bench-chat: build model
 ##              (time to first token p50/p95) and peak RSS (about 10 minutes)
 bench-serve: build model
 	python3 scripts/bench_serve.py --llama-server "$$(./scripts/build-llama-cpp.sh)/llama-server"
+
+## soak: 20 people chatting and 200 more stream readers for 10 minutes against the release binary and the
+##       real model: errors, time to first token p50/p95, memory at start, peak and end (RELIABILITY.md)
+soak: build model
+	python3 scripts/soak.py
+
+## crash: 20 kill -9 at random moments while replies stream, restarting each time: nothing stored may be
+##        lost, every reply ends done, interrupted or error with its text, integrity_check ok (RELIABILITY.md)
+crash: build model
+	python3 scripts/crash.py
 
 ## check: formatting and lints (the server build and the browser's wasm build), and the
 ##        browser build's dependency tree, which must not reach the database or the model
