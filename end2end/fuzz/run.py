@@ -79,7 +79,7 @@ def part(name: str, command: list[str], cwd: Path, env: dict | None = None) -> t
 
 
 def main() -> int:
-    for path, hint in [(WICK, "cargo leptos build --release (make build)"), (MODEL, "make model")]:
+    for path, hint in [(WICK, "make build (cargo xtask build)"), (MODEL, "make model")]:
         if not path.exists():
             sys.exit(f"{path} is missing: {hint}")
     st = Path(sys.executable).parent / "st"

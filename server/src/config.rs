@@ -159,7 +159,7 @@ pub struct Config {
     #[arg(long, env = "WICK_LOG", default_value = "info", global = true)]
     pub log: String,
 
-    /// Where the built site (wasm, CSS, public assets) lies; cargo-leptos writes it to `target/site`.
+    /// Where the built site (wasm, CSS, public assets) lies; `make build` writes it to `target/site`.
     #[arg(
         long,
         env = "WICK_SITE_ROOT",

@@ -218,7 +218,7 @@ async fn housekeeping(pool: sqlx::SqlitePool, retention: wick_core::team::Retent
 
 /// Where the built site is, for the pages and their files.
 ///
-/// A release build (`cargo leptos build --release`) names its files with a
+/// A release build (`cargo xtask build`, or `cargo leptos build --release`) names its files with a
 /// hash of their content and lists the hashes in `hash.txt` beside the
 /// binary; pages then link to those names. A binary without that file (the
 /// tests' in-process servers) links to the plain names.
@@ -622,7 +622,7 @@ async fn site_file_caching(
     response
 }
 
-/// `wick.<hash>.wasm`: the name cargo-leptos gives a release's files (three
+/// `wick.<hash>.wasm`: the name a release build gives its files (three
 /// parts, the middle one a long run of letters, digits, `-` and `_`).
 fn is_hashed_name(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or_default();
