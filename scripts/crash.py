@@ -25,50 +25,18 @@ import http.client
 import json
 import os
 import random
-import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+from wick_process import MODEL, WICK, Wick
+
 PROMPTS = ["Write a long story about a lighthouse keeper.",
            "Explain how bread is made, step by step, in detail.",
            "Describe a walk through a city in winter, at length."]
-
-
-class Wick:
-    def __init__(self, args, db):
-        self.args, self.db = args, db
-        self.start()
-
-    def start(self):
-        env = dict(os.environ, WICK_LOG="error", WICK_MODEL=self.args.model,
-                   WICK_DATABASE_URL=f"sqlite://{self.db}", WICK_ADDR="127.0.0.1:0",
-                   WICK_SITE_ROOT=os.path.join(ROOT, "target", "site"),
-                   WICK_MAX_NEW_TOKENS="64", WICK_THREADS=str(self.args.threads))
-        self.proc = subprocess.Popen([self.args.wick], stdout=subprocess.PIPE, env=env)
-        line = self.proc.stdout.readline().decode().strip()
-        url = urllib.parse.urlparse(line.rsplit(" ", 1)[-1])
-        self.host, self.port = url.hostname, url.port
-        page = self.request("GET", "/")[1].decode()
-        self.send_url = re.search(r'action="(/api/send_message[^"]*)"', page).group(1)
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def request(self, method, path, body=None, headers=None):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r, data
 
 
 class Person:
@@ -87,7 +55,8 @@ def one_turn(wick, person, seen):
     if person.cookie:
         headers["Cookie"] = person.cookie
     try:
-        r, data = wick.request("POST", wick.send_url, urllib.parse.urlencode(form), headers)
+        r, data = wick.request("POST", wick.send_url, urllib.parse.urlencode(form), headers,
+                               timeout=60)
     except OSError:
         return  # killed before it answered: nothing is owed
     if r.status != 200:
@@ -137,7 +106,7 @@ def stored(db):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--wick", default=os.path.join(ROOT, "target", "release", "wick"))
+    ap.add_argument("--wick", default=WICK)
     ap.add_argument("--model", default=MODEL)
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
@@ -150,7 +119,9 @@ def main():
     cut, ended, flushed_short = 0, 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "crash.db")
-        wick = Wick(args, db)
+        wick = Wick(args.wick, dict(
+            WICK_LOG="error", WICK_MODEL=args.model, WICK_DATABASE_URL=f"sqlite://{db}",
+            WICK_MAX_NEW_TOKENS="64", WICK_THREADS=str(args.threads)))
         people = [Person(p) for p in PROMPTS]
         final_before = {}
         try:

@@ -21,55 +21,16 @@ import http.client
 import json
 import os
 import random
-import re
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+from wick_process import MODEL, WICK, Wick
+
 TOPICS = ["the sea", "a lighthouse", "bread", "winter", "a library", "bicycles", "the moon",
           "coffee", "a garden", "trains", "rain", "mountains", "a market", "owls", "maps"]
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class Wick:
-    def __init__(self, args, db_dir):
-        env = dict(os.environ, WICK_LOG="warn", WICK_MODEL=args.model,
-                   WICK_DATABASE_URL=f"sqlite://{db_dir}/soak.db", WICK_ADDR="127.0.0.1:0",
-                   WICK_SITE_ROOT=os.path.join(ROOT, "target", "site"),
-                   WICK_MAX_NEW_TOKENS=str(args.tokens), WICK_THREADS=str(args.threads),
-                   # Room in the queue for everyone: waiting is measured, not refused.
-                   WICK_QUEUE_DEPTH=str(args.senders + 4))
-        self.proc = subprocess.Popen([args.wick], stdout=subprocess.PIPE, env=env)
-        line = self.proc.stdout.readline().decode().strip()
-        url = urllib.parse.urlparse(line.rsplit(" ", 1)[-1])
-        self.host, self.port = url.hostname, url.port
-        page = self.request("GET", "/")[1].decode()
-        self.send_url = re.search(r'action="(/api/send_message[^"]*)"', page).group(1)
-
-    def request(self, method, path, body=None, headers=None):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=600)
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r, data
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
 
 
 class Tally:
@@ -179,7 +140,7 @@ def percentile(values, p):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--wick", default=os.path.join(ROOT, "target", "release", "wick"))
+    ap.add_argument("--wick", default=WICK)
     ap.add_argument("--model", default=MODEL)
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--senders", type=int, default=20)
@@ -190,14 +151,18 @@ def main():
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as db_dir:
-        wick = Wick(args, db_dir)
+        wick = Wick(args.wick, dict(
+            WICK_LOG="warn", WICK_MODEL=args.model, WICK_DATABASE_URL=f"sqlite://{db_dir}/soak.db",
+            WICK_MAX_NEW_TOKENS=str(args.tokens), WICK_THREADS=str(args.threads),
+            # Room in the queue for everyone: waiting is measured, not refused.
+            WICK_QUEUE_DEPTH=str(args.senders + 4)))
         try:
             # One reply first, so the start figure counts the model's pages
             # (mapped from the file, read on first use) as the load will.
             warm = Person(wick, Tally(), time.time() + 1, -1)
             warm.send_loop()
             time.sleep(2)
-            start_rss = rss_kb(wick.proc.pid)
+            start_rss = wick.rss_kb()
             tally = Tally()
             until = time.time() + args.minutes * 60
             people = [Person(wick, tally, until, i) for i in range(args.senders)]
@@ -208,10 +173,10 @@ def main():
                 t.start()
             peak = start_rss
             while any(t.is_alive() for t in threads):
-                peak = max(peak, rss_kb(wick.proc.pid))
+                peak = max(peak, wick.rss_kb())
                 time.sleep(1)
             time.sleep(args.settle)
-            end_rss = rss_kb(wick.proc.pid)
+            end_rss = wick.rss_kb()
             if wick.proc.poll() is not None:
                 tally.error(f"wick exited with {wick.proc.returncode}")
         finally:

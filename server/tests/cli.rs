@@ -154,10 +154,13 @@ fn user_commands_create_the_first_admin_and_manage_accounts() {
     );
 }
 
-/// `wick backup` while a real server serves the database, and `wick
-/// restore`, which that server's lock refuses until it stops.
-#[test]
-fn backup_works_while_serving_and_restore_waits_for_the_server_to_stop() {
+/// `wick backup` while a real server streams a reply, and `wick restore`,
+/// which that server's lock refuses until it stops; the restored database
+/// has the conversation that was streaming.
+#[tokio::test]
+async fn backup_works_while_a_reply_streams_and_restore_waits_for_the_server_to_stop() {
+    use app::api::SendMessage;
+    use leptos::server_fn::ServerFn;
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
@@ -174,7 +177,7 @@ fn backup_works_while_serving_and_restore_waits_for_the_server_to_stop() {
             .unwrap()
     };
     let mut server = Command::new(env!("CARGO_BIN_EXE_wick"))
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--max-new-tokens", "400"])
         .env("WICK_DATABASE_URL", &url)
         .env("WICK_MODEL", &model)
         .stdout(Stdio::piped())
@@ -186,6 +189,34 @@ fn backup_works_while_serving_and_restore_waits_for_the_server_to_stop() {
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("serving the chat"), "{line}");
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+
+    // A reply is streaming (its first token has come) when the backup is made.
+    let me = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let sent = me
+        .post(format!("{base}{}", SendMessage::url()))
+        .form(&[("content", "Tell me a long story about backups.")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let sent: wick_types::Sent = sent.json().await.unwrap();
+    let mut stream = me
+        .get(format!(
+            "{base}{}",
+            wick_types::reply::stream_url(&sent.message_id)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("event: token") {
+        let chunk = stream.chunk().await.unwrap().expect("a first token");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
 
     let copy = dir.path().join("backup.db");
     let out = wick(&["backup", "--to", copy.to_str().unwrap()]);
@@ -210,4 +241,22 @@ fn backup_works_while_serving_and_restore_waits_for_the_server_to_stop() {
         said.contains("The database it replaced is kept as"),
         "{said}"
     );
+    // The restored database holds the conversation that was streaming.
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let question: String = sqlx::query_scalar(
+        "SELECT content FROM messages WHERE conversation_id = ? AND role = 'user'",
+    )
+    .bind(&sent.conversation_id)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(question, "Tell me a long story about backups.");
+    let reply: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE id = ?")
+        .bind(&sent.message_id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(reply, 1, "the reply's row is in the copy too");
+    db.close().await.unwrap();
 }

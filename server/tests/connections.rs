@@ -264,15 +264,7 @@ async fn shutdown_ends_open_streams_and_serve_returns() {
     }
     let addr = w.addr;
     w.shut_down().await;
-    let rest = tokio::time::timeout(GIVE_UP, async {
-        let mut rest = String::new();
-        while let Ok(Some(chunk)) = stream.chunk().await {
-            rest.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        rest
-    })
-    .await
-    .expect("the stream ends at shutdown");
+    let rest = rest_of(stream).await;
     assert!(
         rest.contains("event: end") && rest.contains("interrupted"),
         "the reply ends as interrupted: {rest}"
