@@ -28,7 +28,15 @@ pub struct EngineConfig {
     /// Memory for the KV caches kept after replies (the prefix cache), in
     /// bytes; `None` is room for `parallel` prompts of `max_prompt_tokens`.
     pub kv_cache_bytes: Option<usize>,
+    /// How long a kept cache may go unused before it is released (and, once
+    /// none is left, the memory given back to the system); `None` keeps it
+    /// until a newer one needs its room.
+    pub kv_cache_idle: Option<std::time::Duration>,
 }
+
+/// The default of [`EngineConfig::kv_cache_idle`]: a conversation's next
+/// turn within five minutes reads only its new tokens.
+pub const DEFAULT_KV_CACHE_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The default of [`EngineConfig::max_prompt_tokens`].
 pub const DEFAULT_MAX_PROMPT_TOKENS: usize = 4096;
@@ -48,6 +56,7 @@ impl Default for EngineConfig {
             max_prompt_tokens: DEFAULT_MAX_PROMPT_TOKENS,
             parallel: DEFAULT_PARALLEL,
             kv_cache_bytes: None,
+            kv_cache_idle: Some(DEFAULT_KV_CACHE_IDLE),
         }
     }
 }
@@ -148,9 +157,12 @@ impl LocalEngine {
             .build()
             .map_err(|e| InferenceError::Threads(e.to_string()))?;
         let (jobs, queue) = mpsc::channel::<Job>();
+        let kv_idle = config.kv_cache_idle;
         std::thread::Builder::new()
             .name("wick-model".into())
-            .spawn(move || pool.install(|| crate::schedule::run(model, queue, parallel, kv_budget)))
+            .spawn(move || {
+                pool.install(|| crate::schedule::run(model, queue, parallel, kv_budget, kv_idle))
+            })
             .map_err(|e| InferenceError::Threads(e.to_string()))?;
         Ok(Self { jobs, info })
     }

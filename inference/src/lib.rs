@@ -12,6 +12,7 @@ pub mod gemma3;
 pub mod gguf;
 mod kernels;
 mod llama;
+mod memory;
 mod model;
 pub mod remote;
 pub mod request;

@@ -19,8 +19,8 @@
 //! sequence's tokens.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::Instant;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
 use tokenizers::tokenizer::DecodeStream;
@@ -33,8 +33,18 @@ use crate::sampler::Sampler;
 use crate::stop::StopFilter;
 use crate::InferenceError;
 
-/// Runs the worker until every sender of `queue` is gone.
-pub(crate) fn run(model: Model, queue: Receiver<Job>, parallel: usize, kv_budget: usize) {
+/// How often, at most, an idle worker looks for kept caches unused for too long.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+
+/// Runs the worker until every sender of `queue` is gone. A kept cache
+/// unused for `kv_idle` is released (`None`: kept until evicted).
+pub(crate) fn run(
+    model: Model,
+    queue: Receiver<Job>,
+    parallel: usize,
+    kv_budget: usize,
+    kv_idle: Option<Duration>,
+) {
     let Model {
         mut weights,
         prompts,
@@ -45,6 +55,7 @@ pub(crate) fn run(model: Model, queue: Receiver<Job>, parallel: usize, kv_budget
         running: Vec::new(),
         kept: PrefixCache::new(if weights.batches() { kv_budget } else { 0 }),
         parallel,
+        kv_idle,
     };
     loop {
         if !scheduler.receive(&queue) {
@@ -61,6 +72,7 @@ struct Scheduler<'t> {
     running: Vec<Running<'t>>,
     kept: PrefixCache,
     parallel: usize,
+    kv_idle: Option<Duration>,
 }
 
 type Decoder<'t> = DecodeStream<
@@ -122,10 +134,12 @@ impl<'t> Scheduler<'t> {
     /// Takes the jobs that have arrived, waiting for one when there is
     /// nothing to do. False when the engine is gone and nothing is left.
     fn receive(&mut self, queue: &Receiver<Job>) -> bool {
-        if self.running.is_empty() && self.waiting.is_empty() {
-            match queue.recv() {
+        let check = self.kv_idle.map_or(IDLE_CHECK, |idle| idle.min(IDLE_CHECK));
+        while self.running.is_empty() && self.waiting.is_empty() {
+            match queue.recv_timeout(check) {
                 Ok(job) => self.enqueue(job),
-                Err(_) => return false,
+                Err(RecvTimeoutError::Timeout) => self.release_idle_caches(),
+                Err(RecvTimeoutError::Disconnected) => return false,
             }
         }
         loop {
@@ -137,6 +151,16 @@ impl<'t> Scheduler<'t> {
                     return !(self.running.is_empty() && self.waiting.is_empty())
                 }
             }
+        }
+    }
+
+    /// Releases the kept caches nobody used for `kv_idle`, and gives the
+    /// memory back to the system once none is left: after a busy hour the
+    /// process shrinks back instead of holding its peak for ever.
+    fn release_idle_caches(&mut self) {
+        let Some(idle) = self.kv_idle else { return };
+        if self.kept.expire(Instant::now(), idle) > 0 && self.kept.entries.is_empty() {
+            crate::memory::give_back_free_memory();
         }
     }
 
@@ -423,6 +447,8 @@ struct Kept {
     tokens: Vec<u32>,
     sequence: Sequence,
     last_used: u64,
+    /// When it was kept or last used, for the idle release.
+    used_at: Instant,
 }
 
 impl PrefixCache {
@@ -456,6 +482,7 @@ impl PrefixCache {
         self.clock += 1;
         let entry = &mut self.entries[best];
         entry.last_used = self.clock;
+        entry.used_at = Instant::now();
         let copy = entry.sequence.copy_prefix(shared)?;
         Some((copy, shared))
     }
@@ -474,6 +501,7 @@ impl PrefixCache {
             tokens,
             sequence,
             last_used: self.clock,
+            used_at: Instant::now(),
         });
         while self.bytes() > self.budget {
             let Some(oldest) = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_used)
@@ -486,6 +514,14 @@ impl PrefixCache {
 
     fn bytes(&self) -> usize {
         self.entries.iter().map(|e| e.sequence.bytes()).sum()
+    }
+
+    /// Drops the entries unused for `idle` at `now`; how many.
+    fn expire(&mut self, now: Instant, idle: Duration) -> usize {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| now.saturating_duration_since(e.used_at) < idle);
+        before - self.entries.len()
     }
 }
 

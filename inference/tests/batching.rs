@@ -407,6 +407,42 @@ fn eviction_under_a_tiny_budget_still_answers_correctly() {
     assert_eq!(warm.ids, run(&cold, x2).ids);
 }
 
+/// A kept cache unused for the idle time is released: the next turn reads
+/// its whole prompt again, and answers as a cold engine does.
+#[test]
+fn a_cache_unused_for_the_idle_time_is_released() {
+    let idle = std::time::Duration::from_millis(200);
+    let forgetful = LocalEngine::load(
+        &model_path(),
+        EngineConfig {
+            parallel: 4,
+            kv_cache_bytes: Some(PLENTY),
+            kv_cache_idle: Some(idle),
+            ..EngineConfig::default()
+        },
+    )
+    .unwrap();
+    let cold = engine(4, 0);
+    let first = run(&forgetful, ask(QUESTIONS[3], 16));
+    let turn2 = [
+        ("user", QUESTIONS[3]),
+        ("assistant", first.text.as_str()),
+        ("user", "Explain it to a five-year-old."),
+    ];
+    // Soon after, the cache is still there.
+    let soon = run(&forgetful, chat(&turn2, 16));
+    assert!(
+        soon.usage.cached_tokens >= first.usage.prompt_tokens,
+        "{:?}",
+        soon.usage
+    );
+    // Long after, it is gone.
+    std::thread::sleep(idle * 5);
+    let late = run(&forgetful, chat(&turn2, 16));
+    assert_eq!(late.usage.cached_tokens, 0, "{:?}", late.usage);
+    assert_eq!(late.ids, run(&cold, chat(&turn2, 16)).ids);
+}
+
 /// Housekeeping (a conversation's title) runs at background priority: it
 /// waits behind every reply, and one that holds the last place gives it up
 /// to a reply that arrives.

@@ -398,6 +398,17 @@ pub struct Config {
     #[arg(long, env = "WICK_KV_CACHE_MB")]
     pub kv_cache_mb: Option<u32>,
 
+    /// Seconds a kept KV cache may go unused before it is released (and the
+    /// memory given back once none is left); 0 keeps caches until a newer one
+    /// needs their room.
+    #[arg(
+        long,
+        env = "WICK_KV_CACHE_IDLE_SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(0..=86400)
+    )]
+    pub kv_cache_idle_secs: u64,
+
     /// Sampling temperature of chat replies (0 = greedy).
     #[arg(long, env = "WICK_TEMPERATURE", default_value_t = 0.6)]
     pub temperature: f64,

@@ -314,6 +314,8 @@ async fn local_model(
         max_prompt_tokens: config.max_prompt_tokens as usize,
         parallel: config.parallel as usize,
         kv_cache_bytes: config.kv_cache_mb.map(|mb| mb as usize * 1024 * 1024),
+        kv_cache_idle: (config.kv_cache_idle_secs > 0)
+            .then(|| std::time::Duration::from_secs(config.kv_cache_idle_secs)),
     };
     let engine =
         tokio::task::spawn_blocking(move || inference::LocalEngine::load(&path, engine_config))
