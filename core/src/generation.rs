@@ -28,6 +28,8 @@ use crate::models::{Model, Models};
 
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 pub const FLUSH_TOKENS: usize = 32;
+/// At shutdown, how long the stopped replies get to store their endings.
+const STORE_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 /// How long a finished task's log stays available to late subscribers (a
 /// tab that reconnects after the end still gets a clean finish).
 const KEEP_FINISHED: Duration = Duration::from_secs(120);
@@ -504,8 +506,8 @@ impl Generations {
     /// A graceful shutdown: takes no new replies from the moment it is
     /// called, lets those running (chat replies and API streams alike)
     /// finish for up to `grace`, then stops the rest, which are saved as
-    /// interrupted with the text they have. Resolves to how many were still
-    /// running then.
+    /// interrupted with the text they have; resolves once those are stored
+    /// (or after a few seconds more), to how many were still running then.
     pub fn drain(&self, grace: Duration) -> impl std::future::Future<Output = usize> + use<> {
         self.0.draining.store(true, Ordering::Release);
         let generations = self.clone();
@@ -526,6 +528,12 @@ impl Generations {
                 );
             }
             generations.shutdown();
+            // A stopped reply gives its place back once its ending is stored:
+            // wait for that (briefly), so the process never exits before.
+            let stored_by = tokio::time::Instant::now() + STORE_AT_SHUTDOWN;
+            while generations.running() > 0 && tokio::time::Instant::now() < stored_by {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             running
         }
     }

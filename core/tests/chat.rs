@@ -332,6 +332,14 @@ async fn a_reply_still_running_when_the_grace_ends_is_stored_interrupted_with_it
     live.next().await;
     let still_running = f.chat.generations().drain(Duration::from_millis(200)).await;
     assert_eq!(still_running, 1);
+    // Stored by the time the drain is over: the process may exit next.
+    let (state, content): (String, String) =
+        sqlx::query_as("SELECT state, content FROM messages WHERE id = ?")
+            .bind(&sent.message_id)
+            .fetch_one(f.chat.pool())
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), content.as_str()), ("interrupted", "Part"));
     let end = live.next().await.map(|(_, e)| e);
     assert!(
         matches!(

@@ -567,7 +567,7 @@ pub async fn serve(
     // the open streams close and the connections can.
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let grace = limits.shutdown_grace;
-    tokio::spawn(async move {
+    let drained = tokio::spawn(async move {
         shutdown.await;
         let _ = stop_accepting.send(());
         generations.drain(grace).await;
@@ -578,7 +578,11 @@ pub async fn serve(
     // Header timeout and connection cap: see `listen`.
     listen::serve_connections(listener, router(state), limits, stopped)
         .await
-        .map_err(ServerError::Serve)
+        .map_err(ServerError::Serve)?;
+    // Replies nobody is reading hold no connection open: they are finished
+    // (or stored interrupted) before this returns and the process exits.
+    drained.await.map_err(ServerError::Thread)?;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
