@@ -22,17 +22,44 @@ use std::ops::Range;
 
 use super::{hsum8, portable, ActivationType, Activations, WeightType};
 
-/// Proof that this CPU runs AVX2, FMA and F16C code: only [`Avx2::detect`] makes one.
+/// Proof that this CPU runs AVX2, FMA and F16C code: only [`Avx2::detect`]
+/// makes one. It also says whether the CPU has AVX-512 VNNI on 256-bit
+/// vectors, which the tiled Q8_0/Q5_0 product needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Avx2(());
+pub(crate) struct Avx2 {
+    vnni: Option<Vnni>,
+}
+
+/// Proof that this CPU runs AVX-512 F, VL and VNNI code: only [`Avx2::detect`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Vnni(());
 
 impl Avx2 {
-    /// A token if the CPU has AVX2, FMA and F16C.
+    /// A token if the CPU has AVX2, FMA and F16C; with VNNI where the CPU has
+    /// it and `WICK_NO_AVX512` is not set.
     pub(super) fn detect() -> Option<Self> {
-        (is_x86_feature_detected!("avx2")
+        let avx2 = is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c"))
-        .then_some(Self(()))
+            && is_x86_feature_detected!("f16c");
+        let vnni = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni")
+            && std::env::var_os("WICK_NO_AVX512").is_none();
+        avx2.then_some(Self {
+            vnni: vnni.then_some(Vnni(())),
+        })
+    }
+
+    /// The same CPU without the VNNI kernels (to compare the two in tests).
+    #[cfg(test)]
+    pub(super) fn without_vnni(self) -> Self {
+        Self { vnni: None }
+    }
+
+    /// Whether the tiled VNNI product is used.
+    #[cfg(test)]
+    pub(super) fn has_vnni(self) -> bool {
+        self.vnni.is_some()
     }
 
     /// See [`super::Kernels::matmul_rows`], which checked the sizes.
@@ -53,6 +80,17 @@ impl Avx2 {
         out: *mut f32,
         out_stride: usize,
     ) {
+        let mut rows = rows;
+        // One activation row against Q8_0 (the output matrix, read from
+        // memory at each token) streams faster a row at a time.
+        let tiled = ty == WeightType::Q5_0 || (ty == WeightType::Q8_0 && x.rows >= 2);
+        if let (Some(vnni), true) = (self.vnni, tiled) {
+            let whole = rows.start..rows.start + rows.len() / TILE * TILE;
+            rows.start = whole.end;
+            // SAFETY: `vnni` proves the CPU features; `whole` is within
+            // `rows`, the rest is this function's own contract.
+            unsafe { vnni.tiles(ty, w, row_bytes, whole, x, out, out_stride) };
+        }
         // SAFETY: `self` proves the CPU features; the rest is this function's
         // own contract, passed on unchanged.
         unsafe { matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) }
@@ -245,7 +283,27 @@ unsafe fn q5_0<const N: usize>(w: &[u8], x: &Activations, t0: usize, nb: usize) 
     debug_assert!(w.len() >= nb * 22);
     debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
     let mut acc = [_mm256_setzero_ps(); N];
-    let low = _mm256_set1_epi8(0x0f);
+    for i in 0..nb {
+        // SAFETY: weight block `i < nb` is the 22 bytes at `22 * i`; the
+        // activation side is this function's own contract.
+        unsafe {
+            let wb = w.as_ptr().add(i * 22);
+            let (dw, _) = two_f16(read_u32(wb));
+            signed_block(&mut acc, unpack_q5_0(wb), dw, x, t0, i, nb);
+        }
+    }
+    acc.map(|a| hsum8(lanes(a)))
+}
+
+/// The Q5_0 block at `wb` taken apart: its 32 nibbles, and 0xff in each
+/// byte whose fifth bit is set.
+///
+/// # Safety
+/// `wb` is valid for reading a Q5_0 block (22 bytes: scale at 0, fifth bits
+/// at 2, nibbles at 6).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_parts(wb: *const u8) -> (__m256i, __m256i) {
     // Spreads the 32 fifth bits over 32 bytes (ggml's `bytes_from_bits_32`).
     let shuffle = _mm256_set_epi64x(
         0x0303_0303_0303_0303,
@@ -254,24 +312,203 @@ unsafe fn q5_0<const N: usize>(w: &[u8], x: &Activations, t0: usize, nb: usize) 
         0,
     );
     let bit = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
-    for i in 0..nb {
-        // SAFETY: weight block `i < nb` is the 22 bytes at `22 * i` (scale at
-        // 0, fifth bits at 2, nibbles at 6); the activation side is this
-        // function's own contract.
+    // SAFETY: the caller's promise covers the reads at 2 (4 bytes) and 6 (16).
+    let (packed, qh) = unsafe {
+        (
+            _mm_loadu_si128(wb.add(6) as *const __m128i),
+            read_u32(wb.add(2)),
+        )
+    };
+    let qx = _mm256_and_si256(
+        _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
+        _mm256_set1_epi8(0x0f),
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuffle);
+    let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1));
+    (qx, set)
+}
+
+/// The 32 values of the Q5_0 block at `wb`, as signed bytes.
+///
+/// # Safety
+/// As [`q5_0_parts`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn unpack_q5_0(wb: *const u8) -> __m256i {
+    // SAFETY: the caller's promise.
+    let (qx, set) = unsafe { q5_0_parts(wb) };
+    // Without the fifth bit a value is its nibble − 16: set the high nibble.
+    _mm256_or_si256(qx, _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)))
+}
+
+/// The 32 values of the Q5_0 block at `wb`, + 16 (0..=31), as unsigned bytes.
+///
+/// # Safety
+/// As [`q5_0_parts`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn unpack_q5_0_unsigned(wb: *const u8) -> __m256i {
+    // SAFETY: the caller's promise.
+    let (qx, set) = unsafe { q5_0_parts(wb) };
+    _mm256_or_si256(qx, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+}
+
+/// Weight rows taken together by the tiled product, and activation rows at most.
+const TILE: usize = 4;
+
+impl Vnni {
+    /// Like [`Avx2::matmul_rows`] for Q8_0 and Q5_0 weights, for a number of
+    /// rows that is a multiple of [`TILE`]: tiles of four weight rows by up to
+    /// four activation rows, as llama.cpp's tiled product (llamafile's
+    /// `tinyBLAS_Q0_AVX::gemm4xN`) computes them. Each output still sums its
+    /// blocks in ggml's order, one fused multiply-add per block and the same
+    /// eight-lane sum at the end; `vpdpbusd` gives exactly the integers of
+    /// AVX2's two multiply-adds (no pair of these products overflows 16 bits).
+    ///
+    /// # Safety
+    /// As [`Avx2::matmul_rows`], with `ty` Q8_0 or Q5_0 and `rows.len()` a multiple of [`TILE`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tiles(
+        self,
+        ty: WeightType,
+        w: &[u8],
+        row_bytes: usize,
+        rows: Range<usize>,
+        x: &Activations,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        debug_assert_eq!(rows.len() % TILE, 0);
+        // SAFETY: `self` proves the CPU features; the rest is the contract.
         unsafe {
-            let wb = w.as_ptr().add(i * 22);
-            let (dw, _) = two_f16(read_u32(wb));
-            let packed = _mm_loadu_si128(wb.add(6) as *const __m128i);
-            let mut qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
-            let qh = read_u32(wb.add(2));
-            let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuffle);
-            let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, bit), _mm256_set1_epi64x(-1));
-            // Without the fifth bit a value is its nibble − 16: set the high nibble.
-            qx = _mm256_or_si256(qx, _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)));
-            signed_block(&mut acc, qx, dw, x, t0, i, nb);
+            match ty {
+                WeightType::Q5_0 => tiles::<true>(w, row_bytes, rows, x, out, out_stride),
+                WeightType::Q8_0 => tiles::<false>(w, row_bytes, rows, x, out, out_stride),
+                _ => unreachable!("only Q8_0 and Q5_0 are tiled"),
+            }
         }
     }
-    acc.map(|a| hsum8(lanes(a)))
+}
+
+/// See [`Vnni::tiles`]; `Q5` says Q5_0 (else Q8_0).
+///
+/// # Safety
+/// The CPU has AVX2, FMA, F16C and AVX-512 F, VL and VNNI, and the contract of
+/// [`Vnni::tiles`] holds.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn tiles<const Q5: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: Range<usize>,
+    x: &Activations,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let bb = if Q5 { 22 } else { 34 };
+    let nb = row_bytes / bb;
+    debug_assert_eq!(x.ty, ActivationType::Q8_0);
+    debug_assert!(rows.end * row_bytes <= w.len());
+    for r0 in rows.step_by(TILE) {
+        let mut t0 = 0;
+        // SAFETY: rows `r0..r0 + 4` are among the caller's rows, and each
+        // tile's activation rows `t0..t0 + N` are below `x.rows`.
+        unsafe {
+            while t0 + TILE <= x.rows {
+                tile::<Q5, 4>(w, row_bytes, r0, x, t0, nb, out, out_stride);
+                t0 += TILE;
+            }
+            match x.rows - t0 {
+                3 => tile::<Q5, 3>(w, row_bytes, r0, x, t0, nb, out, out_stride),
+                2 => tile::<Q5, 2>(w, row_bytes, r0, x, t0, nb, out, out_stride),
+                1 => tile::<Q5, 1>(w, row_bytes, r0, x, t0, nb, out, out_stride),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The four weight rows from `r0` against the `N` activation rows from `t0`.
+///
+/// The weights are taken as unsigned bytes (a Q5_0 value + 16, a Q8_0 value +
+/// 128), which `vpdpbusd` multiplies with the signed activations without
+/// ggml's sign trick; each lane's sum starts from −offset × the sum of its
+/// four activation values, so it ends at exactly ggml's signed integer.
+///
+/// # Safety
+/// As [`tiles`], for the weight rows `r0..r0 + 4` (each `nb` blocks of
+/// `row_bytes` bytes) and the activation rows `t0..t0 + N` (Q8_0, `nb` blocks).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn tile<const Q5: bool, const N: usize>(
+    w: &[u8],
+    row_bytes: usize,
+    r0: usize,
+    x: &Activations,
+    t0: usize,
+    nb: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    debug_assert!((r0 + TILE) * row_bytes <= w.len());
+    debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
+    let bb = if Q5 { 22 } else { 34 };
+    let zero = _mm256_setzero_si256();
+    let ones = _mm256_set1_epi8(1);
+    let mut acc = [[_mm256_setzero_ps(); TILE]; N];
+    // SAFETY: weight block `i < nb` of row `r0 + k` (`k < 4`) is the `bb`
+    // bytes at `(r0 + k) * row_bytes + i * bb`; activation block `i` of row
+    // `t0 + t` (`t < N`) is the 34 bytes at `(t0 + t) * row_bytes + i * 34`
+    // (values from 2) and its scale is at `(t0 + t) * nb + i`.
+    unsafe {
+        let xq = x.data.as_ptr().add(t0 * x.row_bytes + 2);
+        let xd = x.scales.as_ptr().add(t0 * nb);
+        for i in 0..nb {
+            let mut wu = [zero; TILE];
+            let mut dw = [0f32; TILE];
+            for k in 0..TILE {
+                let wb = w.as_ptr().add((r0 + k) * row_bytes + i * bb);
+                // The next tile's rows, from memory meanwhile: rows a tile
+                // apart are four short streams the hardware barely follows.
+                // (A prefetch never faults, so past the end is harmless.)
+                _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(TILE * row_bytes) as *const i8);
+                dw[k] = two_f16(read_u32(wb)).0;
+                wu[k] = if Q5 {
+                    unpack_q5_0_unsigned(wb)
+                } else {
+                    let q = _mm256_loadu_si256(wb.add(2) as *const __m256i);
+                    _mm256_xor_si256(q, _mm256_set1_epi8(0x80u8 as i8))
+                };
+            }
+            let dw = _mm_loadu_ps(dw.as_ptr());
+            for t in 0..N {
+                let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 34) as *const __m256i);
+                let sums = _mm256_dpbusd_epi32(zero, ones, qy);
+                let base = if Q5 {
+                    _mm256_sub_epi32(zero, _mm256_slli_epi32::<4>(sums))
+                } else {
+                    _mm256_sub_epi32(zero, _mm256_slli_epi32::<7>(sums))
+                };
+                // The same products as ggml's `d_w * d_x`, four at once.
+                let mut d = [0f32; TILE];
+                _mm_storeu_ps(
+                    d.as_mut_ptr(),
+                    _mm_mul_ps(dw, _mm_set1_ps(*xd.add(t * nb + i))),
+                );
+                for k in 0..TILE {
+                    let dot = _mm256_dpbusd_epi32(base, wu[k], qy);
+                    acc[t][k] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(d[k]), _mm256_cvtepi32_ps(dot), acc[t][k]);
+                }
+            }
+        }
+    }
+    for t in 0..N {
+        for k in 0..TILE {
+            // SAFETY: `(t0 + t, r0 + k)` is one of the outputs the caller gave us.
+            unsafe { *out.add((t0 + t) * out_stride + r0 + k) = hsum8(lanes(acc[t][k])) };
+        }
+    }
 }
 
 /// Row `r` of `w` against the `N` activation rows from `t0`.
@@ -601,6 +838,10 @@ fn q4k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; 
     let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let (mut acc, mut acc_min) = ([0f32; K_ROWS], [0f32; K_ROWS]);
+    // Where every row is summed in fours (a prompt's rows), the float sums
+    // run for all rows at once, a row a lane, in the same order.
+    let fours = (t0..t0 + n).all(|t| x.place(t).in_fours);
+    let (mut acc_v, mut acc_min_v) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for i in 0..nb {
         let wb = &w[i * 144..(i + 1) * 144];
         let (dw, dminw) = (super::f16_at(wb, 0), super::f16_at(wb, 2));
@@ -623,6 +864,11 @@ fn q4k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; 
             q[2 * j] = _mm256_and_si256(bits, m4);
             q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
         }
+        let (mut all_sums, mut all_mins) = (
+            [_mm256_setzero_si256(); K_ROWS],
+            [_mm256_setzero_si256(); K_ROWS],
+        );
+        let (mut ds, mut dmins) = ([0f32; K_ROWS], [0f32; K_ROWS]);
         for k in 0..n {
             let t = t0 + k;
             let xb = &x.row(t)[i * 292..(i + 1) * 292];
@@ -639,7 +885,9 @@ fn q4k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; 
             let bsums = unsafe { _mm256_loadu_si256(xb.as_ptr().add(260) as *const __m256i) };
             let mins = _mm256_mullo_epi32(_mm256_madd_epi16(bsums, ones), mnv);
             let (d, dmin) = (dw * yd, dminw * yd);
-            if x.place(t).in_fours {
+            if fours {
+                (all_sums[k], all_mins[k], ds[k], dmins[k]) = (sums, mins, d, dmin);
+            } else if x.place(t).in_fours {
                 let (s, m) = (i32x8(sums), i32x8(mins));
                 for p in 0..4 {
                     acc[k] = ((s[2 * p] + s[2 * p + 1]) as f32).mul_add(d, acc[k]);
@@ -650,8 +898,68 @@ fn q4k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; 
                 acc_min[k] = (hsum_i32(mins) as f32).mul_add(dmin, acc_min[k]);
             }
         }
+        if fours {
+            // Lane `k` of `by_group[g]` is row `k`'s sum of group `g`.
+            let (by_group, by_group_min) = (transpose_i32x8(&all_sums), transpose_i32x8(&all_mins));
+            // SAFETY: `ds` and `dmins` are 8 `f32`s; the loads are unaligned.
+            let (d, dmin) = unsafe {
+                (
+                    _mm256_loadu_ps(ds.as_ptr()),
+                    _mm256_loadu_ps(dmins.as_ptr()),
+                )
+            };
+            for p in 0..4 {
+                let s = _mm256_add_epi32(by_group[2 * p], by_group[2 * p + 1]);
+                let m = _mm256_add_epi32(by_group_min[2 * p], by_group_min[2 * p + 1]);
+                acc_v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc_v);
+                acc_min_v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), dmin, acc_min_v);
+            }
+        }
+    }
+    if fours {
+        return lanes(_mm256_sub_ps(acc_v, acc_min_v));
     }
     std::array::from_fn(|k| acc[k] - acc_min[k])
+}
+
+/// The 8 × 8 matrix of `v` (a vector a row) transposed: lane `k` of result
+/// `g` is lane `g` of `v[k]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn transpose_i32x8(v: &[__m256i; 8]) -> [__m256i; 8] {
+    // Pairs of rows interleaved by 32 bits, then by 64, then the halves swapped.
+    let a: [__m256i; 8] = std::array::from_fn(|j| {
+        let (x, y) = (v[2 * (j / 2)], v[2 * (j / 2) + 1]);
+        if j % 2 == 0 {
+            _mm256_unpacklo_epi32(x, y)
+        } else {
+            _mm256_unpackhi_epi32(x, y)
+        }
+    });
+    // a[0] = v0g0 v1g0 v0g1 v1g1 | v0g4 v1g4 v0g5 v1g5; a[1] the same for g2, g3 | g6, g7.
+    let b: [__m256i; 8] = std::array::from_fn(|j| {
+        let (x, y) = match j / 2 {
+            0 => (a[0], a[2]),
+            1 => (a[1], a[3]),
+            2 => (a[4], a[6]),
+            _ => (a[5], a[7]),
+        };
+        if j % 2 == 0 {
+            _mm256_unpacklo_epi64(x, y)
+        } else {
+            _mm256_unpackhi_epi64(x, y)
+        }
+    });
+    // b[0] = rows 0..4 of g0 | of g4; b[1]: g1 | g5; b[2]: g2 | g6; b[3]: g3 | g7;
+    // b[4..8] the same for rows 4..8.
+    std::array::from_fn(|g| {
+        let (lo, hi) = (b[g % 4], b[4 + g % 4]);
+        if g < 4 {
+            _mm256_permute2x128_si256(lo, hi, 0x20)
+        } else {
+            _mm256_permute2x128_si256(lo, hi, 0x31)
+        }
+    })
 }
 
 /// One Q6_K weight row against activation rows `t0..t0 + n` (`n <= K_ROWS`):

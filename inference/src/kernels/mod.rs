@@ -659,8 +659,19 @@ mod tests {
         let Some(avx2) = avx2_or_skip("avx2_and_portable_kernels_agree_bit_for_bit") else {
             return;
         };
+        // Where the CPU has VNNI, its tiled Q8_0/Q5_0 product and the plain
+        // AVX2 one are both compared.
+        let mut fast_kernels = vec![avx2];
+        if let Kernels::Avx2(token) = avx2 {
+            if token.has_vnni() {
+                fast_kernels.push(Kernels::Avx2(token.without_vnni()));
+            } else {
+                eprintln!("note: this CPU lacks AVX-512 VNNI; only the AVX2 product is compared");
+            }
+        }
         for ty in [WeightType::Q4_1, WeightType::Q8_0, WeightType::Q5_0] {
-            for (rows, tokens) in [(7, 3), (9, 9), (5, 1)] {
+            // Whole tiles and tiles cut short on both sides.
+            for (rows, tokens) in [(7, 3), (9, 9), (5, 1), (8, 4), (12, 11), (4, 2)] {
                 let cols = 576;
                 let w = weights(ty, &pseudo_random(rows * cols, 1));
                 let at = ty.activation_type();
@@ -668,9 +679,12 @@ mod tests {
                     .flat_map(|t| pseudo_random(cols, 10 + t as u32))
                     .collect();
                 let x = Activations::quantize(at, &xs, tokens, cols);
-                let fast = matmul(avx2, ty, &w, rows, &x);
                 let slow = matmul(Kernels::Portable, ty, &w, rows, &x);
-                assert_eq!(fast, slow, "{ty:?} {rows}x{tokens}");
+                let fast = matmul(avx2, ty, &w, rows, &x);
+                for kernels in &fast_kernels {
+                    let fast = matmul(*kernels, ty, &w, rows, &x);
+                    assert_eq!(fast, slow, "{kernels:?} {ty:?} {rows}x{tokens}");
+                }
                 // And both are the dot product of what the blocks hold.
                 let rb = ty.row_bytes(cols);
                 let mut wf = vec![0f32; cols];

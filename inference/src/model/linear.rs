@@ -113,7 +113,11 @@ pub(crate) fn matmuls(cpu: &mut Cpu, map: &[u8], jobs: &mut [Job]) {
     // A few chunks per thread: enough to even out, few enough that taking
     // the next chunk (an atomic shared by the threads) costs nothing.
     let total: usize = jobs.iter().map(|j| j.w.rows).sum();
-    let chunk = total.div_ceil(4 * cpu.team.size()).max(4);
+    // A multiple of four rows: the tiled kernels take weight rows four at a time.
+    let chunk = total
+        .div_ceil(4 * cpu.team.size())
+        .next_multiple_of(4)
+        .max(4);
     let tasks: Vec<(usize, Range<usize>)> = jobs
         .iter()
         .enumerate()
