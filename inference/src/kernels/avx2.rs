@@ -83,7 +83,11 @@ impl Avx2 {
         let mut rows = rows;
         // One activation row against Q8_0 (the output matrix, read from
         // memory at each token) streams faster a row at a time.
-        let tiled = ty == WeightType::Q5_0 || (ty == WeightType::Q8_0 && x.rows >= 2);
+        let tiled = match ty {
+            WeightType::Q5_0 | WeightType::Q4_1 => true,
+            WeightType::Q8_0 => x.rows >= 2,
+            _ => false,
+        };
         if let (Some(vnni), true) = (self.vnni, tiled) {
             let whole = rows.start..rows.start + rows.len() / TILE * TILE;
             rows.start = whole.end;
@@ -356,17 +360,24 @@ unsafe fn unpack_q5_0_unsigned(wb: *const u8) -> __m256i {
 /// Weight rows taken together by the tiled product, and activation rows at most.
 const TILE: usize = 4;
 
+/// The weight formats of the tiled product, as its functions' `KIND`.
+const TILE_Q8_0: u8 = 0;
+const TILE_Q5_0: u8 = 1;
+const TILE_Q4_1: u8 = 2;
+
 impl Vnni {
-    /// Like [`Avx2::matmul_rows`] for Q8_0 and Q5_0 weights, for a number of
+    /// Like [`Avx2::matmul_rows`] for Q8_0, Q5_0 and Q4_1 weights, for a number of
     /// rows that is a multiple of [`TILE`]: tiles of four weight rows by up to
     /// four activation rows, as llama.cpp's tiled product (llamafile's
     /// `tinyBLAS_Q0_AVX::gemm4xN`) computes them. Each output still sums its
     /// blocks in ggml's order, one fused multiply-add per block and the same
     /// eight-lane sum at the end; `vpdpbusd` gives exactly the integers of
     /// AVX2's two multiply-adds (no pair of these products overflows 16 bits).
+    /// (llama.cpp has no tiled Q4_1 product; ggml's Q4_1 dot product sums in
+    /// the same way, so the same tiles compute it too.)
     ///
     /// # Safety
-    /// As [`Avx2::matmul_rows`], with `ty` Q8_0 or Q5_0 and `rows.len()` a multiple of [`TILE`].
+    /// As [`Avx2::matmul_rows`], with `ty` Q8_0, Q5_0 or Q4_1 and `rows.len()` a multiple of [`TILE`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn tiles(
         self,
@@ -382,21 +393,22 @@ impl Vnni {
         // SAFETY: `self` proves the CPU features; the rest is the contract.
         unsafe {
             match ty {
-                WeightType::Q5_0 => tiles::<true>(w, row_bytes, rows, x, out, out_stride),
-                WeightType::Q8_0 => tiles::<false>(w, row_bytes, rows, x, out, out_stride),
-                _ => unreachable!("only Q8_0 and Q5_0 are tiled"),
+                WeightType::Q5_0 => tiles::<TILE_Q5_0>(w, row_bytes, rows, x, out, out_stride),
+                WeightType::Q8_0 => tiles::<TILE_Q8_0>(w, row_bytes, rows, x, out, out_stride),
+                WeightType::Q4_1 => tiles::<TILE_Q4_1>(w, row_bytes, rows, x, out, out_stride),
+                _ => unreachable!("only Q8_0, Q5_0 and Q4_1 are tiled"),
             }
         }
     }
 }
 
-/// See [`Vnni::tiles`]; `Q5` says Q5_0 (else Q8_0).
+/// See [`Vnni::tiles`]; `KIND` says the weights' format (`TILE_…`).
 ///
 /// # Safety
 /// The CPU has AVX2, FMA, F16C and AVX-512 F, VL and VNNI, and the contract of
 /// [`Vnni::tiles`] holds.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn tiles<const Q5: bool>(
+unsafe fn tiles<const KIND: u8>(
     w: &[u8],
     row_bytes: usize,
     rows: Range<usize>,
@@ -404,9 +416,7 @@ unsafe fn tiles<const Q5: bool>(
     out: *mut f32,
     out_stride: usize,
 ) {
-    let bb = if Q5 { 22 } else { 34 };
-    let nb = row_bytes / bb;
-    debug_assert_eq!(x.ty, ActivationType::Q8_0);
+    let nb = row_bytes / block_bytes(KIND);
     debug_assert!(rows.end * row_bytes <= w.len());
     for r0 in rows.step_by(TILE) {
         let mut t0 = 0;
@@ -414,15 +424,124 @@ unsafe fn tiles<const Q5: bool>(
         // tile's activation rows `t0..t0 + N` are below `x.rows`.
         unsafe {
             while t0 + TILE <= x.rows {
-                tile::<Q5, 4>(w, row_bytes, r0, x, t0, nb, out, out_stride);
+                tile_of::<KIND, 4>(w, row_bytes, r0, x, t0, nb, out, out_stride);
                 t0 += TILE;
             }
             match x.rows - t0 {
-                3 => tile::<Q5, 3>(w, row_bytes, r0, x, t0, nb, out, out_stride),
-                2 => tile::<Q5, 2>(w, row_bytes, r0, x, t0, nb, out, out_stride),
-                1 => tile::<Q5, 1>(w, row_bytes, r0, x, t0, nb, out, out_stride),
+                3 => tile_of::<KIND, 3>(w, row_bytes, r0, x, t0, nb, out, out_stride),
+                2 => tile_of::<KIND, 2>(w, row_bytes, r0, x, t0, nb, out, out_stride),
+                1 => tile_of::<KIND, 1>(w, row_bytes, r0, x, t0, nb, out, out_stride),
                 _ => {}
             }
+        }
+    }
+}
+
+/// The bytes of a weight block of the tiled format `KIND`.
+const fn block_bytes(kind: u8) -> usize {
+    match kind {
+        TILE_Q5_0 => 22,
+        TILE_Q4_1 => 20,
+        _ => 34,
+    }
+}
+
+/// [`tile`] or [`tile_q4_1`], by `KIND`.
+///
+/// # Safety
+/// As [`tile`].
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn tile_of<const KIND: u8, const N: usize>(
+    w: &[u8],
+    row_bytes: usize,
+    r0: usize,
+    x: &Activations,
+    t0: usize,
+    nb: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe {
+        if KIND == TILE_Q4_1 {
+            tile_q4_1::<N>(w, row_bytes, r0, x, t0, nb, out, out_stride)
+        } else {
+            tile::<KIND, N>(w, row_bytes, r0, x, t0, nb, out, out_stride)
+        }
+    }
+}
+
+/// Four Q4_1 weight rows from `r0` against `N` Q8_1 activation rows from
+/// `t0`: what [`q4_1`] computes for each pair, bit for bit (the nibbles are
+/// already unsigned, the minimum's products are summed four rows a vector in
+/// the same order).
+///
+/// # Safety
+/// As [`tile`], with 20-byte Q4_1 weight blocks and Q8_1 activations.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+unsafe fn tile_q4_1<const N: usize>(
+    w: &[u8],
+    row_bytes: usize,
+    r0: usize,
+    x: &Activations,
+    t0: usize,
+    nb: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    debug_assert!((r0 + TILE) * row_bytes <= w.len());
+    debug_check_activations(x, ActivationType::Q8_1, t0, N, nb);
+    let zero = _mm256_setzero_si256();
+    let low = _mm256_set1_epi8(0x0f);
+    let mut acc = [[_mm256_setzero_ps(); TILE]; N];
+    // Lane `k`: row `r0 + k`'s sum of its minimum × the activations' sums.
+    let mut summs = [_mm_setzero_ps(); N];
+    // SAFETY: weight block `i < nb` of row `r0 + k` (`k < 4`) is the 20
+    // bytes at `(r0 + k) * row_bytes + i * 20`; activation block `i` of row
+    // `t0 + t` (`t < N`) is the 36 bytes at `(t0 + t) * row_bytes + i * 36`
+    // (values from 4), its scale and sum at `(t0 + t) * nb + i`.
+    unsafe {
+        let xq = x.data.as_ptr().add(t0 * x.row_bytes + 4);
+        let xd = x.scales.as_ptr().add(t0 * nb);
+        let xs = x.sums.as_ptr().add(t0 * nb);
+        for i in 0..nb {
+            let mut qx = [zero; TILE];
+            let (mut dw, mut mw) = ([0f32; TILE], [0f32; TILE]);
+            for k in 0..TILE {
+                let wb = w.as_ptr().add((r0 + k) * row_bytes + i * 20);
+                // As in [`tile`]: the next tile's rows, meanwhile.
+                _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(TILE * row_bytes) as *const i8);
+                (dw[k], mw[k]) = two_f16(read_u32(wb));
+                let packed = _mm_loadu_si128(wb.add(4) as *const __m128i);
+                qx[k] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
+            }
+            let (dw, mw) = (_mm_loadu_ps(dw.as_ptr()), _mm_loadu_ps(mw.as_ptr()));
+            for t in 0..N {
+                let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 36) as *const __m256i);
+                summs[t] = _mm_fmadd_ps(mw, _mm_set1_ps(*xs.add(t * nb + i)), summs[t]);
+                let mut d = [0f32; TILE];
+                _mm_storeu_ps(
+                    d.as_mut_ptr(),
+                    _mm_mul_ps(dw, _mm_set1_ps(*xd.add(t * nb + i))),
+                );
+                for k in 0..TILE {
+                    let dot = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(zero, qx[k], qy));
+                    acc[t][k] = _mm256_fmadd_ps(_mm256_set1_ps(d[k]), dot, acc[t][k]);
+                }
+            }
+        }
+    }
+    for t in 0..N {
+        let mut m = [0f32; TILE];
+        // SAFETY: `m` holds the four floats written; the store is unaligned.
+        unsafe { _mm_storeu_ps(m.as_mut_ptr(), summs[t]) };
+        for k in 0..TILE {
+            // SAFETY: `(t0 + t, r0 + k)` is one of the outputs the caller gave us.
+            unsafe { *out.add((t0 + t) * out_stride + r0 + k) = hsum8(lanes(acc[t][k])) + m[k] };
         }
     }
 }
@@ -440,7 +559,7 @@ unsafe fn tiles<const Q5: bool>(
 #[inline]
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn tile<const Q5: bool, const N: usize>(
+unsafe fn tile<const KIND: u8, const N: usize>(
     w: &[u8],
     row_bytes: usize,
     r0: usize,
@@ -452,7 +571,7 @@ unsafe fn tile<const Q5: bool, const N: usize>(
 ) {
     debug_assert!((r0 + TILE) * row_bytes <= w.len());
     debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
-    let bb = if Q5 { 22 } else { 34 };
+    let (q5, bb) = (KIND == TILE_Q5_0, block_bytes(KIND));
     let zero = _mm256_setzero_si256();
     let ones = _mm256_set1_epi8(1);
     let mut acc = [[_mm256_setzero_ps(); TILE]; N];
@@ -473,7 +592,7 @@ unsafe fn tile<const Q5: bool, const N: usize>(
                 // (A prefetch never faults, so past the end is harmless.)
                 _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(TILE * row_bytes) as *const i8);
                 dw[k] = two_f16(read_u32(wb)).0;
-                wu[k] = if Q5 {
+                wu[k] = if q5 {
                     unpack_q5_0_unsigned(wb)
                 } else {
                     let q = _mm256_loadu_si256(wb.add(2) as *const __m256i);
@@ -484,7 +603,7 @@ unsafe fn tile<const Q5: bool, const N: usize>(
             for t in 0..N {
                 let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 34) as *const __m256i);
                 let sums = _mm256_dpbusd_epi32(zero, ones, qy);
-                let base = if Q5 {
+                let base = if q5 {
                     _mm256_sub_epi32(zero, _mm256_slli_epi32::<4>(sums))
                 } else {
                     _mm256_sub_epi32(zero, _mm256_slli_epi32::<7>(sums))
