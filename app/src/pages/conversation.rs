@@ -47,6 +47,17 @@ pub fn ConversationPage() -> impl IntoView {
     );
     let changed = use_context::<ConversationsChanged>();
     let title = RwSignal::new(String::new());
+    // The page's `<title>`: reference-counted, not in the page's arena. The
+    // server reads it after the page has rendered, from whichever worker
+    // thread polls the response then, and that thread's arena may be another
+    // request's (a read of an arena signal there panicked, about 1 load in 20
+    // under concurrent loads). Set from `title` on the server as the
+    // conversation loads, and followed by an effect in the browser.
+    let head_title = ArcRwSignal::new(String::new());
+    Effect::new({
+        let head_title = head_title.clone();
+        move |_| head_title.set(title.get())
+    });
     Effect::new(move |_| {
         if let Some(Ok(t)) = rename.value().get() {
             title.set(t);
@@ -64,15 +75,21 @@ pub fn ConversationPage() -> impl IntoView {
     };
 
     view! {
-        <Title text=move || title.get() />
+        <Title text={
+            let head_title = head_title.clone();
+            move || head_title.get()
+        } />
         <Transition fallback=|| view! { <div class="messages"><p class="loading">"Loading…"</p></div> }>
-            {move || Suspend::new(async move {
+            {move || {
+            let head_title = head_title.clone();
+            Suspend::new(async move {
                 match conversation.await {
                     Ok(c) => {
                         let id = c.id.clone();
                         // The list marks the reply being written, if any, as it renders.
                         reply_state.generating.set(None);
                         title.set(c.title.clone());
+                        head_title.set(c.title.clone());
                         if c.title_provisional {
                             await_title(id.clone(), title, reply_state);
                         }
@@ -122,7 +139,8 @@ pub fn ConversationPage() -> impl IntoView {
                     Err(AppError::NotFound) => view! { <NotFound /> }.into_any(),
                     Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                 }
-            })}
+            })
+            }}
         </Transition>
     }
 }
