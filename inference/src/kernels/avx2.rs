@@ -101,15 +101,21 @@ impl Avx2 {
     }
 
     /// See [`super::Kernels::dot_f16`].
-    pub(super) fn dot_f16(self, x: &[u16], y: &[u16]) -> f32 {
+    pub(super) fn dot_f16(self, x: &[f32], y: &[f32]) -> f32 {
         // SAFETY: `self` proves the CPU features.
         unsafe { dot_f16(x, y) }
     }
 
     /// See [`super::Kernels::mad_f16`].
-    pub(super) fn mad_f16(self, y: &mut [u16], x: &[u16], v: f32) {
+    pub(super) fn mad_f16(self, y: &mut [u16], x: &[f32], v: f32) {
         // SAFETY: `self` proves the CPU features.
         unsafe { mad_f16(y, x, v) }
+    }
+
+    /// See [`super::Kernels::widen_f16`].
+    pub(super) fn widen_f16(self, x: &[u16], out: &mut [f32]) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { widen_f16(x, out) }
     }
 
     /// See [`super::Kernels::scale_f16`].
@@ -748,9 +754,9 @@ unsafe fn load8_f16(p: *const u16) -> __m256 {
 /// See [`super::Kernels::dot_f16`]; `n` a multiple of 32 is all vector work.
 ///
 /// # Safety
-/// The CPU has AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+/// The CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f16(x: &[f32], y: &[f32]) -> f32 {
     assert_eq!(x.len(), y.len());
     let n = x.len();
     let np = n & !31;
@@ -759,8 +765,13 @@ unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
     while i < np {
         for (j, s) in sum.iter_mut().enumerate() {
             let at = i + j * 8;
-            // SAFETY: `at + 8 <= np <= n`, the length of both.
-            let (a, b) = unsafe { (load8_f16(x.as_ptr().add(at)), load8_f16(y.as_ptr().add(at))) };
+            // SAFETY: `at + 8 <= np <= n`, the length of both; unaligned loads.
+            let (a, b) = unsafe {
+                (
+                    _mm256_loadu_ps(x.as_ptr().add(at)),
+                    _mm256_loadu_ps(y.as_ptr().add(at)),
+                )
+            };
             *s = _mm256_fmadd_ps(a, b, *s);
         }
         i += 32;
@@ -772,7 +783,7 @@ unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
     let t1 = _mm_hadd_ps(t0, t0);
     let mut total = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
     for k in np..n {
-        total += (super::h2f(x[k]) * super::h2f(y[k])) as f64;
+        total += (x[k] * y[k]) as f64;
     }
     total as f32
 }
@@ -782,27 +793,41 @@ unsafe fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
 /// # Safety
 /// The CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+unsafe fn mad_f16(y: &mut [u16], x: &[f32], v: f32) {
     assert!(x.len() >= y.len());
     let n = y.len();
-    let np = n & !31;
+    let np = n & !7;
     let vv = _mm256_set1_ps(v);
     let mut i = 0;
     while i < np {
-        for j in 0..4 {
-            let at = i + j * 8;
-            // SAFETY: `at + 8 <= np <= n`, within `y` and (longer or equal) `x`;
-            // the loads and the store are unaligned.
-            unsafe {
-                let py = y.as_mut_ptr().add(at) as *mut __m128i;
-                let ax = load8_f16(x.as_ptr().add(at));
-                let ay = _mm256_fmadd_ps(ax, vv, _mm256_cvtph_ps(_mm_loadu_si128(py)));
-                _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
-            }
+        // SAFETY: `i + 8 <= np <= n`, within `y` and (longer or equal) `x`;
+        // the loads and the store are unaligned.
+        unsafe {
+            let py = y.as_mut_ptr().add(i) as *mut __m128i;
+            let ax = _mm256_loadu_ps(x.as_ptr().add(i));
+            let ay = _mm256_fmadd_ps(ax, vv, _mm256_cvtph_ps(_mm_loadu_si128(py)));
+            _mm_storeu_si128(py, _mm256_cvtps_ph(ay, _MM_FROUND_TO_NEAREST_INT));
         }
-        i += 32;
+        i += 8;
     }
     portable::mad_f16(&mut y[np..], &x[np..n], v);
+}
+
+/// See [`super::Kernels::widen_f16`].
+///
+/// # Safety
+/// The CPU has AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn widen_f16(x: &[u16], out: &mut [f32]) {
+    let n = x.len().min(out.len());
+    let np = n & !7;
+    let mut i = 0;
+    while i < np {
+        // SAFETY: `i + 8 <= np <= n`, within both; unaligned load and store.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(i), load8_f16(x.as_ptr().add(i))) };
+        i += 8;
+    }
+    portable::widen_f16(&x[np..n], &mut out[np..n]);
 }
 
 /// See [`super::Kernels::scale_f16`].

@@ -176,9 +176,10 @@ impl Kernels {
         }
     }
 
-    /// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16`
-    /// computes it on AVX2 (four 8-lane accumulators over 32-value steps).
-    pub(crate) fn dot_f16(self, x: &[u16], y: &[u16]) -> f32 {
+    /// The dot product of two f16 vectors, given widened to f32 (see
+    /// [`Self::widen_f16`]), as ggml's `ggml_vec_dot_f16` computes it on AVX2
+    /// (four 8-lane accumulators over 32-value steps).
+    pub(crate) fn dot_f16(self, x: &[f32], y: &[f32]) -> f32 {
         match self {
             #[cfg(target_arch = "x86_64")]
             Self::Avx2(avx2) => avx2.dot_f16(x, y),
@@ -186,12 +187,23 @@ impl Kernels {
         }
     }
 
-    /// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`).
-    pub(crate) fn mad_f16(self, y: &mut [u16], x: &[u16], v: f32) {
+    /// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`; `x`
+    /// holds f16 values widened to f32).
+    pub(crate) fn mad_f16(self, y: &mut [u16], x: &[f32], v: f32) {
         match self {
             #[cfg(target_arch = "x86_64")]
             Self::Avx2(avx2) => avx2.mad_f16(y, x, v),
             Self::Portable => portable::mad_f16(y, x, v),
+        }
+    }
+
+    /// `out = x`, f16 widened to f32 (exact: every f16 is an f32). Attention
+    /// widens a cached key or value once for all the query heads that read it.
+    pub(crate) fn widen_f16(self, x: &[u16], out: &mut [f32]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(avx2) => avx2.widen_f16(x, out),
+            Self::Portable => portable::widen_f16(x, out),
         }
     }
 
@@ -707,17 +719,26 @@ mod tests {
         to_f16(&pseudo_random(70, 5), &mut x);
         to_f16(&pseudo_random(70, 6), &mut y);
         let p = Kernels::Portable;
+        let (mut xw, mut yw) = (vec![0f32; 70], vec![0f32; 70]);
+        p.widen_f16(&x, &mut xw);
+        p.widen_f16(&y, &mut yw);
         let exact: f32 = x.iter().zip(&y).map(|(a, b)| h2f(*a) * h2f(*b)).sum();
-        assert!((p.dot_f16(&x, &y) - exact).abs() < 1e-3 * exact.abs().max(1.0));
+        assert!((p.dot_f16(&xw, &yw) - exact).abs() < 1e-3 * exact.abs().max(1.0));
         let Some(avx2) = avx2_or_skip("f16_kernels_agree_bit_for_bit_with_their_portable_versions")
         else {
             return;
         };
+        let mut widened = vec![0f32; 70];
+        avx2.widen_f16(&x, &mut widened);
+        assert_eq!(widened, xw);
         for n in [64, 70] {
-            assert_eq!(avx2.dot_f16(&x[..n], &y[..n]), p.dot_f16(&x[..n], &y[..n]));
+            assert_eq!(
+                avx2.dot_f16(&xw[..n], &yw[..n]),
+                p.dot_f16(&xw[..n], &yw[..n])
+            );
             let (mut a, mut b) = (y[..n].to_vec(), y[..n].to_vec());
-            avx2.mad_f16(&mut a, &x, 0.37);
-            p.mad_f16(&mut b, &x, 0.37);
+            avx2.mad_f16(&mut a, &xw, 0.37);
+            p.mad_f16(&mut b, &xw, 0.37);
             assert_eq!(a, b);
             avx2.scale_f16(&mut a, 0.61);
             p.scale_f16(&mut b, 0.61);

@@ -256,9 +256,10 @@ pub(super) unsafe fn matmul_rows(
     }
 }
 
-/// The dot product of two f16 vectors as ggml's `ggml_vec_dot_f16` computes
-/// it on AVX2 (four 8-lane accumulators over 32-value steps).
-pub(super) fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
+/// The dot product of two f16 vectors (given widened to f32, which is exact)
+/// as ggml's `ggml_vec_dot_f16` computes it on AVX2 (four 8-lane accumulators
+/// over 32-value steps).
+pub(super) fn dot_f16(x: &[f32], y: &[f32]) -> f32 {
     assert_eq!(x.len(), y.len());
     let n = x.len();
     let np = n & !31;
@@ -268,7 +269,7 @@ pub(super) fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
         for (j, s) in sum.iter_mut().enumerate() {
             for (l, lane) in s.iter_mut().enumerate() {
                 let k = i + j * 8 + l;
-                *lane = h2f(x[k]).mul_add(h2f(y[k]), *lane);
+                *lane = x[k].mul_add(y[k], *lane);
             }
         }
         i += 32;
@@ -280,16 +281,24 @@ pub(super) fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
     let t0 = [r[0] + r[4], r[1] + r[5], r[2] + r[6], r[3] + r[7]];
     let mut total = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
     for k in np..n {
-        total += (h2f(x[k]) * h2f(y[k])) as f64;
+        total += (x[k] * y[k]) as f64;
     }
     total as f32
 }
 
-/// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`).
-pub(super) fn mad_f16(y: &mut [u16], x: &[u16], v: f32) {
+/// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`; `x` holds
+/// f16 values widened to f32).
+pub(super) fn mad_f16(y: &mut [u16], x: &[f32], v: f32) {
     assert!(x.len() >= y.len());
     for (y, x) in y.iter_mut().zip(x) {
-        *y = f16::from_f32(h2f(*x).mul_add(v, h2f(*y))).to_bits();
+        *y = f16::from_f32(x.mul_add(v, h2f(*y))).to_bits();
+    }
+}
+
+/// `out = x` widened from f16 to f32 (exact).
+pub(super) fn widen_f16(x: &[u16], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(x) {
+        *o = h2f(*x);
     }
 }
 

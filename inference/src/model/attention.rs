@@ -3,7 +3,6 @@
 use super::kv_cache::KvCache;
 use super::rope::Rope;
 use super::{BatchRows, Cpu, OutPtr, Segment};
-use crate::kernels;
 
 /// The shape of multi-head attention.
 pub(crate) struct Heads {
@@ -73,7 +72,12 @@ struct Part<'a> {
 /// Attention of every part's query rows (`q` holds them one part after the
 /// other) over its own cache, each head on its own, in ggml's flash-attention
 /// order for short batches: f16 query and keys, a running softmax, the
-/// weighted values summed in f16. All parts' heads are one parallel loop.
+/// weighted values summed in f16.
+///
+/// The query heads that share a key/value head (grouped-query attention) run
+/// in one task when there are tasks enough for the team: each cached key and
+/// value is widened from f16 once for all of them rather than once a head.
+/// Every head's arithmetic, and its order, is the same either way.
 fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32> {
     let hd = a.head_dim;
     let dim = a.heads * hd;
@@ -91,42 +95,88 @@ fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32
             p.cache.k.len() >= (p.position + p.rows) * kv_dim && p.cache.v.len() == p.cache.k.len()
         );
     }
+    let per = heads_per_task(group, rows.len() * a.heads, cpu.team.size());
     let mut out = vec![0f32; rows.len() * dim];
     let out_ptr = OutPtr::new(&mut out);
     let isa = cpu.kernels;
-    cpu.team.run(rows.len() * a.heads, &|i| {
-        // SAFETY: task `i < rows * heads` alone writes the `hd` values from
-        // `i * hd`, inside `out` (`rows * heads * hd` values), which outlives
-        // the loop and is not otherwise touched until it ends.
-        let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(i * hd), hd) };
-        let (t, h) = (i / a.heads, i % a.heads);
+    let tasks_per_row = a.heads / per;
+    cpu.team.run(rows.len() * tasks_per_row, &|i| {
+        let (t, first_head) = (i / tasks_per_row, (i % tasks_per_row) * per);
+        let at = t * dim + first_head * hd;
+        // SAFETY: task `i` alone writes the `per * hd` values of heads
+        // `first_head..first_head + per` of row `t`, inside `out` (`rows *
+        // heads * hd` values), which outlives the loop and is not otherwise
+        // touched until it ends.
+        let out = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(at), per * hd) };
         let (part, now) = rows[t];
         let cache = parts[part].cache;
-        let mut qh = vec![0u16; hd];
-        kernels::to_f16(&q[t * dim + h * hd..t * dim + (h + 1) * hd], &mut qh);
-        let kvh = (h / group) * hd;
-        let mut acc = vec![0u16; hd];
-        let (mut sum, mut max) = (0f32, f32::NEG_INFINITY);
+        // The queries rounded to f16 (as ggml stores them), held widened.
+        let queries: Vec<f32> = q[at..at + per * hd]
+            .iter()
+            .map(|v| half::f16::from_f32(*v).to_f32())
+            .collect();
+        let kvh = (first_head / group) * hd;
+        let mut acc = vec![0u16; per * hd];
+        let mut sum = vec![0f32; per];
+        let mut max = vec![f32::NEG_INFINITY; per];
+        let (mut key, mut value) = (vec![0f32; hd], vec![0f32; hd]);
         let first = a.window.map_or(0, |w| (now + 1).saturating_sub(w));
         for p in first..=now {
             let at = p * kv_dim + kvh;
-            let s = isa.dot_f16(&cache.k[at..at + hd], &qh) * a.scale;
-            let (mut ms, mut vs) = (1f32, 1f32);
-            if s > max {
-                let old = max;
-                max = s;
-                ms = (old - max).exp();
-                isa.scale_f16(&mut acc, ms);
-            } else {
-                vs = (s - max).exp();
+            isa.widen_f16(&cache.k[at..at + hd], &mut key);
+            isa.widen_f16(&cache.v[at..at + hd], &mut value);
+            for h in 0..per {
+                let acc = &mut acc[h * hd..(h + 1) * hd];
+                let s = isa.dot_f16(&key, &queries[h * hd..(h + 1) * hd]) * a.scale;
+                let (mut ms, mut vs) = (1f32, 1f32);
+                if s > max[h] {
+                    let old = max[h];
+                    max[h] = s;
+                    ms = (old - s).exp();
+                    isa.scale_f16(acc, ms);
+                } else {
+                    vs = (s - max[h]).exp();
+                }
+                isa.mad_f16(acc, &value, vs);
+                sum[h] = sum[h].mul_add(ms, vs);
             }
-            isa.mad_f16(&mut acc, &cache.v[at..at + hd], vs);
-            sum = sum.mul_add(ms, vs);
         }
-        let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-        for (o, a) in out.iter_mut().zip(&acc) {
-            *o = half::f16::from_bits(*a).to_f32() * inv;
+        for h in 0..per {
+            let inv = if sum[h] == 0.0 { 0.0 } else { 1.0 / sum[h] };
+            for (o, a) in out[h * hd..(h + 1) * hd].iter_mut().zip(&acc[h * hd..]) {
+                *o = half::f16::from_bits(*a).to_f32() * inv;
+            }
         }
     });
     out
+}
+
+/// How many query heads of a key/value group one attention task takes: the
+/// whole group when that still leaves two tasks a thread, else a smaller
+/// divisor of it (one head a task at worst, e.g. one decoded row of a model
+/// with a single key/value head).
+fn heads_per_task(group: usize, head_rows: usize, threads: usize) -> usize {
+    (1..=group)
+        .rev()
+        .filter(|per| group.is_multiple_of(*per))
+        .find(|per| head_rows / per >= 2 * threads)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::heads_per_task;
+
+    #[test]
+    fn a_task_takes_a_whole_group_of_heads_only_when_the_team_stays_busy() {
+        // SmolLM2 (9 heads over 3 key/value heads), four decoded rows, 2 threads.
+        assert_eq!(heads_per_task(3, 4 * 9, 2), 3);
+        // Gemma 3 (4 heads, 1 key/value head): a prompt's rows take the group...
+        assert_eq!(heads_per_task(4, 64 * 4, 2), 4);
+        // ...one decoded row is split so both threads work.
+        assert_eq!(heads_per_task(4, 4, 2), 1);
+        assert_eq!(heads_per_task(4, 8, 2), 2);
+        // Plain multi-head attention: one head a task.
+        assert_eq!(heads_per_task(1, 12, 2), 1);
+    }
 }
