@@ -410,6 +410,12 @@ impl Vnni {
 
 /// See [`Vnni::tiles`]; `KIND` says the weights' format (`TILE_…`).
 ///
+/// With more than four activation rows (a prompt), each tile of four weight
+/// rows is unpacked once (into [`Unpacked`]) and then met by every
+/// activation tile, instead of unpacked again for each four rows. With four
+/// or fewer (decoding), the weights are unpacked as they are used, so that
+/// the next tile's rows arrive from memory while this one computes.
+///
 /// # Safety
 /// The CPU has AVX2, FMA, F16C and AVX-512 F, VL and VNNI, and the contract of
 /// [`Vnni::tiles`] holds.
@@ -424,20 +430,42 @@ unsafe fn tiles<const KIND: u8>(
 ) {
     let nb = row_bytes / block_bytes(KIND);
     debug_assert!(rows.end * row_bytes <= w.len());
+    let mut unpacked = (x.rows > TILE).then(|| Unpacked::new(nb));
     for r0 in rows.step_by(TILE) {
-        let mut t0 = 0;
+        let four = FourRows {
+            w,
+            row_bytes,
+            r0,
+            nb,
+        };
         // SAFETY: rows `r0..r0 + 4` are among the caller's rows, and each
         // tile's activation rows `t0..t0 + N` are below `x.rows`.
         unsafe {
-            while t0 + TILE <= x.rows {
-                tile_of::<KIND, 4>(w, row_bytes, r0, x, t0, nb, out, out_stride);
-                t0 += TILE;
-            }
-            match x.rows - t0 {
-                3 => tile_of::<KIND, 3>(w, row_bytes, r0, x, t0, nb, out, out_stride),
-                2 => tile_of::<KIND, 2>(w, row_bytes, r0, x, t0, nb, out, out_stride),
-                1 => tile_of::<KIND, 1>(w, row_bytes, r0, x, t0, nb, out, out_stride),
-                _ => {}
+            match &mut unpacked {
+                Some(u) => {
+                    u.fill::<KIND>(four);
+                    let mut t0 = 0;
+                    while t0 + TILE <= x.rows {
+                        tile_of::<KIND, 4, true>(four, u, x, t0, out, out_stride);
+                        t0 += TILE;
+                    }
+                    match x.rows - t0 {
+                        3 => tile_of::<KIND, 3, true>(four, u, x, t0, out, out_stride),
+                        2 => tile_of::<KIND, 2, true>(four, u, x, t0, out, out_stride),
+                        1 => tile_of::<KIND, 1, true>(four, u, x, t0, out, out_stride),
+                        _ => {}
+                    }
+                }
+                None => {
+                    let none = &Unpacked::EMPTY;
+                    match x.rows {
+                        4 => tile_of::<KIND, 4, false>(four, none, x, 0, out, out_stride),
+                        3 => tile_of::<KIND, 3, false>(four, none, x, 0, out, out_stride),
+                        2 => tile_of::<KIND, 2, false>(four, none, x, 0, out, out_stride),
+                        1 => tile_of::<KIND, 1, false>(four, none, x, 0, out, out_stride),
+                        _ => {}
+                    }
+                }
             }
         }
     }
@@ -452,80 +480,171 @@ const fn block_bytes(kind: u8) -> usize {
     }
 }
 
+/// The four weight rows `r0..r0 + 4` of a tile, as stored (`nb` blocks a row).
+#[derive(Clone, Copy)]
+struct FourRows<'a> {
+    w: &'a [u8],
+    row_bytes: usize,
+    r0: usize,
+    nb: usize,
+}
+
+/// One block of a tile's four weight rows: its 32 values as unsigned bytes
+/// (Q5_0 + 16, Q8_0 + 128, Q4_1's nibbles) a row, and the four rows'
+/// scales and (Q4_1) minimums.
+type TileBlock = ([__m256i; TILE], __m128, __m128);
+
+/// Block `i` of `four`, unpacked; the next tile's rows are prefetched
+/// meanwhile (rows a tile apart are four short streams the hardware barely
+/// follows; a prefetch never faults, so past the end is harmless).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `i < four.nb` and rows `r0..r0 + 4` of
+/// `four.w` (`row_bytes` bytes each, blocks of `KIND`) are inside it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn unpack_block<const KIND: u8>(four: FourRows<'_>, i: usize) -> TileBlock {
+    debug_assert!(i < four.nb && (four.r0 + TILE) * four.row_bytes <= four.w.len());
+    let zero = _mm256_setzero_si256();
+    let (mut values, mut d, mut m) = ([zero; TILE], [0f32; TILE], [0f32; TILE]);
+    for k in 0..TILE {
+        // SAFETY: block `i` of row `r0 + k` is the block at
+        // `(r0 + k) * row_bytes + i * block_bytes`, inside `w` (the promise).
+        unsafe {
+            let wb = four
+                .w
+                .as_ptr()
+                .add((four.r0 + k) * four.row_bytes + i * block_bytes(KIND));
+            _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(TILE * four.row_bytes) as *const i8);
+            (d[k], m[k]) = two_f16(read_u32(wb));
+            values[k] = match KIND {
+                TILE_Q5_0 => unpack_q5_0_unsigned(wb),
+                TILE_Q4_1 => {
+                    let packed = _mm_loadu_si128(wb.add(4) as *const __m128i);
+                    _mm256_and_si256(
+                        _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
+                        _mm256_set1_epi8(0x0f),
+                    )
+                }
+                _ => {
+                    let q = _mm256_loadu_si256(wb.add(2) as *const __m256i);
+                    _mm256_xor_si256(q, _mm256_set1_epi8(0x80u8 as i8))
+                }
+            };
+        }
+    }
+    // SAFETY: `d` and `m` hold four floats each; the loads are unaligned.
+    unsafe { (values, _mm_loadu_ps(d.as_ptr()), _mm_loadu_ps(m.as_ptr())) }
+}
+
+/// A tile's four weight rows unpacked, every block (see [`TileBlock`]).
+struct Unpacked {
+    blocks: Vec<TileBlock>,
+}
+
+impl Unpacked {
+    /// Stands for no unpacked rows where the tile unpacks as it goes.
+    const EMPTY: Unpacked = Unpacked { blocks: Vec::new() };
+
+    fn new(nb: usize) -> Self {
+        // SAFETY: all-zero bits are valid vectors (plain integers and floats).
+        let zero: TileBlock = unsafe { std::mem::zeroed() };
+        Self {
+            blocks: vec![zero; nb],
+        }
+    }
+
+    /// Unpacks `four` (`nb` blocks, as [`Self::new`] was given).
+    ///
+    /// # Safety
+    /// As [`unpack_block`], for every block of `four`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fill<const KIND: u8>(&mut self, four: FourRows<'_>) {
+        debug_assert_eq!(self.blocks.len(), four.nb);
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            // SAFETY: `i < nb`; the rest is the caller's promise.
+            *b = unsafe { unpack_block::<KIND>(four, i) };
+        }
+    }
+}
+
+/// Block `i` of the tile's weights: from `unpacked` when `PRE`, else
+/// unpacked from `four` now.
+///
+/// # Safety
+/// As [`unpack_block`]; when `PRE`, `unpacked` holds `four`'s blocks.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn weights<const KIND: u8, const PRE: bool>(
+    four: FourRows<'_>,
+    unpacked: &Unpacked,
+    i: usize,
+) -> TileBlock {
+    if PRE {
+        unpacked.blocks[i]
+    } else {
+        // SAFETY: the caller's promise.
+        unsafe { unpack_block::<KIND>(four, i) }
+    }
+}
+
 /// [`tile`] or [`tile_q4_1`], by `KIND`.
 ///
 /// # Safety
 /// As [`tile`].
 #[inline]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn tile_of<const KIND: u8, const N: usize>(
-    w: &[u8],
-    row_bytes: usize,
-    r0: usize,
+unsafe fn tile_of<const KIND: u8, const N: usize, const PRE: bool>(
+    four: FourRows<'_>,
+    unpacked: &Unpacked,
     x: &Activations,
     t0: usize,
-    nb: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
     // SAFETY: the caller's promise, passed on.
     unsafe {
         if KIND == TILE_Q4_1 {
-            tile_q4_1::<N>(w, row_bytes, r0, x, t0, nb, out, out_stride)
+            tile_q4_1::<N, PRE>(four, unpacked, x, t0, out, out_stride)
         } else {
-            tile::<KIND, N>(w, row_bytes, r0, x, t0, nb, out, out_stride)
+            tile::<KIND, N, PRE>(four, unpacked, x, t0, out, out_stride)
         }
     }
 }
 
-/// Four Q4_1 weight rows from `r0` against `N` Q8_1 activation rows from
-/// `t0`: what [`q4_1`] computes for each pair, bit for bit (the nibbles are
-/// already unsigned, the minimum's products are summed four rows a vector in
-/// the same order).
+/// Four Q4_1 weight rows against `N` Q8_1 activation rows from `t0`: what
+/// [`q4_1`] computes for each pair, bit for bit (the nibbles are already
+/// unsigned, the minimum's products are summed four rows a vector in the
+/// same order).
 ///
 /// # Safety
-/// As [`tile`], with 20-byte Q4_1 weight blocks and Q8_1 activations.
+/// As [`tile`], with Q4_1 weights and Q8_1 activations.
 #[inline]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn tile_q4_1<const N: usize>(
-    w: &[u8],
-    row_bytes: usize,
-    r0: usize,
+unsafe fn tile_q4_1<const N: usize, const PRE: bool>(
+    four: FourRows<'_>,
+    unpacked: &Unpacked,
     x: &Activations,
     t0: usize,
-    nb: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
-    debug_assert!((r0 + TILE) * row_bytes <= w.len());
+    let (nb, r0) = (four.nb, four.r0);
     debug_check_activations(x, ActivationType::Q8_1, t0, N, nb);
     let zero = _mm256_setzero_si256();
-    let low = _mm256_set1_epi8(0x0f);
     let mut acc = [[_mm256_setzero_ps(); TILE]; N];
     // Lane `k`: row `r0 + k`'s sum of its minimum × the activations' sums.
     let mut summs = [_mm_setzero_ps(); N];
-    // SAFETY: weight block `i < nb` of row `r0 + k` (`k < 4`) is the 20
-    // bytes at `(r0 + k) * row_bytes + i * 20`; activation block `i` of row
-    // `t0 + t` (`t < N`) is the 36 bytes at `(t0 + t) * row_bytes + i * 36`
-    // (values from 4), its scale and sum at `(t0 + t) * nb + i`.
+    // SAFETY: weight block `i < nb` as [`weights`] promises; activation block
+    // `i` of row `t0 + t` (`t < N`) is the 36 bytes at `(t0 + t) * row_bytes
+    // + i * 36` (values from 4), its scale and sum at `(t0 + t) * nb + i`.
     unsafe {
         let xq = x.data.as_ptr().add(t0 * x.row_bytes + 4);
         let xd = x.scales.as_ptr().add(t0 * nb);
         let xs = x.sums.as_ptr().add(t0 * nb);
         for i in 0..nb {
-            let mut qx = [zero; TILE];
-            let (mut dw, mut mw) = ([0f32; TILE], [0f32; TILE]);
-            for k in 0..TILE {
-                let wb = w.as_ptr().add((r0 + k) * row_bytes + i * 20);
-                // As in [`tile`]: the next tile's rows, meanwhile.
-                _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(TILE * row_bytes) as *const i8);
-                (dw[k], mw[k]) = two_f16(read_u32(wb));
-                let packed = _mm_loadu_si128(wb.add(4) as *const __m128i);
-                qx[k] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
-            }
-            let (dw, mw) = (_mm_loadu_ps(dw.as_ptr()), _mm_loadu_ps(mw.as_ptr()));
+            let (qx, dw, mw) = weights::<TILE_Q4_1, PRE>(four, unpacked, i);
             for t in 0..N {
                 let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 36) as *const __m256i);
                 summs[t] = _mm_fmadd_ps(mw, _mm_set1_ps(*xs.add(t * nb + i)), summs[t]);
@@ -552,7 +671,7 @@ unsafe fn tile_q4_1<const N: usize>(
     }
 }
 
-/// The four weight rows from `r0` against the `N` activation rows from `t0`.
+/// The four weight rows of `four` against the `N` activation rows from `t0`.
 ///
 /// The weights are taken as unsigned bytes (a Q5_0 value + 16, a Q8_0 value +
 /// 128), which `vpdpbusd` multiplies with the signed activations without
@@ -560,52 +679,31 @@ unsafe fn tile_q4_1<const N: usize>(
 /// four activation values, so it ends at exactly ggml's signed integer.
 ///
 /// # Safety
-/// As [`tiles`], for the weight rows `r0..r0 + 4` (each `nb` blocks of
-/// `row_bytes` bytes) and the activation rows `t0..t0 + N` (Q8_0, `nb` blocks).
+/// As [`tiles`], for the weight rows of `four` (also unpacked in `unpacked`
+/// when `PRE`) and the activation rows `t0..t0 + N` (Q8_0, `nb` blocks).
 #[inline]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn tile<const KIND: u8, const N: usize>(
-    w: &[u8],
-    row_bytes: usize,
-    r0: usize,
+unsafe fn tile<const KIND: u8, const N: usize, const PRE: bool>(
+    four: FourRows<'_>,
+    unpacked: &Unpacked,
     x: &Activations,
     t0: usize,
-    nb: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
-    debug_assert!((r0 + TILE) * row_bytes <= w.len());
+    let (q5, nb, r0) = (KIND == TILE_Q5_0, four.nb, four.r0);
     debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
-    let (q5, bb) = (KIND == TILE_Q5_0, block_bytes(KIND));
     let zero = _mm256_setzero_si256();
     let ones = _mm256_set1_epi8(1);
     let mut acc = [[_mm256_setzero_ps(); TILE]; N];
-    // SAFETY: weight block `i < nb` of row `r0 + k` (`k < 4`) is the `bb`
-    // bytes at `(r0 + k) * row_bytes + i * bb`; activation block `i` of row
-    // `t0 + t` (`t < N`) is the 34 bytes at `(t0 + t) * row_bytes + i * 34`
-    // (values from 2) and its scale is at `(t0 + t) * nb + i`.
+    // SAFETY: weight block `i < nb` as [`weights`] promises; activation block
+    // `i` of row `t0 + t` (`t < N`) is the 34 bytes at `(t0 + t) * row_bytes
+    // + i * 34` (values from 2) and its scale is at `(t0 + t) * nb + i`.
     unsafe {
         let xq = x.data.as_ptr().add(t0 * x.row_bytes + 2);
         let xd = x.scales.as_ptr().add(t0 * nb);
         for i in 0..nb {
-            let mut wu = [zero; TILE];
-            let mut dw = [0f32; TILE];
-            for k in 0..TILE {
-                let wb = w.as_ptr().add((r0 + k) * row_bytes + i * bb);
-                // The next tile's rows, from memory meanwhile: rows a tile
-                // apart are four short streams the hardware barely follows.
-                // (A prefetch never faults, so past the end is harmless.)
-                _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(TILE * row_bytes) as *const i8);
-                dw[k] = two_f16(read_u32(wb)).0;
-                wu[k] = if q5 {
-                    unpack_q5_0_unsigned(wb)
-                } else {
-                    let q = _mm256_loadu_si256(wb.add(2) as *const __m256i);
-                    _mm256_xor_si256(q, _mm256_set1_epi8(0x80u8 as i8))
-                };
-            }
-            let dw = _mm_loadu_ps(dw.as_ptr());
+            let (wu, dw, _) = weights::<KIND, PRE>(four, unpacked, i);
             for t in 0..N {
                 let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 34) as *const __m256i);
                 let sums = _mm256_dpbusd_epi32(zero, ones, qy);
