@@ -1207,6 +1207,8 @@ fn transpose_i32x8(v: &[__m256i; 8]) -> [__m256i; 8] {
 /// One Q6_K weight row against activation rows `t0..t0 + n` (`n <= K_ROWS`):
 /// what [`dot_q6k`] computes for each (in ggml's lanes, or tiled for rows in
 /// batches of 8 or more), bit for bit, with each weight block unpacked once.
+/// Where all eight rows are tiled (a prompt's), their float sums run a row a
+/// lane, in the same order.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q6k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; K_ROWS] {
     assert!(w.len() >= nb * 210 && n <= K_ROWS && t0 + n <= x.rows);
@@ -1214,6 +1216,8 @@ fn q6k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; 
     let m15 = _mm256_set1_epi8(15);
     let mut acc = [_mm256_setzero_ps(); K_ROWS];
     let mut total = [0f32; K_ROWS];
+    let all_tiled = n == K_ROWS && (t0..t0 + n).all(|t| x.place(t).tiled);
+    let mut total_v = _mm256_setzero_ps();
     for i in 0..nb {
         let wb = &w[i * 210..(i + 1) * 210];
         let dw = super::f16_at(wb, 208);
@@ -1248,6 +1252,8 @@ fn q6k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; 
             }
             _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.as_ptr().add(192) as *const __m128i))
         };
+        let mut all_lanes = [_mm256_setzero_si256(); K_ROWS];
+        let mut yds = [0f32; K_ROWS];
         for k in 0..n {
             let t = t0 + k;
             let xb = &x.row(t)[i * 292..(i + 1) * 292];
@@ -1272,13 +1278,26 @@ fn q6k_rows(w: &[u8], x: &Activations, t0: usize, n: usize, nb: usize) -> [f32; 
                 }
                 _mm256_sub_epi32(sumi, q8sclsub)
             };
-            if x.place(t).tiled {
+            if all_tiled {
+                (all_lanes[k], yds[k]) = (lanes_i, yd);
+            } else if x.place(t).tiled {
                 total[k] = (dw * hsum_i32(lanes_i) as f32).mul_add(yd, total[k]);
             } else {
                 acc[k] =
                     _mm256_fmadd_ps(_mm256_set1_ps(yd * dw), _mm256_cvtepi32_ps(lanes_i), acc[k]);
             }
         }
+        if all_tiled {
+            // Lane `k`: row `k`'s `(dw * sum) · yd + total`, as above (the
+            // lanes' sums are exact integers whichever way they are added).
+            let sums = _mm256_cvtepi32_ps(hsum_i32x8(&all_lanes));
+            // SAFETY: `yds` holds eight floats; the load is unaligned.
+            let yd = unsafe { _mm256_loadu_ps(yds.as_ptr()) };
+            total_v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dw), sums), yd, total_v);
+        }
+    }
+    if all_tiled {
+        return lanes(total_v);
     }
     std::array::from_fn(|k| {
         if k < n && x.place(t0 + k).tiled {
