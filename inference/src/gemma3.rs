@@ -18,7 +18,7 @@ use candle_core::quantized::gguf_file::Content;
 use memmap2::Mmap;
 
 use crate::gguf::Metadata;
-use crate::kernels::{self, Activations};
+use crate::kernels;
 use crate::model::attention::{attend, rope_and_store, Heads};
 use crate::model::linear::{matmuls, Job, Linear};
 use crate::model::rope::Rope;
@@ -255,7 +255,10 @@ impl CausalLm for Gemma3 {
         // `x` now holds each segment's last row.
         let m = batch.len();
         let normed = norm_rows(&x, &self.output_norm, dim);
-        let a = Activations::quantize(self.output.ty.activation_type(), &normed, m, dim)
+        let a = self
+            .cpu
+            .kernels
+            .quantize(self.output.ty.activation_type(), &normed, m, dim)
             .grouped(&vec![1; m]);
         let vocab = self.output.rows;
         let mut logits = vec![0f32; m * vocab];

@@ -18,7 +18,7 @@ use candle_core::quantized::GgmlDType;
 use memmap2::Mmap;
 
 use crate::gguf::Metadata;
-use crate::kernels::{self, Activations};
+use crate::kernels;
 use crate::model::attention::{attend, rope_and_store, Heads};
 use crate::model::linear::{find, matmuls, quantized_for, Job};
 use crate::model::rope::Rope;
@@ -191,6 +191,7 @@ impl CausalLm for Llama {
             let mut v = vec![0f32; n * kv_dim];
             {
                 let a = quantized_for(
+                    self.cpu.kernels,
                     layer.q.ty,
                     &[layer.k.ty, layer.v.ty],
                     &normed,
@@ -210,7 +211,10 @@ impl CausalLm for Llama {
             rope_and_store(batch, &rows, li, &heads, &ropes, &mut q, &mut k, &v);
             let attn = attend(&mut self.cpu, &heads, batch, li, &q);
             let mut o = vec![0f32; n * dim];
-            let a = Activations::quantize(layer.o.ty.activation_type(), &attn, n, dim)
+            let a = self
+                .cpu
+                .kernels
+                .quantize(layer.o.ty.activation_type(), &attn, n, dim)
                 .grouped(&rows.lengths);
             matmuls(&mut self.cpu, map, &mut [Job::new(&layer.o, &a, &mut o)]);
             // After the attention's output matrix (as llama.cpp does: the number
@@ -235,7 +239,14 @@ impl CausalLm for Llama {
             let mut gate = vec![0f32; m * c.ffn];
             let mut up = vec![0f32; m * c.ffn];
             {
-                let a = quantized_for(layer.gate.ty, &[layer.up.ty], &normed, &rows.lengths, dim);
+                let a = quantized_for(
+                    self.cpu.kernels,
+                    layer.gate.ty,
+                    &[layer.up.ty],
+                    &normed,
+                    &rows.lengths,
+                    dim,
+                );
                 matmuls(
                     &mut self.cpu,
                     map,
@@ -248,7 +259,10 @@ impl CausalLm for Llama {
             let mut h = vec![0f32; m * c.ffn];
             kernels::swiglu(&gate, &up, &mut h);
             let mut down = vec![0f32; m * dim];
-            let a = Activations::quantize(layer.down.ty.activation_type(), &h, m, c.ffn)
+            let a = self
+                .cpu
+                .kernels
+                .quantize(layer.down.ty.activation_type(), &h, m, c.ffn)
                 .grouped(&rows.lengths);
             matmuls(
                 &mut self.cpu,
@@ -267,7 +281,10 @@ impl CausalLm for Llama {
             kernels::rms_norm(&x[r.clone()], &self.output_norm, c.eps, &mut normed[r]);
         }
         let mut logits = vec![0f32; m * c.vocab];
-        let a = Activations::quantize(self.output.ty.activation_type(), &normed, m, dim)
+        let a = self
+            .cpu
+            .kernels
+            .quantize(self.output.ty.activation_type(), &normed, m, dim)
             .grouped(&vec![1; m]);
         matmuls(
             &mut self.cpu,

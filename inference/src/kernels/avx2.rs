@@ -112,6 +112,18 @@ impl Avx2 {
         unsafe { mad_f16(y, x, v) }
     }
 
+    /// ggml's activation quantization of one row (see `super::quantize_row`),
+    /// eight values a vector: the same bytes.
+    pub(super) fn quantize_row(self, ty: ActivationType, x: &[f32], out: &mut [u8]) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe {
+            match ty {
+                ActivationType::Q8K => quantize_row_q8k(x, out),
+                _ => quantize_row_q8(ty, x, out),
+            }
+        }
+    }
+
     /// See [`super::Kernels::widen_f16`].
     pub(super) fn widen_f16(self, x: &[u16], out: &mut [f32]) {
         // SAFETY: `self` proves the CPU features.
@@ -948,6 +960,121 @@ unsafe fn scale_f16(y: &mut [u16], v: f32) {
         i += 8;
     }
     portable::scale_f16(&mut y[np..], v);
+}
+
+/// `|v|`, lane by lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn abs_ps(v: __m256) -> __m256 {
+    _mm256_andnot_ps(_mm256_set1_ps(-0.0), v)
+}
+
+/// The largest of the eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hmax(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+}
+
+/// `round_ties_even(v * by)` as `i32`s, lane by lane (the scalar code's
+/// rounding exactly: the product rounds the same, then to nearest even).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn round_scaled(v: __m256, by: __m256) -> __m256i {
+    _mm256_cvtps_epi32(_mm256_round_ps::<
+        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+    >(_mm256_mul_ps(v, by)))
+}
+
+/// Four vectors of `i32`s in -128..=127 as 32 bytes, in order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pack_i8(q: [__m256i; 4]) -> __m256i {
+    // The packs work within 128-bit halves: dwords end up in the order
+    // 0 2 4 6 1 3 5 7, which the permutation undoes.
+    let a = _mm256_packs_epi32(q[0], q[1]);
+    let b = _mm256_packs_epi32(q[2], q[3]);
+    let bytes = _mm256_packs_epi16(a, b);
+    _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// See [`Avx2::quantize_row`], for Q8_0 and Q8_1 (`super::quantize_row`).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_row_q8(ty: ActivationType, x: &[f32], out: &mut [u8]) {
+    let bb = ty.block_bytes();
+    assert!(x.len().is_multiple_of(32) && out.len() == x.len() / 32 * bb);
+    for (block, o) in x.chunks_exact(32).zip(out.chunks_exact_mut(bb)) {
+        // SAFETY: `block` holds 32 floats; unaligned loads.
+        let v: [__m256; 4] =
+            std::array::from_fn(|j| unsafe { _mm256_loadu_ps(block.as_ptr().add(8 * j)) });
+        let m = _mm256_max_ps(
+            _mm256_max_ps(abs_ps(v[0]), abs_ps(v[1])),
+            _mm256_max_ps(abs_ps(v[2]), abs_ps(v[3])),
+        );
+        let max = hmax(m);
+        let d = max / 127.0;
+        let id = _mm256_set1_ps(if max != 0.0 { 127.0 / max } else { 0.0 });
+        let q: [__m256i; 4] = std::array::from_fn(|j| round_scaled(v[j], id));
+        o[0..2].copy_from_slice(&super::f16_bytes(d));
+        // SAFETY: the last 32 bytes of the block; an unaligned store.
+        unsafe { _mm256_storeu_si256(o.as_mut_ptr().add(bb - 32) as *mut __m256i, pack_i8(q)) };
+        if ty == ActivationType::Q8_1 {
+            let sum = hsum_i32(_mm256_add_epi32(
+                _mm256_add_epi32(q[0], q[1]),
+                _mm256_add_epi32(q[2], q[3]),
+            ));
+            o[2..4].copy_from_slice(&super::f16_bytes(d * sum as f32));
+        }
+    }
+}
+
+/// See [`Avx2::quantize_row`], for Q8_K (`super::quantize_row_q8k`).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_row_q8k(x: &[f32], out: &mut [u8]) {
+    assert!(x.len().is_multiple_of(256) && out.len() == x.len() / 256 * 292);
+    for (block, o) in x.chunks_exact(256).zip(out.chunks_exact_mut(292)) {
+        // SAFETY: `block` holds 256 floats; unaligned loads.
+        let v: [__m256; 32] =
+            std::array::from_fn(|j| unsafe { _mm256_loadu_ps(block.as_ptr().add(8 * j)) });
+        let amax = hmax(
+            v.iter()
+                .fold(_mm256_setzero_ps(), |m, v| _mm256_max_ps(m, abs_ps(*v))),
+        );
+        if amax == 0.0 {
+            o.fill(0);
+            continue;
+        }
+        // The first value of that magnitude, its sign kept.
+        let max = *block
+            .iter()
+            .find(|v| v.abs() == amax)
+            .expect("amax is some |value|");
+        let iscale = -127.0 / max;
+        let by = _mm256_set1_ps(iscale);
+        let top = _mm256_set1_epi32(127);
+        for j in 0..8 {
+            let q: [__m256i; 4] =
+                std::array::from_fn(|k| _mm256_min_epi32(round_scaled(v[4 * j + k], by), top));
+            // SAFETY: bytes 4 + 32j .. 36 + 32j of the 292-byte block; unaligned.
+            unsafe {
+                _mm256_storeu_si256(o.as_mut_ptr().add(4 + 32 * j) as *mut __m256i, pack_i8(q))
+            };
+            for h in 0..2 {
+                let sum = hsum_i32(_mm256_add_epi32(q[2 * h], q[2 * h + 1]));
+                let at = 260 + 2 * (2 * j + h);
+                o[at..at + 2].copy_from_slice(&(sum as i16).to_le_bytes());
+            }
+        }
+        o[0..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+    }
 }
 
 /// The exact sum of the eight 32-bit lanes.

@@ -197,6 +197,21 @@ impl Kernels {
         }
     }
 
+    /// [`Activations::quantize`] with this CPU's kernels: the same bytes.
+    pub(crate) fn quantize(
+        self,
+        ty: ActivationType,
+        x: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Activations {
+        Activations::quantize_with(ty, x, rows, cols, |x, out| match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(avx2) => avx2.quantize_row(ty, x, out),
+            Self::Portable => quantize_row(ty, x, out),
+        })
+    }
+
     /// `out = x`, f16 widened to f32 (exact: every f16 is an f32). Attention
     /// widens a cached key or value once for all the query heads that read it.
     pub(crate) fn widen_f16(self, x: &[u16], out: &mut [f32]) {
@@ -346,13 +361,26 @@ impl BatchPlace {
 }
 
 impl Activations {
-    /// `x` holds `rows` rows of `cols` values.
+    /// `x` holds `rows` rows of `cols` values, quantized by the portable code
+    /// (the model uses [`Kernels::quantize`]; the tests compare the two).
+    #[cfg(test)]
     pub fn quantize(ty: ActivationType, x: &[f32], rows: usize, cols: usize) -> Self {
+        Self::quantize_with(ty, x, rows, cols, |x, out| quantize_row(ty, x, out))
+    }
+
+    /// As [`Self::quantize`], each row quantized by `row(x, out)`.
+    fn quantize_with(
+        ty: ActivationType,
+        x: &[f32],
+        rows: usize,
+        cols: usize,
+        row: impl Fn(&[f32], &mut [u8]),
+    ) -> Self {
         let bb = ty.block_bytes();
         let row_bytes = cols / ty.block_len() * bb;
         let mut data = vec![0u8; rows * row_bytes];
         for (x, out) in x.chunks_exact(cols).zip(data.chunks_exact_mut(row_bytes)) {
-            quantize_row(ty, x, out);
+            row(x, out);
         }
         let scales = match ty {
             ActivationType::Q8K => Vec::new(),
@@ -709,6 +737,34 @@ mod tests {
                     fast[0]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn vector_quantization_gives_the_portable_bytes() {
+        let Some(avx2) = avx2_or_skip("vector_quantization_gives_the_portable_bytes") else {
+            return;
+        };
+        let cols = 512;
+        let mut xs = pseudo_random(cols * 3, 77);
+        // A row of zeros; ties at .5 after scaling (127 / 127 · k + .5); the
+        // largest magnitude twice, negative first, in the second Q8_K block.
+        xs[..cols].fill(0.0);
+        for (i, v) in xs[cols..cols + 64].iter_mut().enumerate() {
+            *v = (i as f32 - 32.0) + 0.5;
+        }
+        xs[cols * 2 + 300] = -9.0;
+        xs[cols * 2 + 400] = 9.0;
+        for ty in [
+            ActivationType::Q8_0,
+            ActivationType::Q8_1,
+            ActivationType::Q8K,
+        ] {
+            let fast = avx2.quantize(ty, &xs, 3, cols);
+            let slow = Activations::quantize(ty, &xs, 3, cols);
+            assert_eq!(fast.data, slow.data, "{ty:?}");
+            assert_eq!(fast.scales, slow.scales, "{ty:?}");
+            assert_eq!(fast.sums, slow.sums, "{ty:?}");
         }
     }
 

@@ -10,7 +10,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::tensors::{weight_type, Matrix, TensorFile};
 use super::{Cpu, OutPtr};
-use crate::kernels::{Activations, WeightType};
+use crate::kernels::{Activations, Kernels, WeightType};
 use crate::InferenceError;
 
 /// A weight matrix: read in place by Wick's kernels, or held by candle.
@@ -47,7 +47,10 @@ impl Linear {
         let n: usize = lengths.iter().sum();
         match self {
             Self::Native(m) => {
-                let a = Activations::quantize(m.ty.activation_type(), x, n, cols).grouped(lengths);
+                let a = cpu
+                    .kernels
+                    .quantize(m.ty.activation_type(), x, n, cols)
+                    .grouped(lengths);
                 let mut out = vec![0f32; n * m.rows];
                 matmuls(cpu, map, &mut [Job::new(m, &a, &mut out)]);
                 Ok(out)
@@ -63,6 +66,7 @@ impl Linear {
 /// Activations quantized for `w`, and for `others` too when they need
 /// another format; `x` holds the rows of a batch's segments, `lengths` rows each.
 pub(crate) fn quantized_for(
+    isa: Kernels,
     w: WeightType,
     others: &[WeightType],
     x: &[f32],
@@ -74,7 +78,7 @@ pub(crate) fn quantized_for(
     for ty in std::iter::once(w).chain(others.iter().copied()) {
         let at = ty.activation_type();
         if !out.iter().any(|a| a.ty() == at) {
-            out.push(Activations::quantize(at, x, rows, cols).grouped(lengths));
+            out.push(isa.quantize(at, x, rows, cols).grouped(lengths));
         }
     }
     out
