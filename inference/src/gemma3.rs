@@ -20,10 +20,10 @@ use memmap2::Mmap;
 use crate::gguf::Metadata;
 use crate::kernels;
 use crate::model::attention::{attend, rope_and_store, Heads};
-use crate::model::linear::{matmuls, Job, Linear};
+use crate::model::linear::{forward_many, matmuls, Job, Linear};
 use crate::model::rope::Rope;
 use crate::model::tensors::{Matrix, TensorFile};
-use crate::model::{map_file, BatchRows, CausalLm, Cpu, Segment, SequenceCache};
+use crate::model::{for_rows, map_file, BatchRows, CausalLm, Cpu, Segment, SequenceCache};
 use crate::InferenceError;
 
 /// Gemma 3 27B's number of layers. llama.cpp tells the 27B model by it
@@ -177,11 +177,12 @@ impl CausalLm for Gemma3 {
         let (dim, hd) = (self.dim, self.head_dim);
         let q_dim = self.heads * hd;
         let eps = self.eps;
-        let norm_rows = |x: &[f32], w: &[f32], width: usize| -> Vec<f32> {
+        // Each row normed on its own, the rows spread over the team.
+        let norm_rows = |cpu: &mut Cpu, x: &[f32], w: &[f32], width: usize| -> Vec<f32> {
             let mut out = vec![0f32; x.len()];
-            for (x, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-                kernels::rms_norm(x, w, eps, o);
-            }
+            for_rows(cpu, &mut out, width, &|t, o| {
+                kernels::rms_norm(&x[t * width..(t + 1) * width], w, eps, o);
+            });
             out
         };
 
@@ -201,13 +202,20 @@ impl CausalLm for Gemma3 {
         let (global, local) = (rope(self.rope_global), rope(self.rope_local));
         let layer_count = self.layers.len();
         for (li, layer) in self.layers.iter().enumerate() {
-            let normed = norm_rows(&x, &layer.attn_norm, dim);
+            let normed = norm_rows(&mut self.cpu, &x, &layer.attn_norm, dim);
             let lengths = &rows.lengths;
-            let q = layer.q.forward(&mut self.cpu, map, &normed, lengths, dim)?;
-            let k = layer.k.forward(&mut self.cpu, map, &normed, lengths, dim)?;
-            let v = layer.v.forward(&mut self.cpu, map, &normed, lengths, dim)?;
-            let mut q = norm_rows(&q, &layer.q_norm, hd);
-            let mut k = norm_rows(&k, &layer.k_norm, hd);
+            let [q, k, v]: [Vec<f32>; 3] = forward_many(
+                &mut self.cpu,
+                map,
+                &[&layer.q, &layer.k, &layer.v],
+                &normed,
+                lengths,
+                dim,
+            )?
+            .try_into()
+            .expect("three products");
+            let mut q = norm_rows(&mut self.cpu, &q, &layer.q_norm, hd);
+            let mut k = norm_rows(&mut self.cpu, &k, &layer.k_norm, hd);
             let ropes = if layer.sliding { &local } else { &global };
             // The queries are scaled here (`query_scale`), not in the attention.
             let heads = Heads {
@@ -229,32 +237,40 @@ impl CausalLm for Gemma3 {
                 rows.keep_last(&mut x, dim);
                 rows = rows.last_rows();
             }
-            let o = norm_rows(&o, &layer.post_attn_norm, dim);
+            let o = norm_rows(&mut self.cpu, &o, &layer.post_attn_norm, dim);
             for (x, o) in x.iter_mut().zip(&o) {
                 *x += o;
             }
 
             let lengths = &rows.lengths;
-            let normed = norm_rows(&x, &layer.ffn_norm, dim);
-            let gate = layer
-                .gate
-                .forward(&mut self.cpu, map, &normed, lengths, dim)?;
-            let up = layer
-                .up
-                .forward(&mut self.cpu, map, &normed, lengths, dim)?;
+            let normed = norm_rows(&mut self.cpu, &x, &layer.ffn_norm, dim);
+            let [gate, up]: [Vec<f32>; 2] = forward_many(
+                &mut self.cpu,
+                map,
+                &[&layer.gate, &layer.up],
+                &normed,
+                lengths,
+                dim,
+            )?
+            .try_into()
+            .expect("two products");
             let mut h = vec![0f32; rows.total * self.ffn];
-            kernels::geglu(&gate, &up, &mut h);
+            let ffn = self.ffn;
+            for_rows(&mut self.cpu, &mut h, ffn, &|t, h| {
+                let r = t * ffn..(t + 1) * ffn;
+                kernels::geglu(&gate[r.clone()], &up[r], h);
+            });
             let down = layer
                 .down
                 .forward(&mut self.cpu, map, &h, lengths, self.ffn)?;
-            let down = norm_rows(&down, &layer.post_ffn_norm, dim);
+            let down = norm_rows(&mut self.cpu, &down, &layer.post_ffn_norm, dim);
             for (x, d) in x.iter_mut().zip(&down) {
                 *x += d;
             }
         }
         // `x` now holds each segment's last row.
         let m = batch.len();
-        let normed = norm_rows(&x, &self.output_norm, dim);
+        let normed = norm_rows(&mut self.cpu, &x, &self.output_norm, dim);
         let a = self
             .cpu
             .kernels

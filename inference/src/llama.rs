@@ -23,7 +23,7 @@ use crate::model::attention::{attend, rope_and_store, Heads};
 use crate::model::linear::{find, matmuls, quantized_for, Job};
 use crate::model::rope::Rope;
 use crate::model::tensors::{weight_type, Matrix, TensorFile};
-use crate::model::{map_file, BatchRows, CausalLm, Cpu, Segment, SequenceCache};
+use crate::model::{for_rows, map_file, BatchRows, CausalLm, Cpu, Segment, SequenceCache};
 use crate::InferenceError;
 
 struct Layer {
@@ -257,7 +257,11 @@ impl CausalLm for Llama {
                 );
             }
             let mut h = vec![0f32; m * c.ffn];
-            kernels::swiglu(&gate, &up, &mut h);
+            let ffn = c.ffn;
+            for_rows(&mut self.cpu, &mut h, ffn, &|t, h| {
+                let r = t * ffn..(t + 1) * ffn;
+                kernels::swiglu(&gate[r.clone()], &up[r], h);
+            });
             let mut down = vec![0f32; m * dim];
             let a = self
                 .cpu

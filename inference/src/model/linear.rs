@@ -63,6 +63,45 @@ impl Linear {
     }
 }
 
+/// Several matrices applied to the same input `x` (q, k and v; gate and up):
+/// the input quantized once for each activation format they take, and the
+/// products run as one parallel step. (A matrix held by candle is applied on
+/// its own.) The results are those of each matrix's own [`Linear::forward`].
+pub(crate) fn forward_many(
+    cpu: &mut Cpu,
+    map: &[u8],
+    linears: &[&Linear],
+    x: &[f32],
+    lengths: &[usize],
+    cols: usize,
+) -> Result<Vec<Vec<f32>>, InferenceError> {
+    let natives: Option<Vec<&Matrix>> = linears
+        .iter()
+        .map(|l| match l {
+            Linear::Native(m) => Some(m),
+            Linear::Candle(_) => None,
+        })
+        .collect();
+    let Some(natives) = natives else {
+        return linears
+            .iter()
+            .map(|l| l.forward(cpu, map, x, lengths, cols))
+            .collect();
+    };
+    let n: usize = lengths.iter().sum();
+    let types: Vec<WeightType> = natives.iter().map(|m| m.ty).collect();
+    let acts = quantized_for(cpu.kernels, types[0], &types[1..], x, lengths, cols);
+    let mut outs: Vec<Vec<f32>> = natives.iter().map(|m| vec![0f32; n * m.rows]).collect();
+    let mut jobs: Vec<Job> = natives
+        .iter()
+        .zip(outs.iter_mut())
+        .map(|(m, out)| Job::new(m, find(&acts, m), out))
+        .collect();
+    matmuls(cpu, map, &mut jobs);
+    drop(jobs);
+    Ok(outs)
+}
+
 /// Activations quantized for `w`, and for `others` too when they need
 /// another format; `x` holds the rows of a batch's segments, `lengths` rows each.
 pub(crate) fn quantized_for(

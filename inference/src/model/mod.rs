@@ -99,6 +99,31 @@ impl BatchRows {
     }
 }
 
+/// Calls `f(t, row)` for every row `t` of `out` (`width` values a row), the
+/// rows spread over the team a few chunks a thread (element-wise work such as
+/// the feed-forward's activation, which one thread would do alone otherwise).
+pub(crate) fn for_rows(
+    cpu: &mut Cpu,
+    out: &mut [f32],
+    width: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let rows = out.len() / width;
+    let per = rows.div_ceil(4 * cpu.team.size()).max(1);
+    // A lock per chunk, each taken once by the task that owns it: safe code
+    // for disjoint writes, at the cost of an uncontended lock.
+    let chunks: Vec<std::sync::Mutex<&mut [f32]>> = out
+        .chunks_mut(per * width)
+        .map(std::sync::Mutex::new)
+        .collect();
+    cpu.team.run(chunks.len(), &|i| {
+        let mut chunk = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
+        for (j, row) in chunk.chunks_exact_mut(width).enumerate() {
+            f(i * per + j, row);
+        }
+    });
+}
+
 /// What a model computes with: its team of threads and the kernels chosen
 /// for this CPU when it was loaded.
 pub(crate) struct Cpu {
