@@ -20,6 +20,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::attend::{attend_heads_with, F16Ops, HeadGroup};
 use super::{hsum8, portable, ActivationType, Activations, WeightType};
 
 /// Proof that this CPU runs AVX2, FMA and F16C code: only [`Avx2::detect`]
@@ -100,18 +101,6 @@ impl Avx2 {
         unsafe { matmul_rows(ty, w, row_bytes, rows, x, out, out_stride) }
     }
 
-    /// See [`super::Kernels::dot_f16`].
-    pub(super) fn dot_f16(self, x: &[f32], y: &[f32]) -> f32 {
-        // SAFETY: `self` proves the CPU features.
-        unsafe { dot_f16(x, y) }
-    }
-
-    /// See [`super::Kernels::mad_f16`].
-    pub(super) fn mad_f16(self, y: &mut [u16], x: &[f32], v: f32) {
-        // SAFETY: `self` proves the CPU features.
-        unsafe { mad_f16(y, x, v) }
-    }
-
     /// ggml's activation quantization of one row (see `super::quantize_row`),
     /// eight values a vector: the same bytes.
     pub(super) fn quantize_row(self, ty: ActivationType, x: &[f32], out: &mut [u8]) {
@@ -124,16 +113,10 @@ impl Avx2 {
         }
     }
 
-    /// See [`super::Kernels::widen_f16`].
-    pub(super) fn widen_f16(self, x: &[u16], out: &mut [f32]) {
+    /// See [`super::Kernels::attend_heads`].
+    pub(super) fn attend_heads(self, g: &HeadGroup<'_>, out: &mut [f32]) {
         // SAFETY: `self` proves the CPU features.
-        unsafe { widen_f16(x, out) }
-    }
-
-    /// See [`super::Kernels::scale_f16`].
-    pub(super) fn scale_f16(self, y: &mut [u16], v: f32) {
-        // SAFETY: `self` proves the CPU features.
-        unsafe { scale_f16(y, v) }
+        unsafe { attend_heads(self, g, out) }
     }
 
     /// Q6_K · Q8_K over `nb` blocks, in ggml's lanes or (`tiled`) as its tiled product.
@@ -861,7 +844,40 @@ unsafe fn load8_f16(p: *const u16) -> __m256 {
     _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p as *const __m128i) })
 }
 
-/// See [`super::Kernels::dot_f16`]; `n` a multiple of 32 is all vector work.
+/// The attention loop compiled for AVX2, FMA and F16C, with this module's
+/// f16 operations inlined into it.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attend_heads(token: Avx2, g: &HeadGroup<'_>, out: &mut [f32]) {
+    attend_heads_with(token, g, out)
+}
+
+impl F16Ops for Avx2 {
+    #[inline(always)]
+    fn widen(self, x: &[u16], out: &mut [f32]) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { widen_f16(x, out) }
+    }
+    #[inline(always)]
+    fn dot(self, x: &[f32], y: &[f32]) -> f32 {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { dot_f16(x, y) }
+    }
+    #[inline(always)]
+    fn mad(self, y: &mut [u16], x: &[f32], v: f32) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { mad_f16(y, x, v) }
+    }
+    #[inline(always)]
+    fn scale(self, y: &mut [u16], v: f32) {
+        // SAFETY: `self` proves the CPU features.
+        unsafe { scale_f16(y, v) }
+    }
+}
+
+/// See [`F16Ops::dot`]; `n` a multiple of 32 is all vector work.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA.
@@ -898,7 +914,7 @@ unsafe fn dot_f16(x: &[f32], y: &[f32]) -> f32 {
     total as f32
 }
 
-/// See [`super::Kernels::mad_f16`].
+/// See [`F16Ops::mad`].
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C.
@@ -923,7 +939,7 @@ unsafe fn mad_f16(y: &mut [u16], x: &[f32], v: f32) {
     portable::mad_f16(&mut y[np..], &x[np..n], v);
 }
 
-/// See [`super::Kernels::widen_f16`].
+/// See [`F16Ops::widen`].
 ///
 /// # Safety
 /// The CPU has AVX2 and F16C.
@@ -940,7 +956,7 @@ unsafe fn widen_f16(x: &[u16], out: &mut [f32]) {
     portable::widen_f16(&x[np..n], &mut out[np..n]);
 }
 
-/// See [`super::Kernels::scale_f16`].
+/// See [`F16Ops::scale`].
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C.

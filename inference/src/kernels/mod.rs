@@ -9,8 +9,11 @@
 //! model); the portable versions compute bit-identical results lane by lane,
 //! only slower.
 
+mod attend;
 mod avx2;
 mod portable;
+
+pub(crate) use attend::HeadGroup;
 
 use half::f16;
 
@@ -176,24 +179,12 @@ impl Kernels {
         }
     }
 
-    /// The dot product of two f16 vectors, given widened to f32 (see
-    /// [`Self::widen_f16`]), as ggml's `ggml_vec_dot_f16` computes it on AVX2
-    /// (four 8-lane accumulators over 32-value steps).
-    pub(crate) fn dot_f16(self, x: &[f32], y: &[f32]) -> f32 {
+    /// One attention task (see [`HeadGroup`]) into `out`, as one loop.
+    pub(crate) fn attend_heads(self, g: &HeadGroup<'_>, out: &mut [f32]) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2(avx2) => avx2.dot_f16(x, y),
-            Self::Portable => portable::dot_f16(x, y),
-        }
-    }
-
-    /// `y = f16(y + x * v)` element-wise (ggml's `ggml_vec_mad_f16`; `x`
-    /// holds f16 values widened to f32).
-    pub(crate) fn mad_f16(self, y: &mut [u16], x: &[f32], v: f32) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx2(avx2) => avx2.mad_f16(y, x, v),
-            Self::Portable => portable::mad_f16(y, x, v),
+            Self::Avx2(avx2) => avx2.attend_heads(g, out),
+            Self::Portable => attend::attend_heads_with(portable::F16, g, out),
         }
     }
 
@@ -210,25 +201,6 @@ impl Kernels {
             Self::Avx2(avx2) => avx2.quantize_row(ty, x, out),
             Self::Portable => quantize_row(ty, x, out),
         })
-    }
-
-    /// `out = x`, f16 widened to f32 (exact: every f16 is an f32). Attention
-    /// widens a cached key or value once for all the query heads that read it.
-    pub(crate) fn widen_f16(self, x: &[u16], out: &mut [f32]) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx2(avx2) => avx2.widen_f16(x, out),
-            Self::Portable => portable::widen_f16(x, out),
-        }
-    }
-
-    /// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
-    pub(crate) fn scale_f16(self, y: &mut [u16], v: f32) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx2(avx2) => avx2.scale_f16(y, v),
-            Self::Portable => portable::scale_f16(y, v),
-        }
     }
 }
 
@@ -770,36 +742,68 @@ mod tests {
 
     #[test]
     fn f16_kernels_agree_bit_for_bit_with_their_portable_versions() {
+        use attend::F16Ops;
         let mut x = vec![0u16; 70];
         let mut y = vec![0u16; 70];
         to_f16(&pseudo_random(70, 5), &mut x);
         to_f16(&pseudo_random(70, 6), &mut y);
-        let p = Kernels::Portable;
+        let p = portable::F16;
         let (mut xw, mut yw) = (vec![0f32; 70], vec![0f32; 70]);
-        p.widen_f16(&x, &mut xw);
-        p.widen_f16(&y, &mut yw);
+        p.widen(&x, &mut xw);
+        p.widen(&y, &mut yw);
         let exact: f32 = x.iter().zip(&y).map(|(a, b)| h2f(*a) * h2f(*b)).sum();
-        assert!((p.dot_f16(&xw, &yw) - exact).abs() < 1e-3 * exact.abs().max(1.0));
-        let Some(avx2) = avx2_or_skip("f16_kernels_agree_bit_for_bit_with_their_portable_versions")
+        assert!((p.dot(&xw, &yw) - exact).abs() < 1e-3 * exact.abs().max(1.0));
+        let Some(Kernels::Avx2(avx2)) =
+            avx2_or_skip("f16_kernels_agree_bit_for_bit_with_their_portable_versions")
         else {
             return;
         };
         let mut widened = vec![0f32; 70];
-        avx2.widen_f16(&x, &mut widened);
+        avx2.widen(&x, &mut widened);
         assert_eq!(widened, xw);
         for n in [64, 70] {
-            assert_eq!(
-                avx2.dot_f16(&xw[..n], &yw[..n]),
-                p.dot_f16(&xw[..n], &yw[..n])
-            );
+            assert_eq!(avx2.dot(&xw[..n], &yw[..n]), p.dot(&xw[..n], &yw[..n]));
             let (mut a, mut b) = (y[..n].to_vec(), y[..n].to_vec());
-            avx2.mad_f16(&mut a, &xw, 0.37);
-            p.mad_f16(&mut b, &xw, 0.37);
+            avx2.mad(&mut a, &xw, 0.37);
+            p.mad(&mut b, &xw, 0.37);
             assert_eq!(a, b);
-            avx2.scale_f16(&mut a, 0.61);
-            p.scale_f16(&mut b, 0.61);
+            avx2.scale(&mut a, 0.61);
+            p.scale(&mut b, 0.61);
             assert_eq!(a, b);
         }
+    }
+
+    /// The attention loop, both CPUs' versions: three heads of 64 over 40
+    /// keys of the second of two key/value heads (a window from key 5).
+    #[test]
+    fn attention_loops_agree_bit_for_bit() {
+        let Some(avx2) = avx2_or_skip("attention_loops_agree_bit_for_bit") else {
+            return;
+        };
+        let (hd, kv_dim, keys) = (64, 128, 40);
+        let queries: Vec<f32> = pseudo_random(3 * hd, 8)
+            .iter()
+            .map(|v| f16::from_f32(*v * 4.0).to_f32())
+            .collect();
+        let (mut k, mut v) = (vec![0u16; keys * kv_dim], vec![0u16; keys * kv_dim]);
+        to_f16(&pseudo_random(keys * kv_dim, 9), &mut k);
+        to_f16(&pseudo_random(keys * kv_dim, 10), &mut v);
+        let g = HeadGroup {
+            queries: &queries,
+            k: &k,
+            v: &v,
+            kv_dim,
+            kvh: hd,
+            keys: 5..=keys - 1,
+            scale: 0.125,
+            hd,
+        };
+        let (mut fast, mut slow) = (vec![0f32; 3 * hd], vec![0f32; 3 * hd]);
+        avx2.attend_heads(&g, &mut fast);
+        Kernels::Portable.attend_heads(&g, &mut slow);
+        assert_eq!(fast, slow);
+        // A weighted mean of values in -2..2 (summed in f16), not all zero.
+        assert!(slow.iter().all(|o| o.abs() <= 2.01) && slow.iter().any(|o| *o != 0.0));
     }
 
     /// Q4_K and Q6_K blocks with arbitrary bits: the dot product must equal the

@@ -302,6 +302,25 @@ pub(super) fn widen_f16(x: &[u16], out: &mut [f32]) {
     }
 }
 
+/// The portable f16 operations, for the attention loop.
+#[derive(Clone, Copy)]
+pub(super) struct F16;
+
+impl super::attend::F16Ops for F16 {
+    fn widen(self, x: &[u16], out: &mut [f32]) {
+        widen_f16(x, out)
+    }
+    fn dot(self, x: &[f32], y: &[f32]) -> f32 {
+        dot_f16(x, y)
+    }
+    fn mad(self, y: &mut [u16], x: &[f32], v: f32) {
+        mad_f16(y, x, v)
+    }
+    fn scale(self, y: &mut [u16], v: f32) {
+        scale_f16(y, v)
+    }
+}
+
 /// `y = f16(y * v)` element-wise (ggml's `ggml_vec_scale_f16`).
 pub(super) fn scale_f16(y: &mut [u16], v: f32) {
     for y in y.iter_mut() {

@@ -3,6 +3,7 @@
 use super::kv_cache::KvCache;
 use super::rope::Rope;
 use super::{BatchRows, Cpu, OutPtr, Segment};
+use crate::kernels::HeadGroup;
 
 /// The shape of multi-head attention.
 pub(crate) struct Heads {
@@ -115,38 +116,17 @@ fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32
             .iter()
             .map(|v| half::f16::from_f32(*v).to_f32())
             .collect();
-        let kvh = (first_head / group) * hd;
-        let mut acc = vec![0u16; per * hd];
-        let mut sum = vec![0f32; per];
-        let mut max = vec![f32::NEG_INFINITY; per];
-        let (mut key, mut value) = (vec![0f32; hd], vec![0f32; hd]);
-        let first = a.window.map_or(0, |w| (now + 1).saturating_sub(w));
-        for p in first..=now {
-            let at = p * kv_dim + kvh;
-            isa.widen_f16(&cache.k[at..at + hd], &mut key);
-            isa.widen_f16(&cache.v[at..at + hd], &mut value);
-            for h in 0..per {
-                let acc = &mut acc[h * hd..(h + 1) * hd];
-                let s = isa.dot_f16(&key, &queries[h * hd..(h + 1) * hd]) * a.scale;
-                let (mut ms, mut vs) = (1f32, 1f32);
-                if s > max[h] {
-                    let old = max[h];
-                    max[h] = s;
-                    ms = (old - s).exp();
-                    isa.scale_f16(acc, ms);
-                } else {
-                    vs = (s - max[h]).exp();
-                }
-                isa.mad_f16(acc, &value, vs);
-                sum[h] = sum[h].mul_add(ms, vs);
-            }
-        }
-        for h in 0..per {
-            let inv = if sum[h] == 0.0 { 0.0 } else { 1.0 / sum[h] };
-            for (o, a) in out[h * hd..(h + 1) * hd].iter_mut().zip(&acc[h * hd..]) {
-                *o = half::f16::from_bits(*a).to_f32() * inv;
-            }
-        }
+        let group = HeadGroup {
+            queries: &queries,
+            k: &cache.k,
+            v: &cache.v,
+            kv_dim,
+            kvh: (first_head / group) * hd,
+            keys: a.window.map_or(0, |w| (now + 1).saturating_sub(w))..=now,
+            scale: a.scale,
+            hd,
+        };
+        isa.attend_heads(&group, out);
     });
     out
 }
