@@ -116,7 +116,7 @@ fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32
             .iter()
             .map(|v| half::f16::from_f32(*v).to_f32())
             .collect();
-        let group = HeadGroup {
+        let task = HeadGroup {
             queries: &queries,
             k: &cache.k,
             v: &cache.v,
@@ -126,7 +126,7 @@ fn attention(cpu: &mut Cpu, a: &Heads, parts: &[Part<'_>], q: &[f32]) -> Vec<f32
             scale: a.scale,
             hd,
         };
-        isa.attend_heads(&group, out);
+        isa.attend_heads(&task, out);
     });
     out
 }
