@@ -24,8 +24,9 @@ use super::attend::{attend_heads_with, F16Ops, HeadGroup};
 use super::{hsum8, portable, ActivationType, Activations, WeightType};
 
 /// Proof that this CPU runs AVX2, FMA and F16C code: only [`Avx2::detect`]
-/// makes one. It also says whether the CPU has AVX-512 VNNI on 256-bit
-/// vectors, which the tiled Q8_0/Q5_0 product needs.
+/// makes one. It also says whether the CPU has AVX-512 F, VL and VNNI, which
+/// the tiled Q8_0/Q5_0/Q4_1 product needs (it holds two weight rows a 512-bit
+/// vector).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Avx2 {
     vnni: Option<Vnni>,
@@ -611,7 +612,7 @@ unsafe fn tile_of<const KIND: u8, const N: usize, const PRE: bool>(
 /// Four Q4_1 weight rows against `N` Q8_1 activation rows from `t0`: what
 /// [`q4_1`] computes for each pair, bit for bit (the nibbles are already
 /// unsigned, the minimum's products are summed four rows a vector in the
-/// same order).
+/// same order). Two weight rows share a 512-bit vector (see [`Pairs`]).
 ///
 /// # Safety
 /// As [`tile`], with Q4_1 weights and Q8_1 activations.
@@ -627,8 +628,8 @@ unsafe fn tile_q4_1<const N: usize, const PRE: bool>(
 ) {
     let (nb, r0) = (four.nb, four.r0);
     debug_check_activations(x, ActivationType::Q8_1, t0, N, nb);
-    let zero = _mm256_setzero_si256();
-    let mut acc = [[_mm256_setzero_ps(); TILE]; N];
+    let zero = _mm512_setzero_si512();
+    let mut acc = [[_mm512_setzero_ps(); 2]; N];
     // Lane `k`: row `r0 + k`'s sum of its minimum × the activations' sums.
     let mut summs = [_mm_setzero_ps(); N];
     // SAFETY: weight block `i < nb` as [`weights`] promises; activation block
@@ -640,17 +641,16 @@ unsafe fn tile_q4_1<const N: usize, const PRE: bool>(
         let xs = x.sums.as_ptr().add(t0 * nb);
         for i in 0..nb {
             let (qx, dw, mw) = weights::<TILE_Q4_1, PRE>(four, unpacked, i);
+            let w = Pairs::new(qx, dw);
             for t in 0..N {
-                let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 36) as *const __m256i);
+                let qy = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    xq.add(t * x.row_bytes + i * 36) as *const __m256i,
+                ));
                 summs[t] = _mm_fmadd_ps(mw, _mm_set1_ps(*xs.add(t * nb + i)), summs[t]);
-                let mut d = [0f32; TILE];
-                _mm_storeu_ps(
-                    d.as_mut_ptr(),
-                    _mm_mul_ps(dw, _mm_set1_ps(*xd.add(t * nb + i))),
-                );
-                for k in 0..TILE {
-                    let dot = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(zero, qx[k], qy));
-                    acc[t][k] = _mm256_fmadd_ps(_mm256_set1_ps(d[k]), dot, acc[t][k]);
+                let d = w.times::<N>(*xd.add(t * nb + i));
+                for p in 0..2 {
+                    let dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, w.values[p], qy));
+                    acc[t][p] = _mm512_fmadd_ps(d[p], dot, acc[t][p]);
                 }
             }
         }
@@ -659,10 +659,84 @@ unsafe fn tile_q4_1<const N: usize, const PRE: bool>(
         let mut m = [0f32; TILE];
         // SAFETY: `m` holds the four floats written; the store is unaligned.
         unsafe { _mm_storeu_ps(m.as_mut_ptr(), summs[t]) };
+        let sums = Pairs::sums(acc[t]);
         for k in 0..TILE {
             // SAFETY: `(t0 + t, r0 + k)` is one of the outputs the caller gave us.
-            unsafe { *out.add((t0 + t) * out_stride + r0 + k) = hsum8(lanes(acc[t][k])) + m[k] };
+            unsafe { *out.add((t0 + t) * out_stride + r0 + k) = sums[k] + m[k] };
         }
+    }
+}
+
+/// A block of a tile's four weight rows as two 512-bit vectors, rows 0 and 1
+/// in one and rows 2 and 3 in the other (a row's 32 bytes a half), with each
+/// row's scale spread over the eight lanes of its half. One instruction then
+/// does for two rows what AVX2 does for one; every lane computes what it
+/// computed on 256 bits, in the same order, so the sums are unchanged.
+struct Pairs {
+    values: [__m512i; 2],
+    /// The four rows' scales.
+    scales: __m128,
+}
+
+impl Pairs {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    fn new(values: [__m256i; TILE], scales: __m128) -> Self {
+        let pair = |a, b| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b);
+        Self {
+            values: [pair(values[0], values[1]), pair(values[2], values[3])],
+            scales,
+        }
+    }
+
+    /// Each row's scale times `dx` (ggml's `d_w * d_x`), over the eight lanes
+    /// of its half. Against one activation row, the four products are made
+    /// and then spread; against more, the scales are spread once (this
+    /// call's permutes are the same for every row, and the compiler hoists
+    /// them) and multiplied a row at a time. The products are the same.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    fn times<const N: usize>(&self, dx: f32) -> [__m512; 2] {
+        let spread = |d: __m128| {
+            let d = _mm512_castps128_ps512(d);
+            [
+                _mm512_permutexvar_ps(
+                    _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                    d,
+                ),
+                _mm512_permutexvar_ps(
+                    _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
+                    d,
+                ),
+            ]
+        };
+        if N == 1 {
+            spread(_mm_mul_ps(self.scales, _mm_set1_ps(dx)))
+        } else {
+            let [a, b] = spread(self.scales);
+            let dx = _mm512_set1_ps(dx);
+            [_mm512_mul_ps(a, dx), _mm512_mul_ps(b, dx)]
+        }
+    }
+
+    /// The four rows' eight-lane sums (as [`hsum8`]) of two accumulators laid out as the values.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    fn sums(acc: [__m512; 2]) -> [f32; TILE] {
+        let half = |v: __m512, upper: bool| {
+            let v = _mm512_castps_pd(v);
+            _mm256_castpd_ps(if upper {
+                _mm512_extractf64x4_pd::<1>(v)
+            } else {
+                _mm512_castpd512_pd256(v)
+            })
+        };
+        [
+            hsum8(lanes(half(acc[0], false))),
+            hsum8(lanes(half(acc[0], true))),
+            hsum8(lanes(half(acc[1], false))),
+            hsum8(lanes(half(acc[1], true))),
+        ]
     }
 }
 
@@ -688,9 +762,9 @@ unsafe fn tile<const KIND: u8, const N: usize, const PRE: bool>(
 ) {
     let (q5, nb, r0) = (KIND == TILE_Q5_0, four.nb, four.r0);
     debug_check_activations(x, ActivationType::Q8_0, t0, N, nb);
-    let zero = _mm256_setzero_si256();
-    let ones = _mm256_set1_epi8(1);
-    let mut acc = [[_mm256_setzero_ps(); TILE]; N];
+    let zero = _mm512_setzero_si512();
+    let ones = _mm512_set1_epi8(1);
+    let mut acc = [[_mm512_setzero_ps(); 2]; N];
     // SAFETY: weight block `i < nb` as [`weights`] promises; activation block
     // `i` of row `t0 + t` (`t < N`) is the 34 bytes at `(t0 + t) * row_bytes
     // + i * 34` (values from 2) and its scale is at `(t0 + t) * nb + i`.
@@ -699,32 +773,32 @@ unsafe fn tile<const KIND: u8, const N: usize, const PRE: bool>(
         let xd = x.scales.as_ptr().add(t0 * nb);
         for i in 0..nb {
             let (wu, dw, _) = weights::<KIND, PRE>(four, unpacked, i);
+            let w = Pairs::new(wu, dw);
             for t in 0..N {
-                let qy = _mm256_loadu_si256(xq.add(t * x.row_bytes + i * 34) as *const __m256i);
-                let sums = _mm256_dpbusd_epi32(zero, ones, qy);
+                // The activation block in both halves.
+                let qy = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    xq.add(t * x.row_bytes + i * 34) as *const __m256i,
+                ));
+                let sums = _mm512_dpbusd_epi32(zero, ones, qy);
                 let base = if q5 {
-                    _mm256_sub_epi32(zero, _mm256_slli_epi32::<4>(sums))
+                    _mm512_sub_epi32(zero, _mm512_slli_epi32::<4>(sums))
                 } else {
-                    _mm256_sub_epi32(zero, _mm256_slli_epi32::<7>(sums))
+                    _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums))
                 };
-                // The same products as ggml's `d_w * d_x`, four at once.
-                let mut d = [0f32; TILE];
-                _mm_storeu_ps(
-                    d.as_mut_ptr(),
-                    _mm_mul_ps(dw, _mm_set1_ps(*xd.add(t * nb + i))),
-                );
-                for k in 0..TILE {
-                    let dot = _mm256_dpbusd_epi32(base, wu[k], qy);
-                    acc[t][k] =
-                        _mm256_fmadd_ps(_mm256_set1_ps(d[k]), _mm256_cvtepi32_ps(dot), acc[t][k]);
+                // The same products as ggml's `d_w * d_x`, eight lanes a row.
+                let d = w.times::<N>(*xd.add(t * nb + i));
+                for p in 0..2 {
+                    let dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, w.values[p], qy));
+                    acc[t][p] = _mm512_fmadd_ps(d[p], dot, acc[t][p]);
                 }
             }
         }
     }
     for t in 0..N {
+        let sums = Pairs::sums(acc[t]);
         for k in 0..TILE {
             // SAFETY: `(t0 + t, r0 + k)` is one of the outputs the caller gave us.
-            unsafe { *out.add((t0 + t) * out_stride + r0 + k) = hsum8(lanes(acc[t][k])) };
+            unsafe { *out.add((t0 + t) * out_stride + r0 + k) = sums[k] };
         }
     }
 }
