@@ -58,7 +58,7 @@ impl Avx2 {
         Self { vnni: None }
     }
 
-    /// Whether the tiled VNNI product is used.
+    /// Whether the AVX-512 kernels (the tiled VNNI product) are used.
     #[cfg(test)]
     pub(super) fn has_vnni(self) -> bool {
         self.vnni.is_some()
