@@ -86,6 +86,18 @@ async fn a_restore_checks_the_copy_first_and_changes_nothing_when_it_is_bad() {
     let dir = tempfile::tempdir().unwrap();
     let (pool, file) = database(dir.path(), "wick.db").await;
     add_user(&pool).await;
+    // Whole copies made by SQLite: a file copied after `close` may still
+    // lack what the write-ahead log held (the close finishes on sqlx's
+    // worker thread, after the future returns).
+    let newer = dir.path().join("newer.db");
+    let whole_copy = dir.path().join("whole.db");
+    for copy in [&newer, &whole_copy] {
+        sqlx::query("VACUUM INTO ?")
+            .bind(copy.display().to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     pool.close().await;
 
     let text = dir.path().join("notes.txt");
@@ -99,8 +111,6 @@ async fn a_restore_checks_the_copy_first_and_changes_nothing_when_it_is_bad() {
         .await
         .unwrap();
     other.close().await;
-    let newer = dir.path().join("newer.db");
-    std::fs::copy(&file, &newer).unwrap();
     let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", newer.display()))
         .await
         .unwrap();
@@ -113,7 +123,7 @@ async fn a_restore_checks_the_copy_first_and_changes_nothing_when_it_is_bad() {
     .unwrap();
     raw.close().await;
     let truncated = dir.path().join("truncated.db");
-    let whole = std::fs::read(&file).unwrap();
+    let whole = std::fs::read(&whole_copy).unwrap();
     std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
 
     for (bad, expected) in [
