@@ -668,8 +668,8 @@ unsafe fn tile_q4_1<const N: usize, const PRE: bool>(
 }
 
 /// A block of a tile's four weight rows as two 512-bit vectors, rows 0 and 1
-/// in one and rows 2 and 3 in the other (a row's 32 bytes a half), with each
-/// row's scale spread over the eight lanes of its half. One instruction then
+/// in one and rows 2 and 3 in the other (a row's 32 bytes a half), and the
+/// four rows' scales (spread over their halves by [`Pairs::times`]). One instruction then
 /// does for two rows what AVX2 does for one; every lane computes what it
 /// computed on 256 bits, in the same order, so the sums are unchanged.
 struct Pairs {
@@ -691,9 +691,10 @@ impl Pairs {
 
     /// Each row's scale times `dx` (ggml's `d_w * d_x`), over the eight lanes
     /// of its half. Against one activation row, the four products are made
-    /// and then spread; against more, the scales are spread once (this
-    /// call's permutes are the same for every row, and the compiler hoists
-    /// them) and multiplied a row at a time. The products are the same.
+    /// and then spread (spreading the scales first measured 9 % slower for
+    /// Gemma 3's decoding); against more, the scales are spread (the same
+    /// permutes for every activation row of the block, free for the compiler
+    /// to hoist) and multiplied a row at a time. The products are the same.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
     fn times<const N: usize>(&self, dx: f32) -> [__m512; 2] {
