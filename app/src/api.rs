@@ -215,7 +215,10 @@ pub async fn save_conversation_settings(
                 top_p,
                 max_new_tokens,
             };
-            Ok(chat()?.save_settings(user, &conversation_id, form).await?)
+            chat()?.save_settings(user, &conversation_id, form).await?;
+            // Back to the conversation, its settings panel open, saying so.
+            leptos_axum::redirect(&format!("/c/{conversation_id}?panel=settings&saved=1"));
+            Ok(())
         }
         .await,
     )
@@ -367,6 +370,7 @@ pub async fn save_user_settings(
             {
                 crate::session::set_session_cookie(&token);
             }
+            leptos_axum::redirect("/settings?saved=1");
             Ok(())
         }
         .await,
@@ -419,7 +423,9 @@ pub async fn delete_all_conversations() -> Result<u64, AppError> {
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()?.delete_all(user).await?)
+            let deleted = chat()?.delete_all(user).await?;
+            leptos_axum::redirect(&format!("/settings?deleted={deleted}"));
+            Ok(deleted)
         }
         .await,
     )
@@ -460,6 +466,8 @@ pub async fn share_conversation(
             if let Err(e) = wick_core::db::team::audit(chat.pool(), event).await {
                 tracing::error!(error = %e, "could not write the audit log");
             }
+            // Back to the conversation, its share panel open with the new link.
+            leptos_axum::redirect(&format!("/c/{conversation_id}?panel=share"));
             Ok(share)
         }
         .await,

@@ -5,14 +5,13 @@
 pub mod api;
 pub mod components;
 pub mod error;
+pub mod islands;
 pub mod markdown;
 pub mod pages;
 
 /// The data shared with the server, under the names the components use.
 pub use wick_types::{conversation as data, message};
 
-#[cfg(feature = "hydrate")]
-mod live;
 #[cfg(feature = "ssr")]
 pub mod session;
 #[cfg(feature = "ssr")]
@@ -25,6 +24,7 @@ use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
 
 use crate::components::sidebar::Sidebar;
+use crate::islands::page::PageEvents;
 use crate::pages::{
     account::{SignInPage, SignUpPage},
     conversation::ConversationPage,
@@ -34,10 +34,6 @@ use crate::pages::{
     settings::SettingsPage,
     shared::SharedPage,
 };
-
-/// A counter the sidebar watches; whoever changes the list of conversations bumps it.
-#[derive(Clone, Copy)]
-pub struct ConversationsChanged(pub RwSignal<usize>);
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -54,7 +50,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone() />
                 // The stylesheet by its hashed name in a release build.
                 <HashedStylesheet options=options.clone() id="leptos" />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>
@@ -95,15 +91,15 @@ fn set_content_security_policy() {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Bumped after every send, so the sidebar refreshes without a reload.
-    provide_context(ConversationsChanged(RwSignal::new(0)));
 
     view! {
         <Title formatter=page_title />
         <Router>
-            <a class="skip-link" href="#composer-input" on:click=skip_to_composer>
+            // (`PageEvents` moves the focus there too; without JavaScript the browser scrolls.)
+            <a class="skip-link" href="#composer-input">
                 "Skip to the message box"
             </a>
+            <PageEvents />
             <div class="layout">
                 // A shared conversation is shown alone: no one's sidebar.
                 <Show when=move || !use_location().pathname.get().starts_with("/s/")>
@@ -124,19 +120,6 @@ pub fn App() -> impl IntoView {
                 </main>
             </div>
         </Router>
-    }
-}
-
-/// Moves focus to the message box. (The router would take the link's
-/// `#composer-input` as a navigation; without JavaScript the browser follows it.)
-fn skip_to_composer(ev: leptos::ev::MouseEvent) {
-    use leptos::wasm_bindgen::JsCast;
-    ev.prevent_default();
-    if let Some(input) = document()
-        .get_element_by_id("composer-input")
-        .and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
-    {
-        let _ = input.focus();
     }
 }
 
@@ -185,7 +168,8 @@ fn escape_html(text: &str) -> String {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // Only the islands (`app::islands`) are in the wasm and come alive.
+    leptos::mount::hydrate_islands();
     // Tests (and impatient users' clicks) can tell when the page is interactive.
     if let Some(body) = web_sys::window()
         .and_then(|w| w.document())

@@ -1,43 +1,30 @@
 //! Above a conversation: pin it, share it, delete it. Each is a plain form
-//! (posted without JavaScript too); Share and Delete unfold first, so that
-//! nothing is shared or lost by a stray click.
+//! whose server function answers with a redirect (back here, or to the start
+//! page after a delete); Share and Delete unfold first, so that nothing is
+//! shared or lost by a stray click.
 
 use leptos::prelude::*;
 
 use crate::api::{
     list_shares, DeleteConversation, PinConversation, RevokeShare, ShareConversation,
 };
-use crate::ConversationsChanged;
 use wick_types::ShareExpiry;
 
 #[component]
-pub fn ConversationTools(conversation_id: String, pinned: bool, can_share: bool) -> impl IntoView {
+pub fn ConversationTools(
+    conversation_id: String,
+    pinned: bool,
+    can_share: bool,
+    /// The share panel is open (its form came back here).
+    share_open: bool,
+) -> impl IntoView {
     let pin = ServerAction::<PinConversation>::new();
     let delete = ServerAction::<DeleteConversation>::new();
-    let pinned = RwSignal::new(pinned);
-    let changed = use_context::<ConversationsChanged>();
-    let refresh_sidebar = move || {
-        if let Some(ConversationsChanged(c)) = changed {
-            c.update(|n| *n += 1);
-        }
-    };
-    Effect::new(move |_| {
-        if let Some(Ok(())) = pin.value().get() {
-            pinned.update(|p| *p = !*p);
-            refresh_sidebar();
-        }
-    });
-    Effect::new(move |_| {
-        if let Some(Ok(())) = delete.value().get() {
-            refresh_sidebar();
-        }
-    });
-    let problem = move || {
-        [pin.value().get(), delete.value().get()]
-            .into_iter()
-            .find_map(|r| r.and_then(Result::err))
-            .map(|e| e.to_string())
-    };
+    // A refused form comes back with the page (`?__err=`).
+    let problem = [pin.value().get_untracked(), delete.value().get_untracked()]
+        .into_iter()
+        .find_map(|r| r.and_then(Result::err))
+        .map(|e| e.to_string());
     let id_for_pin = conversation_id.clone();
     let id_for_delete = conversation_id.clone();
 
@@ -45,12 +32,12 @@ pub fn ConversationTools(conversation_id: String, pinned: bool, can_share: bool)
         <div class="conversation-tools">
             <ActionForm action=pin attr:class="pin-form">
                 <input type="hidden" name="conversation_id" value=id_for_pin />
-                <input type="hidden" name="pinned" value=move || (!pinned.get()).to_string() />
-                <button type="submit" aria-pressed=move || pinned.get().to_string()>
-                    {move || if pinned.get() { "Unpin" } else { "Pin" }}
+                <input type="hidden" name="pinned" value=(!pinned).to_string() />
+                <button type="submit" aria-pressed=pinned.to_string()>
+                    {if pinned { "Unpin" } else { "Pin" }}
                 </button>
             </ActionForm>
-            {can_share.then(|| view! { <SharePanel conversation_id=conversation_id.clone() /> })}
+            {can_share.then(|| view! { <SharePanel conversation_id=conversation_id.clone() open=share_open /> })}
             <details class="delete-panel">
                 <summary>"Delete"</summary>
                 <p>"Delete this conversation with all its versions and share links? This cannot be undone."</p>
@@ -67,24 +54,20 @@ pub fn ConversationTools(conversation_id: String, pinned: bool, can_share: bool)
 /// Makes read-only links to the branch shown, and lists this conversation's
 /// links with a Revoke button each.
 #[component]
-fn SharePanel(conversation_id: String) -> impl IntoView {
+fn SharePanel(conversation_id: String, open: bool) -> impl IntoView {
     let share = ServerAction::<ShareConversation>::new();
     let revoke = ServerAction::<RevokeShare>::new();
-    let links = Resource::new(
-        move || (share.version().get(), revoke.version().get()),
-        |_| list_shares(),
-    );
-    let problem = move || {
-        share
-            .value()
-            .get()
-            .and_then(Result::err)
-            .or_else(|| revoke.value().get().and_then(Result::err))
-            .map(|e| e.to_string())
-    };
+    let links = Resource::new(|| (), |_| list_shares());
+    let problem = share
+        .value()
+        .get_untracked()
+        .and_then(Result::err)
+        .or_else(|| revoke.value().get_untracked().and_then(Result::err))
+        .map(|e| e.to_string());
+    let open = open || problem.is_some();
     let id_for_form = conversation_id.clone();
     view! {
-        <details class="share-panel">
+        <details class="share-panel" open=open>
             <summary>"Share"</summary>
             <p class="hint">
                 "Anyone with a link can read this conversation as it is now (the versions shown), without your other conversations."

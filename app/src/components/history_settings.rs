@@ -1,17 +1,18 @@
 //! The Settings page's history sections: every share link the person made
-//! (with Revoke), and Delete all conversations. Plain forms, posted without
-//! JavaScript too.
+//! (with Revoke), and Delete all conversations. Plain forms, whose server
+//! functions answer with a redirect back to the page.
 
 use leptos::prelude::*;
 
+use leptos_router::hooks::use_query_map;
+
 use crate::api::{list_shares, DeleteAllConversations, RevokeShare};
-use crate::ConversationsChanged;
 
 /// The person's share links that still open, newest first, each with Revoke.
 #[component]
 pub fn ShareLinks() -> impl IntoView {
     let revoke = ServerAction::<RevokeShare>::new();
-    let links = Resource::new(move || revoke.version().get(), |_| list_shares());
+    let links = Resource::new(|| (), |_| list_shares());
     view! {
         <section class="settings-section" aria-labelledby="share-links-heading">
             <h2 id="share-links-heading">"Share links"</h2>
@@ -52,28 +53,23 @@ pub fn ShareLinks() -> impl IntoView {
     }
 }
 
-/// Deletes every conversation of the person, after a question.
+/// Deletes every conversation of the person, after a question. The server
+/// function comes back here with how many it deleted (`?deleted=N`).
 #[component]
 pub fn DeleteAll() -> impl IntoView {
     let delete = ServerAction::<DeleteAllConversations>::new();
-    let changed = use_context::<ConversationsChanged>();
-    Effect::new(move |_| {
-        if let (Some(Ok(_)), Some(ConversationsChanged(c))) = (delete.value().get(), changed) {
-            c.update(|n| *n += 1);
-        }
-    });
-    let said = move || match delete.value().get() {
-        Some(Ok(1)) => Some("Deleted 1 conversation.".to_owned()),
-        Some(Ok(n)) => Some(format!("Deleted {n} conversations.")),
-        _ => None,
+    let query = use_query_map();
+    let said = match query.with_untracked(|q| q.get("deleted")?.parse::<u64>().ok()) {
+        Some(1) => Some("Deleted 1 conversation.".to_owned()),
+        Some(n) => Some(format!("Deleted {n} conversations.")),
+        None => None,
     };
-    let problem = move || {
-        delete
-            .value()
-            .get()
-            .and_then(Result::err)
-            .map(|e| e.to_string())
-    };
+    // A refused form comes back with the page (`?__err=`).
+    let problem = delete
+        .value()
+        .get_untracked()
+        .and_then(Result::err)
+        .map(|e| e.to_string());
     view! {
         <section class="settings-section" aria-labelledby="delete-all-heading">
             <h2 id="delete-all-heading">"Delete conversations"</h2>

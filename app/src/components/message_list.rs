@@ -1,14 +1,18 @@
-use leptos::html;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 use crate::api::{ContinueReply, EditMessage, RetryReply, SwitchBranch};
 use crate::data::{MessageView, Role, Siblings};
+use crate::islands::reply::ReplyStream;
+use crate::islands::scroll::ScrollToNewest;
 use crate::markdown;
 use wick_types::reasoning::split_reasoning;
 use wick_types::{FinishReason, MessageState};
 
-/// What can be done to the messages of a conversation; each answer reloads
-/// the conversation, which then shows the branch it made.
+/// What can be done to the messages of a conversation: each is a plain form
+/// whose server function answers with a redirect back to the conversation,
+/// which then shows the branch it made. (The actions are here for their
+/// forms and for the error a refused post comes back with, `?__err=`.)
 #[derive(Clone, Copy)]
 pub struct MessageActions {
     pub retry: ServerAction<RetryReply>,
@@ -19,145 +23,52 @@ pub struct MessageActions {
     pub can_continue: bool,
 }
 
-/// What the page knows about the reply being written, shared by the messages
-/// and the composer.
-#[derive(Clone, Copy)]
-pub struct ReplyState {
-    /// The id of the reply being generated, if one is.
-    pub generating: RwSignal<Option<String>>,
-    /// Bumped to load the conversation again (e.g. when a stream is gone).
-    pub reload: RwSignal<usize>,
-    /// Said once to screen readers when a reply ends (its tokens are not
-    /// read out one by one: the reply is `aria-busy` while it grows).
-    pub announce: RwSignal<String>,
-    /// Bumped whenever a reply's stream ends.
-    pub ended: RwSignal<usize>,
-}
-
-/// Keeps the newest text in view while a reply grows, unless the reader has
-/// scrolled up to read something else.
-#[derive(Clone, Copy)]
-pub struct FollowBottom {
-    scroller: NodeRef<html::Div>,
-    following: StoredValue<bool>,
-}
-
-impl FollowBottom {
-    /// Scrolls to the bottom after the next paint, if the reader is there.
-    pub fn nudge(self) {
-        if !self.following.try_get_value().unwrap_or(false) {
-            return;
-        }
-        // By the next frame the list may be gone (the conversation was read
-        // again): then there is nothing to scroll.
-        request_animation_frame(move || {
-            if let Some(el) = self.scroller.try_get_untracked().flatten() {
-                el.set_scroll_top(el.scroll_height());
-            }
-        });
-    }
-}
-
 /// The messages of a conversation, oldest first. Each is an `<article>` named
 /// by its author ("You" / "Assistant") for screen readers and tests alike.
-/// The list grows in place as messages are sent (from what `send_message`
-/// answers), so a message already on screen, and a reply streaming into it,
-/// is never rendered again.
+/// Rendered on the server; a reply being written is an island that streams.
 #[component]
 pub fn MessageList(
-    messages: RwSignal<Vec<MessageView>>,
+    messages: Vec<MessageView>,
     conversation_id: String,
     actions: MessageActions,
 ) -> impl IntoView {
-    let scroller = NodeRef::<html::Div>::new();
-    let following = StoredValue::new(true);
-    let follow = FollowBottom {
-        scroller,
-        following,
-    };
-    // Open a conversation at its end, and follow it as it grows.
-    Effect::new(move |_| {
-        messages.track();
-        follow.nudge()
-    });
-    // Scrolled up from the newest text: then a button leads back down.
-    let away = RwSignal::new(false);
-    let on_scroll = move |_| {
-        if let Some(el) = scroller.get_untracked() {
-            let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
-            following.set_value(from_bottom < 48);
-            if away.get_untracked() != (from_bottom >= 48) {
-                away.set(from_bottom >= 48);
-            }
-        }
-    };
-    let to_bottom = move |_| {
-        following.set_value(true);
-        away.set(false);
-        if let Some(el) = scroller.get_untracked() {
-            el.set_scroll_top(el.scroll_height());
-        }
-    };
-    // Only the newest reply offers Retry and Continue.
-    let last_reply = Memo::new(move |_| {
-        messages.with(|m| {
-            m.iter()
-                .rev()
-                .find(|m| m.role == Role::Assistant)
-                .map(|m| m.id.clone())
-        })
-    });
-
+    // Only the newest reply offers Retry and Continue; nothing is edited
+    // while a reply is being written.
+    let last_reply = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::Assistant)
+        .map(|m| m.id.clone());
+    let busy = messages.iter().any(|m| m.state.is_generating());
     view! {
-        <div class="messages" node_ref=scroller on:scroll=on_scroll on:click=copy_code>
+        <div class="messages">
             <div class="message-column">
-                // Keyed by what a message looks like once read: a reply that
-                // was continued (longer, or generating again) or gained
-                // versions is drawn anew; the others stay as they are. `seq`
-                // tells two streams apart: a reply read while it held all
-                // its words (seq > 0) and read again as its continuation
-                // starts (seq 0) has the same state and text, but the page
-                // must follow the new stream.
-                <For
-                    each=move || messages.get()
-                    key=|m| (m.id.clone(), m.state, m.finish_reason, m.content.len(), m.seq, m.siblings.clone())
-                    let:m
-                >
-                    {
-                        let id = m.id.clone();
-                        let can_retry = Signal::derive(move || {
-                            last_reply.with(|last| last.as_deref() == Some(id.as_str()))
-                        });
+                {messages
+                    .into_iter()
+                    .map(|m| {
+                        let is_last_reply = last_reply.as_deref() == Some(m.id.as_str());
                         view! {
                             <MessageItem
                                 message=m
-                                is_last_reply=can_retry
+                                is_last_reply
+                                busy
                                 conversation_id=conversation_id.clone()
                                 actions
-                                follow
                             />
                         }
-                    }
-                </For>
-            </div>
-            {move || {
-                away.get()
-                    .then(|| {
-                        view! {
-                            <button type="button" class="to-bottom" on:click=to_bottom>
-                                "Scroll to the newest"
-                            </button>
-                        }
                     })
-            }}
+                    .collect_view()}
+            </div>
+            <ScrollToNewest />
         </div>
     }
     // Type-erased: the page's view type would otherwise pass the compiler's
-    // recursion limit in the browser build.
+    // recursion limit.
     .into_any()
 }
 
-/// How a reply's text, state and ending change while it streams.
+/// How a reply's text, state and ending change while it streams (fixed for
+/// a reply that is not being written).
 #[derive(Clone, Copy)]
 pub struct LiveReply {
     pub text: RwSignal<String>,
@@ -170,45 +81,22 @@ pub struct LiveReply {
     pub error: RwSignal<Option<String>>,
 }
 
-/// A click on a code block's Copy button puts the block's code, exactly, on
-/// the clipboard (one listener for every block of the list: their HTML comes
-/// from the markdown renderer).
-fn copy_code(ev: leptos::ev::MouseEvent) {
-    #[cfg(feature = "hydrate")]
-    {
-        use leptos::wasm_bindgen::JsCast;
-        let Some(button) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
-            .and_then(|e| e.closest(".copy-code").ok().flatten())
-        else {
-            return;
-        };
-        let code = button
-            .closest(".code-block")
-            .ok()
-            .flatten()
-            .and_then(|block| block.query_selector("code").ok().flatten())
-            .and_then(|code| code.text_content());
-        if let Some(code) = code {
-            copy_text(&code, &button);
+impl LiveReply {
+    pub fn new(
+        text: String,
+        state: MessageState,
+        finish_reason: Option<FinishReason>,
+        error: Option<String>,
+    ) -> Self {
+        Self {
+            text: RwSignal::new(text),
+            waiting: RwSignal::new(None),
+            reading: RwSignal::new(None),
+            state: RwSignal::new(state),
+            finish_reason: RwSignal::new(finish_reason),
+            error: RwSignal::new(error),
         }
     }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = ev;
-}
-
-/// Writes `text` to the clipboard and says so on `button` for a moment.
-#[cfg(feature = "hydrate")]
-fn copy_text(text: &str, button: &leptos::web_sys::Element) {
-    let _ = window().navigator().clipboard().write_text(text);
-    let label = button.text_content().unwrap_or_default();
-    button.set_text_content(Some("Copied"));
-    let button = send_wrapper::SendWrapper::new(button.clone());
-    set_timeout(
-        move || button.set_text_content(Some(&label)),
-        std::time::Duration::from_millis(1500),
-    );
 }
 
 /// `‹ 2 / 3 ›`: the versions of a turn, each arrow a small form that shows
@@ -250,10 +138,11 @@ fn Versions(siblings: Siblings, conversation_id: String, actions: MessageActions
 #[component]
 fn MessageItem(
     message: MessageView,
-    #[prop(into)] is_last_reply: Signal<bool>,
+    is_last_reply: bool,
+    /// A reply of the conversation is being written.
+    busy: bool,
     conversation_id: String,
     actions: MessageActions,
-    follow: FollowBottom,
 ) -> impl IntoView {
     let MessageView {
         id,
@@ -266,36 +155,111 @@ fn MessageItem(
         model,
         siblings,
     } = message;
-    let original = content.clone();
-    let live = LiveReply {
-        text: RwSignal::new(content),
-        waiting: RwSignal::new(None),
-        reading: RwSignal::new(None),
-        state: RwSignal::new(state),
-        finish_reason: RwSignal::new(finish_reason),
-        error: RwSignal::new(error),
-    };
-    let reply_state = use_context::<ReplyState>();
-    if live.state.get_untracked().is_generating() {
-        if let Some(r) = reply_state {
-            r.generating.set(Some(id.clone()));
-        }
-        #[cfg(feature = "hydrate")]
-        crate::live::follow(&id, seq, live, reply_state, follow);
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (seq, follow);
-    let busy = move || reply_state.is_some_and(|r| r.generating.get().is_some());
-
+    let generating = state.is_generating();
     let author_id = format!("author-{id}");
     let labelled_by = author_id.clone();
     let class = format!("message {}", role.as_str());
     let body = match role {
-        Role::Assistant => view! { <ReplyBody live /> }.into_any(),
-        _ => view! { <div class="content plain" dir="auto">{move || live.text.get()}</div> }
-            .into_any(),
+        Role::Assistant if generating => view! {
+            <ReplyStream message_id=id.clone() after=seq text=content.clone() />
+        }
+        .into_any(),
+        Role::Assistant => {
+            let live = LiveReply::new(content.clone(), state, finish_reason, error);
+            view! { {reply_body(live)} {reply_status(live)} }.into_any()
+        }
+        _ => view! { <div class="content plain" dir="auto">{content.clone()}</div> }.into_any(),
     };
-    let status = move || {
+    let versions = siblings.map(|s| {
+        view! { <Versions siblings=s conversation_id=conversation_id.clone() actions /> }
+    });
+    let tools = match role {
+        Role::Assistant => {
+            let cut_short = !content.is_empty()
+                && matches!(
+                    (state, finish_reason),
+                    (MessageState::Interrupted, _)
+                        | (
+                            MessageState::Done,
+                            Some(FinishReason::Length | FinishReason::Stopped)
+                        )
+                );
+            view! {
+                <ReplyTools
+                    message_id=id.clone()
+                    conversation_id=conversation_id.clone()
+                    answer=(!generating).then(|| split_reasoning(&content).answer.to_owned())
+                    cut_short
+                    is_last_reply
+                    actions
+                />
+            }
+            .into_any()
+        }
+        _ => view! {
+            <EditForm
+                message_id=id.clone()
+                conversation_id=conversation_id.clone()
+                original=content
+                busy
+                actions
+            />
+        }
+        .into_any(),
+    };
+
+    view! {
+        <article
+            id=format!("m-{id}")
+            class=class
+            aria-labelledby=labelled_by
+            aria-busy=generating.to_string()
+        >
+            <header class="author" id=author_id>
+                {role.author()}
+                {model.map(|m| view! { <span class="model-tag">{m}</span> })}
+            </header>
+            {body}
+            <div class="message-tools">{versions} {tools}</div>
+        </article>
+    }
+    .into_any()
+}
+
+/// A reply's text: its reasoning, if any, in a collapsed section of its own
+/// (open while the model is still reasoning), then the answer. The same on
+/// the server and in the streaming island.
+pub fn reply_body(live: LiveReply) -> impl IntoView {
+    let thinking = move || {
+        live.text.with(|t| {
+            let r = split_reasoning(t);
+            r.thinking
+                .map(|th| (markdown::to_html(th), r.thinking_done))
+        })
+    };
+    let answer = move || {
+        live.text
+            .with(|t| markdown::to_html(split_reasoning(t).answer))
+    };
+    view! {
+        {move || {
+            thinking()
+                .map(|(html, done)| {
+                    view! {
+                        <details class="reasoning" open=!done>
+                            <summary>{if done { "Reasoning" } else { "Reasoning…" }}</summary>
+                            <div class="markdown" dir="auto" inner_html=html></div>
+                        </details>
+                    }
+                })
+        }}
+        <div class="content markdown" dir="auto" inner_html=answer></div>
+    }
+}
+
+/// Under a reply's text: how it stands while written, or how it ended.
+pub fn reply_status(live: LiveReply) -> impl IntoView {
+    move || {
         let state = live.state.get();
         let waiting = match (live.waiting.get(), live.reading.get()) {
             (_, Some(percent)) => format!("Reading the conversation… {percent} %"),
@@ -325,173 +289,54 @@ fn MessageItem(
             {note.map(|n| view! { <p class="status">{n}</p> })}
             {problem.map(|p| view! { <p class="status failed" role="alert">{p}</p> })}
         }
-    };
-
-    let versions = siblings.map(|s| {
-        view! { <Versions siblings=s conversation_id=conversation_id.clone() actions /> }
-    });
-    let tools = match role {
-        Role::Assistant => view! {
-            <ReplyTools
-                message_id=id.clone()
-                conversation_id=conversation_id.clone()
-                live
-                is_last_reply
-                actions
-            />
-        }
-        .into_any(),
-        _ => view! {
-            <EditForm
-                message_id=id.clone()
-                conversation_id=conversation_id.clone()
-                original
-                busy=Signal::derive(busy)
-                actions
-            />
-        }
-        .into_any(),
-    };
-
-    view! {
-        <article
-            id=format!("m-{id}")
-            class=class
-            aria-labelledby=labelled_by
-            aria-busy=move || live.state.get().is_generating().to_string()
-        >
-            <header class="author" id=author_id>
-                {role.author()}
-                {model.map(|m| view! { <span class="model-tag">{m}</span> })}
-            </header>
-            {body}
-            {status}
-            <div class="message-tools">{versions} {tools}</div>
-        </article>
-    }
-    .into_any()
-}
-
-/// A reply's text: its reasoning, if any, in a collapsed section of its own
-/// (open while the model is still reasoning), then the answer.
-#[component]
-fn ReplyBody(live: LiveReply) -> impl IntoView {
-    let thinking = move || {
-        live.text.with(|t| {
-            let r = split_reasoning(t);
-            r.thinking
-                .map(|th| (markdown::to_html(th), r.thinking_done))
-        })
-    };
-    let answer = move || {
-        live.text
-            .with(|t| markdown::to_html(split_reasoning(t).answer))
-    };
-    view! {
-        {move || {
-            thinking()
-                .map(|(html, done)| {
-                    view! {
-                        <details class="reasoning" open=!done>
-                            <summary>{if done { "Reasoning" } else { "Reasoning…" }}</summary>
-                            <div class="markdown" dir="auto" inner_html=html></div>
-                        </details>
-                    }
-                })
-        }}
-        <div class="content markdown" dir="auto" inner_html=answer></div>
     }
 }
 
 /// Under a reply: Copy (its answer, as markdown), and on the newest one
-/// Retry and, when it was cut short, Continue.
+/// Retry and, when it was cut short, Continue. Nothing while it is written
+/// (`answer` is `None` then).
 #[component]
 fn ReplyTools(
     message_id: String,
     conversation_id: String,
-    live: LiveReply,
-    is_last_reply: Signal<bool>,
+    answer: Option<String>,
+    cut_short: bool,
+    is_last_reply: bool,
     actions: MessageActions,
 ) -> impl IntoView {
-    let on_copy = move |ev: leptos::ev::MouseEvent| {
-        #[cfg(feature = "hydrate")]
-        {
-            use leptos::wasm_bindgen::JsCast;
-            let answer = live
-                .text
-                .with_untracked(|t| split_reasoning(t).answer.to_owned());
-            if let Some(button) = ev
-                .current_target()
-                .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
-            {
-                copy_text(&answer, &button);
-            }
+    let settled = answer.is_some();
+    // A refused Retry, Continue or switch comes back with the page (`?__err=`).
+    let failure = [
+        actions.retry.value().get_untracked().and_then(Result::err),
+        actions
+            .continue_reply
+            .value()
+            .get_untracked()
+            .and_then(Result::err),
+        actions.switch.value().get_untracked().and_then(Result::err),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .map(|e| e.to_string());
+    let form = move |class: &'static str, label: &'static str, url: &'static str| {
+        view! {
+            <form method="post" action=url class=class>
+                <input type="hidden" name="conversation_id" value=conversation_id.clone() />
+                <input type="hidden" name="message_id" value=message_id.clone() />
+                <button type="submit" class="ghost">{label}</button>
+            </form>
         }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = ev;
-    };
-    let settled = move || !live.state.get().is_generating();
-    let cut_short = move || {
-        matches!(
-            (live.state.get(), live.finish_reason.get()),
-            (MessageState::Interrupted, _)
-                | (
-                    MessageState::Done,
-                    Some(FinishReason::Length | FinishReason::Stopped)
-                )
-        ) && live.text.with(|t| !t.is_empty())
-    };
-    let failure = move || {
-        [
-            actions.retry.value().get().and_then(Result::err),
-            actions.continue_reply.value().get().and_then(Result::err),
-            actions.switch.value().get().and_then(Result::err),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-        .map(|e| e.to_string())
-    };
-    let (retry_conversation, retry_message) = (conversation_id.clone(), message_id.clone());
-    let retry = move || {
-        let (conversation_id, message_id) = (retry_conversation.clone(), retry_message.clone());
-        (is_last_reply.get() && settled()).then(move || {
-            view! {
-                <ActionForm action=actions.retry attr:class="retry">
-                    <input type="hidden" name="conversation_id" value=conversation_id />
-                    <input type="hidden" name="message_id" value=message_id />
-                    <button type="submit" class="ghost" disabled=move || actions.retry.pending().get()>
-                        "Retry"
-                    </button>
-                </ActionForm>
-            }
-        })
-    };
-    let continue_form = move || {
-        let (conversation_id, message_id) = (conversation_id.clone(), message_id.clone());
-        (actions.can_continue && is_last_reply.get() && settled() && cut_short()).then(move || {
-            view! {
-                <ActionForm action=actions.continue_reply attr:class="continue">
-                    <input type="hidden" name="conversation_id" value=conversation_id />
-                    <input type="hidden" name="message_id" value=message_id />
-                    <button
-                        type="submit"
-                        class="ghost"
-                        disabled=move || actions.continue_reply.pending().get()
-                    >
-                        "Continue"
-                    </button>
-                </ActionForm>
-            }
-        })
     };
     view! {
-        {move || settled().then(|| view! {
-            <button type="button" class="ghost copy-message" on:click=on_copy>"Copy"</button>
+        {answer.map(|text| view! {
+            // The answer travels with the button, for the page's Copy handler.
+            <button type="button" class="ghost copy-message" data-text=text>"Copy"</button>
         })}
-        {retry}
-        {continue_form}
-        {move || is_last_reply.get().then(|| view! { <span class="problem" role="alert">{failure}</span> })}
+        {(is_last_reply && settled).then(|| form("retry", "Retry", RetryReply::url()))}
+        {(actions.can_continue && is_last_reply && settled && cut_short)
+            .then(|| form("continue", "Continue", ContinueReply::url()))}
+        {is_last_reply.then(|| view! { <span class="problem" role="alert">{failure}</span> })}
     }
     .into_any()
 }
@@ -505,7 +350,7 @@ fn EditForm(
     message_id: String,
     conversation_id: String,
     original: String,
-    busy: Signal<bool>,
+    busy: bool,
     actions: MessageActions,
 ) -> impl IntoView {
     let box_id = format!("edit-{message_id}");
@@ -517,12 +362,7 @@ fn EditForm(
                 <input type="hidden" name="message_id" value=message_id />
                 <label for=box_id.clone() class="visually-hidden">"Edited message"</label>
                 <textarea id=box_id name="content" rows="3" dir="auto" inner_html=crate::textarea_text(&original)></textarea>
-                <button
-                    type="submit"
-                    disabled=move || busy.get() || actions.edit.pending().get()
-                >
-                    "Send edit"
-                </button>
+                <button type="submit" disabled=busy>"Send edit"</button>
             </ActionForm>
         </details>
     }

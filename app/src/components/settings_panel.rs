@@ -32,6 +32,10 @@ pub fn SettingsPanel(
     data: PanelData,
     save: ServerAction<SaveConversationSettings>,
     rename: ServerAction<RenameConversation>,
+    /// Open: a form of the panel came back here.
+    open: bool,
+    /// The settings were just saved.
+    saved: bool,
 ) -> impl IntoView {
     let PanelData {
         conversation_id,
@@ -43,25 +47,23 @@ pub fn SettingsPanel(
     let (temperature, temperature_hint) = field(settings.temperature, defaults.temperature);
     let (top_p, top_p_hint) = field(settings.top_p, defaults.top_p);
     let (max_new, max_new_hint) = field(settings.max_new_tokens, defaults.max_new_tokens);
-    let saved = move || match save.value().get() {
-        Some(Ok(())) => Some("Saved: the next reply uses these settings.".to_owned()),
-        _ => None,
-    };
-    let problem = move || match save.value().get() {
+    let saved = saved.then_some("Saved: the next reply uses these settings.");
+    // A refused form comes back with the page (`?__err=`).
+    let problem = match save.value().get_untracked() {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
     let rename_id = conversation_id.clone();
-    // Downloads, not pages: `download` and `rel="external"` keep the
-    // router from taking the click.
+    // Downloads, not pages.
     let export_md = format!("/c/{conversation_id}/export.md");
     let export_json = format!("/c/{conversation_id}/export.json");
-    let rename_problem = move || match rename.value().get() {
+    let rename_problem = match rename.value().get_untracked() {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
+    let open = open || problem.is_some() || rename_problem.is_some();
     view! {
-        <details class="conversation-settings">
+        <details class="conversation-settings" open=open>
             <summary>"Conversation settings"</summary>
             <ActionForm action=rename attr:class="rename-form">
                 <input type="hidden" name="conversation_id" value=rename_id />

@@ -2,18 +2,18 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_location, use_query_map};
 
 use crate::api::list_conversations;
-use crate::ConversationsChanged;
+use crate::islands::sidebar::{MenuButton, MoreOnScroll};
 
 /// How many more conversations "More" shows (the server rounds to its pages).
 const PAGE: usize = 50;
 
 /// The search box, then the visitor's conversations: pinned first, then by
 /// age (Today, Yesterday, Previous 7 days, Older), a page at a time. "More"
-/// is a link (`?shown=`) that works without JavaScript; with it, scrolling
-/// to the end of the list loads the next page too.
+/// is a link (`?shown=`); with JavaScript, scrolling to the end of the list
+/// loads the next page too (the `MoreOnScroll` island). Ctrl+K jumps to the
+/// search box (`PageEvents`); on a phone the list folds behind a button.
 #[component]
 pub fn Sidebar() -> impl IntoView {
-    let changed = expect_context::<ConversationsChanged>().0;
     let location = use_location();
     let query = use_query_map();
     let asked = move || {
@@ -23,12 +23,7 @@ pub fn Sidebar() -> impl IntoView {
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or(PAGE)
     };
-    // Pages added by scrolling, on top of what the address asks for.
-    let scrolled = RwSignal::new(0usize);
-    let groups = Resource::new(
-        move || (changed.get(), asked() + scrolled.get()),
-        |(_, shown)| list_conversations(Some(shown)),
-    );
+    let groups = Resource::new(asked, |shown| list_conversations(Some(shown)));
     let more_href = move || {
         let shown = groups
             .get()
@@ -47,75 +42,14 @@ pub fn Sidebar() -> impl IntoView {
             .collect();
         format!("{}?{}", location.pathname.get(), search.join("&"))
     };
-    let on_scroll = move |ev: leptos::ev::Event| {
-        #[cfg(feature = "hydrate")]
-        {
-            use leptos::wasm_bindgen::JsCast;
-            let Some(list) = ev
-                .target()
-                .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
-            else {
-                return;
-            };
-            let near_end = list.scroll_top() + list.client_height() + 200 >= list.scroll_height();
-            // Only once the page asked for last has arrived.
-            let asked = query
-                .with_untracked(|q| q.get("shown"))
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(PAGE);
-            let want = asked + scrolled.get_untracked();
-            let ready = groups
-                .get_untracked()
-                .and_then(Result::ok)
-                .is_some_and(|p| p.more && p.shown >= want);
-            if near_end && ready {
-                scrolled.update(|n| *n += PAGE);
-            }
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = ev;
-    };
-    // Ctrl+K (⌘K) jumps to the search box from anywhere.
-    #[cfg(feature = "hydrate")]
-    {
-        let handle = window_event_listener(leptos::ev::keydown, |ev| {
-            if (ev.ctrl_key() || ev.meta_key()) && ev.key().eq_ignore_ascii_case("k") {
-                use leptos::wasm_bindgen::JsCast;
-                if let Some(input) = document()
-                    .get_element_by_id("search-input")
-                    .and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
-                {
-                    ev.prevent_default();
-                    let _ = input.focus();
-                }
-            }
-        });
-        on_cleanup(move || handle.remove());
-    }
     let current = move || location.pathname.get();
-    // On a phone the list folds behind a button (shown only once the page is
-    // interactive: without JavaScript the list simply stays open). Opening a
-    // conversation folds it again.
-    let open = RwSignal::new(false);
-    Effect::new(move |_| {
-        location.pathname.track();
-        open.set(false);
-    });
 
     view! {
         // The whole sidebar scrolls (its head and search box with the list).
-        <nav aria-label="Conversations" class="sidebar" on:scroll=on_scroll>
+        <nav aria-label="Conversations" class="sidebar">
             <div class="sidebar-head">
                 <a href="/" class="brand">"Wick"</a>
-                <button
-                    type="button"
-                    class="menu-toggle"
-                    aria-controls="conversation-list"
-                    aria-expanded=move || open.get().to_string()
-                    on:click=move |_| open.update(|o| *o = !*o)
-                >
-                    "Conversations"
-                </button>
+                <MenuButton />
                 <a href="/" class="new-chat">"New chat"</a>
                 <a href="/settings" class="settings-link">"Settings"</a>
             </div>
@@ -129,7 +63,8 @@ pub fn Sidebar() -> impl IntoView {
                     aria-keyshortcuts="Control+K"
                 />
             </form>
-            <div id="conversation-list" class="sidebar-list" class:open=move || open.get()>
+            <MoreOnScroll />
+            <div id="conversation-list" class="sidebar-list">
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match groups.await {

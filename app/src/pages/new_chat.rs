@@ -24,25 +24,14 @@ pub fn NewChatPage() -> impl IntoView {
             <div class="welcome">
                 <h1>"Wick"</h1>
                 <p>"Chat with a model on this machine, or one your team runs elsewhere."</p>
-                // Each example is a form of its own: without JavaScript it posts
-                // the question like the composer does; with it, it sends it the same way.
+                // Each example is a form of its own: it posts the question as the composer does.
                 <ul class="examples" aria-label="Examples">
                     {EXAMPLES
                         .iter()
                         .map(|text| {
-                            let on_submit = move |ev: leptos::ev::SubmitEvent| {
-                                ev.prevent_default();
-                                if !send.pending().get_untracked() {
-                                    send.dispatch(SendMessage {
-                                        conversation_id: None,
-                                        content: (*text).to_owned(),
-                                        model: None,
-                                    });
-                                }
-                            };
                             view! {
                                 <li>
-                                    <form method="post" action=SendMessage::url() on:submit=on_submit>
+                                    <form method="post" action=SendMessage::url()>
                                         <input type="hidden" name="content" value=*text />
                                         <button type="submit" class="example">{*text}</button>
                                     </form>
@@ -59,7 +48,7 @@ pub fn NewChatPage() -> impl IntoView {
                     Ok(s) => (s.models, s.default_model),
                     Err(_) => (Vec::new(), String::new()),
                 };
-                view! { <Composer action=send conversation_id=None models model /> }
+                view! { <Composer action=send conversation_id=None models model generating=None /> }
             })}
         </Suspense>
     }

@@ -71,9 +71,11 @@ pub fn SettingsPage() -> impl IntoView {
     };
     let save = ServerAction::<SaveUserSettings>::new();
     let settings = Resource::new(|| (), |_| get_user_settings());
-    let saved = move || match save.value().get() {
-        Some(Ok(())) => Some("Saved: new conversations start with these settings.".to_owned()),
-        _ => None,
+    // The save comes back here with `?saved=1`, or with its error (`?__err=`).
+    let saved = move || {
+        query
+            .with(|q| q.get("saved").is_some())
+            .then_some("Saved: new conversations start with these settings.")
     };
     let problem = move || match save.value().get() {
         Some(Err(e)) => Some(e.to_string()),
