@@ -105,6 +105,15 @@ pub async fn send_message(
     )
 }
 
+/// After a change of the branch shown (Retry, an edit, Continue, a switch of
+/// versions), the form comes back to the conversation's plain address: the
+/// page it was posted from may carry `?at=<message>` (opened from a search
+/// result), which would show that message's branch again.
+#[cfg(feature = "ssr")]
+fn show_branch(conversation_id: &str) {
+    leptos_axum::redirect(&format!("/c/{conversation_id}"));
+}
+
 /// Generates a reply again: a new answer to the same user message, shown in
 /// place of the old one (which stays stored, as a branch).
 #[server]
@@ -112,7 +121,9 @@ pub async fn retry_reply(conversation_id: String, message_id: String) -> Result<
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()?.retry(user, &conversation_id, &message_id).await?)
+            let sent = chat()?.retry(user, &conversation_id, &message_id).await?;
+            show_branch(&conversation_id);
+            Ok(sent)
         }
         .await,
     )
@@ -158,9 +169,11 @@ pub async fn edit_message(
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()?
+            let sent = chat()?
                 .edit(user, &conversation_id, &message_id, &content)
-                .await?)
+                .await?;
+            show_branch(&conversation_id);
+            Ok(sent)
         }
         .await,
     )
@@ -173,9 +186,11 @@ pub async fn continue_reply(conversation_id: String, message_id: String) -> Resu
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()?
+            let sent = chat()?
                 .continue_reply(user, &conversation_id, &message_id)
-                .await?)
+                .await?;
+            show_branch(&conversation_id);
+            Ok(sent)
         }
         .await,
     )
@@ -188,9 +203,11 @@ pub async fn switch_branch(conversation_id: String, message_id: String) -> Resul
     crate::error::answer(
         async move {
             let user = crate::session::current_user().await?;
-            Ok(chat()?
+            chat()?
                 .switch_branch(user, &conversation_id, &message_id)
-                .await?)
+                .await?;
+            show_branch(&conversation_id);
+            Ok(())
         }
         .await,
     )

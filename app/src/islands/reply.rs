@@ -52,9 +52,15 @@ mod stream {
         std::time::Duration::from_millis(ms.min(30_000))
     }
 
+    /// Loads the conversation again, at its plain address: what the address
+    /// said about the page before (`?at=` a searched message's branch, a
+    /// panel's "Saved", a refused form's error) is over by now.
     fn reload() {
         if !LEAVING.with(|l| l.get()) {
-            let _ = window().location().reload();
+            let location = window().location();
+            if let Ok(path) = location.pathname() {
+                let _ = location.replace(&path);
+            }
         }
     }
 
