@@ -75,11 +75,11 @@ pub async fn list_models() -> Result<Vec<ModelOption>, AppError> {
 }
 
 /// Stores the user's message (starting a conversation when `conversation_id`
-/// is empty), starts the reply and redirects to the conversation. Works as a
-/// plain form post too. `model` (optional) switches the conversation to that
-/// model first. When the model's queue is full, nothing is stored (HTTP 429).
-/// The answer carries the stored message and the reply to stream, so the page
-/// needs no second request to show them.
+/// is empty), starts the reply and redirects to the conversation, which shows
+/// them (the composer is a plain form). `model` (optional) switches the
+/// conversation to that model first. When the model's queue is full, nothing
+/// is stored (HTTP 429). Called as a function (JSON), it answers with the
+/// stored message and the reply.
 #[server]
 pub async fn send_message(
     conversation_id: Option<String>,

@@ -150,7 +150,7 @@ pub(crate) fn textarea_text(text: &str) -> String {
     escape_html(text)
 }
 
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -167,6 +167,9 @@ fn escape_html(text: &str) -> String {
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Panic messages in the console while developing; a release build
+    // (`wasm-release`, no debug assertions) leaves the hook out of the download.
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
     // Only the islands (`app::islands`) are in the wasm and come alive.
     leptos::mount::hydrate_islands();

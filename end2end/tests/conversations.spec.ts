@@ -182,6 +182,61 @@ test("a title typed before the model's is kept", async ({ page }) => {
   await expect(conversations(page).getByRole("link", { name: "Slow notes" })).toHaveCount(0);
 });
 
+test("text typed while a reply is written is still in the box when the reply ends, and gone once sent", async ({ page }) => {
+  test.setTimeout(45_000);
+  // 8 words 0.3 s apart: time to start the next question.
+  const reply = await askScripted(page, "slow: 8");
+  await expect(page.getByRole("button", { name: "Stop" })).toBeVisible();
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill("A next question, half written");
+  await expect(reply).toContainText("word7", { timeout: 20_000 });
+  // The page is loaded again at the reply's end: the draft comes back with it.
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await expect(page.getByRole("article", { name: "Assistant" }).last().getByRole("button", { name: "Retry" })).toBeVisible();
+  await expect(box).toHaveValue("A next question, half written");
+
+  await box.press("Enter");
+  await expect(page.getByRole("article", { name: "You" }).last()).toContainText("A next question, half written");
+  await expect(box).toHaveValue("");
+  await page.reload();
+  await expect(page.getByRole("textbox", { name: "Message" })).toHaveValue("");
+});
+
+test("a reply that ends while a panel is being filled in leaves the page as it is; Stop becomes Send", async ({ page }) => {
+  test.setTimeout(45_000);
+  const reply = await askScripted(page, "slow: 8");
+  await page.getByText("Conversation settings").click();
+  const prompt = page.locator(".conversation-settings").getByLabel("System prompt");
+  await prompt.fill("Half a system prompt");
+  await expect(reply).toContainText("word7", { timeout: 20_000 });
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  // Not loaded again: the panel is open with what was typed, and still focused.
+  await expect(prompt).toHaveValue("Half a system prompt");
+  await expect(prompt).toBeFocused();
+  // The composer sends again.
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill("say: Next one");
+  await box.press("Enter");
+  await expect(page.getByRole("article", { name: "Assistant" }).last()).toContainText("Next one");
+});
+
+test("a refused edit comes back with the text typed and its box open", async ({ page }) => {
+  await askScripted(page, "say: First");
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  const question = page.getByRole("article", { name: "You" }).last();
+  await question.getByText("Edit", { exact: true }).click();
+  await question.getByRole("textbox", { name: "Edited message" }).fill("   ");
+  await question.getByRole("button", { name: "Send edit" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: "The edit was not sent" })).toBeVisible();
+  const box = page.getByRole("article", { name: "You" }).last().getByRole("textbox", { name: "Edited message" });
+  await expect(box).toBeVisible();
+  await expect(box).toHaveValue("   ");
+  // The refusal was said once: it is no longer in the address.
+  await expect(page).not.toHaveURL(/__err/);
+  await page.reload();
+  await expect(page.getByRole("alert").filter({ hasText: "The edit was not sent" })).toHaveCount(0);
+});
+
 test("reasoning is in a collapsed section apart from the answer", async ({ page, request }) => {
   const reply = await askScripted(page, "say: <think>Pondering the question deeply.</think>The answer is 42.");
   await expect(reply.locator(".content")).toContainText("The answer is 42.");

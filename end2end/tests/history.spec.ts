@@ -45,6 +45,12 @@ test("search: Ctrl+K, a word of an earlier version found and opened at its messa
   await expect(page).toHaveURL(new RegExp(`^${conversationUrl}\\?at=[0-9a-f]{32}#m-[0-9a-f]{32}$`));
   await expect(page.getByRole("article", { name: "Assistant" }).last()).toContainText(`${word} lens`);
   await expect(page.getByRole("article", { name: "You" }).last().getByRole("navigation", { name: "Versions" })).toContainText("1 / 2");
+  // A switch of versions from there comes back to the conversation's plain
+  // address, showing the version chosen (not the searched one again).
+  await page.getByRole("article", { name: "You" }).last().getByRole("button", { name: "Next version" }).click();
+  await expect(page).toHaveURL(conversationUrl);
+  await expect(page.getByRole("article", { name: "You" }).last().getByRole("navigation", { name: "Versions" })).toContainText("2 / 2");
+  await expect(page.getByRole("article", { name: "Assistant" }).last()).toContainText("Something else entirely");
 
   // FTS syntax typed by a person is searched as words, never an error page.
   for (const q of ['"', "*", "NEAR(", "AND", `${word} OR`, '"unclosed']) {
@@ -101,8 +107,11 @@ test("share: someone else opens the link with and without JavaScript, continues 
   const ownerPath = new URL(page.url()).pathname;
   await page.getByText("Share", { exact: true }).click();
   await page.getByLabel("Link expires after").selectOption({ label: "7 days" });
-  await page.getByRole("button", { name: "Create link" }).click();
+  // A double click posts the form once: one link.
+  await page.getByRole("button", { name: "Create link" }).dblclick();
   const link = page.getByRole("list", { name: "Links to this conversation" }).getByRole("link");
+  // The panel is open on the page the form comes back to, with the new link.
+  await expect(link).toBeVisible();
   await expect(link).toHaveCount(1);
   const href = await link.getAttribute("href");
   expect(href).toMatch(/^\/s\/[0-9a-f]{32}$/);

@@ -36,13 +36,20 @@ pub fn Composer(
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
-    let switch_url = conversation_id
-        .is_some()
-        .then(|| SetConversationModel::url().to_owned());
+    // With JavaScript, a change of the picker posts the form through this
+    // hidden button (`ComposerKeys`); never the form's default button, as it
+    // comes after Send.
+    let switch_button = conversation_id.is_some().then(|| {
+        view! {
+            <button type="submit" class="switch-model" formaction=SetConversationModel::url() hidden=true>
+                "Switch the model"
+            </button>
+        }
+    });
     let picker = view! {
         <div class="model-picker">
             <label for="model-select">"Model"</label>
-            <select id="model-select" name="model" data-switch-url=switch_url>
+            <select id="model-select" name="model">
                 {models
                     .into_iter()
                     .map(|m| {
@@ -81,6 +88,7 @@ pub fn Composer(
                     aria-invalid=invalid
                 ></textarea>
                 {button}
+                {switch_button}
             </div>
             <p id="composer-problem" class="problem" role="alert">
                 {problem}

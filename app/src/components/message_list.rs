@@ -59,44 +59,14 @@ pub fn MessageList(
                     })
                     .collect_view()}
             </div>
+            // Shown by the island while the reader is scrolled up.
+            <button type="button" class="to-bottom" hidden=true>"Scroll to the newest"</button>
             <ScrollToNewest />
         </div>
     }
     // Type-erased: the page's view type would otherwise pass the compiler's
     // recursion limit.
     .into_any()
-}
-
-/// How a reply's text, state and ending change while it streams (fixed for
-/// a reply that is not being written).
-#[derive(Clone, Copy)]
-pub struct LiveReply {
-    pub text: RwSignal<String>,
-    /// While the reply waits for the model: how many replies are ahead of it.
-    pub waiting: RwSignal<Option<u64>>,
-    /// While the model reads a long conversation: the share read, in percent.
-    pub reading: RwSignal<Option<u64>>,
-    pub state: RwSignal<MessageState>,
-    pub finish_reason: RwSignal<Option<FinishReason>>,
-    pub error: RwSignal<Option<String>>,
-}
-
-impl LiveReply {
-    pub fn new(
-        text: String,
-        state: MessageState,
-        finish_reason: Option<FinishReason>,
-        error: Option<String>,
-    ) -> Self {
-        Self {
-            text: RwSignal::new(text),
-            waiting: RwSignal::new(None),
-            reading: RwSignal::new(None),
-            state: RwSignal::new(state),
-            finish_reason: RwSignal::new(finish_reason),
-            error: RwSignal::new(error),
-        }
-    }
 }
 
 /// `‹ 2 / 3 ›`: the versions of a turn, each arrow a small form that shows
@@ -160,13 +130,23 @@ fn MessageItem(
     let labelled_by = author_id.clone();
     let class = format!("message {}", role.as_str());
     let body = match role {
-        Role::Assistant if generating => view! {
-            <ReplyStream message_id=id.clone() after=seq text=content.clone() />
-        }
-        .into_any(),
         Role::Assistant => {
-            let live = LiveReply::new(content.clone(), state, finish_reason, error);
-            view! { {reply_body(live)} {reply_status(live)} }.into_any()
+            let stream = generating.then(
+                || view! { <ReplyStream message_id=id.clone() after=seq text=content.clone() /> },
+            );
+            let status = ReplyStatus {
+                state,
+                finish_reason,
+                error,
+                waiting: None,
+                reading: None,
+            };
+            view! {
+                <div class="reply-body" inner_html=reply_body_html(&content, None)></div>
+                <div class="reply-status" inner_html=status.html()></div>
+                {stream}
+            }
+            .into_any()
         }
         _ => view! { <div class="content plain" dir="auto">{content.clone()}</div> }.into_any(),
     };
@@ -226,50 +206,58 @@ fn MessageItem(
     .into_any()
 }
 
-/// A reply's text: its reasoning, if any, in a collapsed section of its own
-/// (open while the model is still reasoning), then the answer. The same on
-/// the server and in the streaming island.
-pub fn reply_body(live: LiveReply) -> impl IntoView {
-    let thinking = move || {
-        live.text.with(|t| {
-            let r = split_reasoning(t);
-            r.thinking
-                .map(|th| (markdown::to_html(th), r.thinking_done))
-        })
-    };
-    let answer = move || {
-        live.text
-            .with(|t| markdown::to_html(split_reasoning(t).answer))
-    };
-    view! {
-        {move || {
-            thinking()
-                .map(|(html, done)| {
-                    view! {
-                        <details class="reasoning" open=!done>
-                            <summary>{if done { "Reasoning" } else { "Reasoning…" }}</summary>
-                            <div class="markdown" dir="auto" inner_html=html></div>
-                        </details>
-                    }
-                })
-        }}
-        <div class="content markdown" dir="auto" inner_html=answer></div>
+/// A reply's text as HTML: its reasoning, if any, in a collapsed section of
+/// its own (open while the model is still reasoning, unless `open` says how
+/// the reader left it), then the answer. The server renders it, and the
+/// streaming island renders it again as the reply grows: one renderer.
+pub fn reply_body_html(text: &str, open: Option<bool>) -> String {
+    let reply = split_reasoning(text);
+    let mut html = String::new();
+    if let Some(thinking) = reply.thinking {
+        let open = open.unwrap_or(!reply.thinking_done);
+        html.push_str(if open {
+            "<details class=\"reasoning\" open>"
+        } else {
+            "<details class=\"reasoning\">"
+        });
+        html.push_str(if reply.thinking_done {
+            "<summary>Reasoning</summary>"
+        } else {
+            "<summary>Reasoning…</summary>"
+        });
+        html.push_str("<div class=\"markdown\" dir=\"auto\">");
+        html.push_str(&markdown::to_html(thinking));
+        html.push_str("</div></details>");
     }
+    html.push_str("<div class=\"content markdown\" dir=\"auto\">");
+    html.push_str(&markdown::to_html(reply.answer));
+    html.push_str("</div>");
+    html
 }
 
-/// Under a reply's text: how it stands while written, or how it ended.
-pub fn reply_status(live: LiveReply) -> impl IntoView {
-    move || {
-        let state = live.state.get();
-        let waiting = match (live.waiting.get(), live.reading.get()) {
-            (_, Some(percent)) => format!("Reading the conversation… {percent} %"),
-            (Some(0), _) => "Waiting for the model: this reply is next.".to_owned(),
-            (Some(1), _) => "Waiting for the model: 1 reply ahead.".to_owned(),
-            (Some(n), _) => format!("Waiting for the model: {n} replies ahead."),
-            (None, None) => "Writing…".to_owned(),
-        };
-        let note = match (state, live.finish_reason.get()) {
-            (MessageState::Generating, _) => Some(waiting),
+/// How a reply stands: while written (waiting in the queue, reading a long
+/// conversation, writing), or how it ended.
+pub struct ReplyStatus {
+    pub state: MessageState,
+    pub finish_reason: Option<FinishReason>,
+    pub error: Option<String>,
+    /// While the reply waits for the model: how many replies are ahead of it.
+    pub waiting: Option<u64>,
+    /// While the model reads a long conversation: the share read, in percent.
+    pub reading: Option<u64>,
+}
+
+impl ReplyStatus {
+    /// The lines under the reply's text, as HTML (the error's text escaped).
+    pub fn html(&self) -> String {
+        let note = match (self.state, self.finish_reason) {
+            (MessageState::Generating, _) => Some(match (self.waiting, self.reading) {
+                (_, Some(percent)) => format!("Reading the conversation… {percent} %"),
+                (Some(0), _) => "Waiting for the model: this reply is next.".to_owned(),
+                (Some(1), _) => "Waiting for the model: 1 reply ahead.".to_owned(),
+                (Some(n), _) => format!("Waiting for the model: {n} replies ahead."),
+                (None, None) => "Writing…".to_owned(),
+            }),
             (MessageState::Interrupted, _) => {
                 Some("Interrupted: the server stopped before this reply was finished.".to_owned())
             }
@@ -280,15 +268,21 @@ pub fn reply_status(live: LiveReply) -> impl IntoView {
             }
             (MessageState::Done, _) => None,
         };
-        let problem = (state == MessageState::Error).then(|| {
-            live.error
-                .get()
-                .unwrap_or_else(|| "The reply failed.".to_owned())
-        });
-        view! {
-            {note.map(|n| view! { <p class="status">{n}</p> })}
-            {problem.map(|p| view! { <p class="status failed" role="alert">{p}</p> })}
+        let mut html = String::new();
+        if let Some(note) = note {
+            html.push_str(&format!(
+                "<p class=\"status\">{}</p>",
+                crate::escape_html(&note)
+            ));
         }
+        if self.state == MessageState::Error {
+            let problem = self.error.as_deref().unwrap_or("The reply failed.");
+            html.push_str(&format!(
+                "<p class=\"status failed\" role=\"alert\">{}</p>",
+                crate::escape_html(problem)
+            ));
+        }
+        html
     }
 }
 

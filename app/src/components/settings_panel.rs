@@ -47,12 +47,13 @@ pub fn SettingsPanel(
     let (temperature, temperature_hint) = field(settings.temperature, defaults.temperature);
     let (top_p, top_p_hint) = field(settings.top_p, defaults.top_p);
     let (max_new, max_new_hint) = field(settings.max_new_tokens, defaults.max_new_tokens);
-    let saved = saved.then_some("Saved: the next reply uses these settings.");
     // A refused form comes back with the page (`?__err=`).
     let problem = match save.value().get_untracked() {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
+    let saved =
+        (saved && problem.is_none()).then_some("Saved: the next reply uses these settings.");
     let rename_id = conversation_id.clone();
     // Downloads, not pages.
     let export_md = format!("/c/{conversation_id}/export.md");

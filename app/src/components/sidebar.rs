@@ -40,7 +40,14 @@ pub fn Sidebar() -> impl IntoView {
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
-        format!("{}?{}", location.pathname.get(), search.join("&"))
+        // A path such as `//host/x` (a 404 page) would make an off-site link.
+        let path = location.pathname.get();
+        let path = if path.starts_with("//") {
+            "/".to_owned()
+        } else {
+            path
+        };
+        format!("{path}?{}", search.join("&"))
     };
     let current = move || location.pathname.get();
 
@@ -49,6 +56,9 @@ pub fn Sidebar() -> impl IntoView {
         <nav aria-label="Conversations" class="sidebar">
             <div class="sidebar-head">
                 <a href="/" class="brand">"Wick"</a>
+                <button type="button" class="menu-toggle" aria-controls="conversation-list" aria-expanded="false">
+                    "Conversations"
+                </button>
                 <MenuButton />
                 <a href="/" class="new-chat">"New chat"</a>
                 <a href="/settings" class="settings-link">"Settings"</a>

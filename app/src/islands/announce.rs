@@ -15,10 +15,10 @@ pub fn after_reload(sentence: &str) {
     super::dom::store(KEY, &format!("{}\n{sentence}", super::dom::path()));
 }
 
-/// The page's polite live region: empty, then the sentence left for it.
+/// Says the sentence left for this page in its polite live region (the
+/// server renders it empty, beside this island). Draws nothing.
 #[island]
 pub fn Announcer() -> impl IntoView {
-    let said = RwSignal::new(String::new());
     #[cfg(feature = "hydrate")]
     if let Some(left) = super::dom::take(KEY) {
         if let Some((path, sentence)) = left.split_once('\n') {
@@ -27,11 +27,14 @@ pub fn Announcer() -> impl IntoView {
                 // A moment after the page appears: a region's first content
                 // is not read out, a change to it is.
                 set_timeout(
-                    move || said.set(sentence),
+                    move || {
+                        if let Some(region) = super::dom::query("p.announcer") {
+                            region.set_text_content(Some(&sentence));
+                        }
+                    },
                     std::time::Duration::from_millis(200),
                 );
             }
         }
     }
-    view! { <p class="visually-hidden" role="status" aria-live="polite">{move || said.get()}</p> }
 }

@@ -30,11 +30,10 @@ mod keys {
         format!("wick:draft:{}", dom::path())
     }
 
-    /// Set when the box's text is posted; the next page keeps the draft only
-    /// if it shows why the message was refused.
-    fn sent_key() -> String {
-        format!("wick:sent:{}", dom::path())
-    }
+    /// What was posted, and from which page: the page the post comes back to
+    /// either shows it as the newest message (sent) or not (refused, or lost
+    /// on the way), and then it goes back to its page's draft.
+    const POSTED: &str = "wick:posted";
 
     fn stop_button() -> Option<HtmlButtonElement> {
         dom::query(".composer button.stop")?.dyn_into().ok()
@@ -86,59 +85,71 @@ mod keys {
             }
         });
 
+        // (A second post of the same form is held back page-wide, by `PageEvents`.)
         let checked = input.clone();
-        let submitting = std::rc::Rc::new(std::cell::Cell::new(false));
         dom::listen(&form, "submit", move |ev: SubmitEvent| {
-            let stopping = ev
-                .submitter()
-                .is_some_and(|b| b.class_list().contains("stop"));
-            if stopping {
+            let submitter = ev.submitter();
+            let is = |class: &str| {
+                submitter
+                    .as_ref()
+                    .is_some_and(|b| b.class_list().contains(class))
+            };
+            if is("stop") {
                 announce::after_reload(STOPPED);
                 return;
             }
-            // One post at a time (a second Enter while the first is on its way).
-            if submitting.get() {
-                ev.prevent_default();
+            if is("switch-model") {
                 return;
             }
-            if let Err(problem) = check_message(&checked.value()) {
+            let content = checked.value();
+            if let Err(problem) = check_message(&content) {
                 ev.prevent_default();
                 say_problem(&problem.to_string(), &checked);
                 return;
             }
-            submitting.set(true);
-            dom::store(&sent_key(), "1");
+            dom::store(POSTED, &format!("{}\n{content}", dom::path()));
         });
 
         // In a conversation, choosing another model switches it at once (so
-        // Retry uses it too): the form is posted to the switch instead, and
-        // the draft waits in storage for the page it comes back to.
-        if let Some(select) = dom::by_id::<HtmlSelectElement>("model-select") {
-            if let Some(url) = select.get_attribute("data-switch-url") {
-                let switched = form.clone();
-                dom::listen(&select, "change", move |_: Event| {
-                    switched.set_action(&url);
-                    switched.submit().ok();
-                });
-            }
+        // Retry uses it too): the form is posted by its hidden switch button,
+        // and the draft waits in storage for the page it comes back to.
+        if let (Some(select), Some(switch)) = (
+            dom::by_id::<HtmlSelectElement>("model-select"),
+            dom::query(".composer button.switch-model")
+                .and_then(|b| b.dyn_into::<HtmlButtonElement>().ok()),
+        ) {
+            let switched = form.clone();
+            dom::listen(&select, "change", move |_: Event| {
+                let _ = switched.request_submit_with_submitter(Some(&switch));
+            });
         }
     }
 
-    /// Puts back the draft this page's box held before it was loaded again,
-    /// unless it was sent (then it is gone with the sending, or, if the send
-    /// was refused, it comes back with the reason).
+    /// Puts back the draft of this page's box (kept while the page was
+    /// loaded again: a reply ended, a send was refused, the model switched).
     fn keep_draft(input: &HtmlTextAreaElement) {
-        let refused = dom::by_id::<web_sys::Element>("composer-problem")
-            .and_then(|p| p.text_content())
-            .is_some_and(|t| !t.is_empty());
-        let draft = dom::stored(&draft_key());
-        if dom::take(&sent_key()).is_some() && !refused {
-            dom::forget(&draft_key());
-            return;
+        if let Some(posted) = dom::take(POSTED) {
+            if let Some((path, content)) = posted.split_once('\n') {
+                let newest = dom::query_all(".message.user .content")
+                    .last()
+                    .and_then(|m| m.text_content());
+                let sent = newest.is_some_and(|n| n.trim() == content.trim());
+                let key = format!("wick:draft:{path}");
+                if sent {
+                    dom::forget(&key);
+                } else {
+                    dom::store(&key, content);
+                }
+            }
         }
-        // Text typed before the page was interactive wins over an old draft.
-        if let Some(draft) = draft.filter(|_| input.value().is_empty()) {
-            input.set_value(&draft);
+        let Some(draft) = dom::stored(&draft_key()).filter(|d| !d.is_empty()) else {
+            return;
+        };
+        // Text typed while the page loaded goes after the draft it continues.
+        let typed = input.value();
+        input.set_value(&format!("{draft}{typed}"));
+        if !typed.is_empty() {
+            dom::store(&draft_key(), &input.value());
         }
     }
 }

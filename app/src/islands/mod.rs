@@ -33,6 +33,16 @@ pub(crate) mod dom {
         document().query_selector(selector).ok().flatten()
     }
 
+    /// Every element matching `selector`, in document order.
+    pub fn query_all(selector: &str) -> Vec<leptos::web_sys::Element> {
+        let Ok(list) = document().query_selector_all(selector) else {
+            return Vec::new();
+        };
+        (0..list.length())
+            .filter_map(|i| list.get(i)?.dyn_into().ok())
+            .collect()
+    }
+
     /// The page's path (what the storage keys below are scoped to).
     pub fn path() -> String {
         window().location().pathname().unwrap_or_default()

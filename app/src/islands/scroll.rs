@@ -29,40 +29,45 @@ pub fn nudge() {
     }
 }
 
-/// "Scroll to the newest", shown while the reader is scrolled up.
+/// Shows the messages' "Scroll to the newest" button (server-rendered,
+/// `hidden`) while the reader is scrolled up. Draws nothing.
 #[island]
 pub fn ScrollToNewest() -> impl IntoView {
-    let away = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
-    if let Some(el) = messages() {
-        to_bottom();
-        let list = el.clone();
-        super::dom::listen(&el, "scroll", move |_: leptos::web_sys::Event| {
-            let from_bottom = list.scroll_height() - list.scroll_top() - list.client_height();
-            FOLLOWING.with(|f| f.set(from_bottom < 48));
-            if away.get_untracked() != (from_bottom >= 48) {
-                away.set(from_bottom >= 48);
-            }
-        });
-    }
-    let back = move |_| {
-        away.set(false);
-        #[cfg(feature = "hydrate")]
-        {
-            FOLLOWING.with(|f| f.set(true));
-            to_bottom();
-        }
+    attach();
+}
+
+#[cfg(feature = "hydrate")]
+fn attach() {
+    let (Some(list), Some(button)) = (messages(), super::dom::query(".messages .to-bottom")) else {
+        return;
     };
-    view! {
-        {move || {
-            away.get()
-                .then(|| {
-                    view! {
-                        <button type="button" class="to-bottom" on:click=back>
-                            "Scroll to the newest"
-                        </button>
-                    }
-                })
-        }}
+    // Opened at a message (`#m-…`, from a search result): the browser
+    // scrolls to it; otherwise the conversation opens at its end.
+    let at_message = window()
+        .location()
+        .hash()
+        .is_ok_and(|h| h.starts_with("#m-"));
+    let (scrolled, shown) = (list.clone(), button.clone());
+    let check = move || {
+        let from_bottom =
+            scrolled.scroll_height() - scrolled.scroll_top() - scrolled.client_height();
+        FOLLOWING.with(|f| f.set(from_bottom < 48));
+        let _ = shown.toggle_attribute_with_force("hidden", from_bottom < 48);
+    };
+    let on_scroll = check.clone();
+    super::dom::listen(&list, "scroll", move |_: leptos::web_sys::Event| {
+        on_scroll()
+    });
+    if at_message {
+        check();
+    } else {
+        to_bottom();
     }
+    let pressed = button.clone();
+    super::dom::listen(&button, "click", move |_: leptos::web_sys::Event| {
+        let _ = pressed.set_attribute("hidden", "");
+        FOLLOWING.with(|f| f.set(true));
+        to_bottom();
+    });
 }

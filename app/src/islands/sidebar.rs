@@ -4,30 +4,24 @@
 
 use leptos::prelude::*;
 
-/// The button that unfolds the list on a phone (hidden by the stylesheet
-/// until the page is interactive: without JavaScript the list stays open).
+/// Makes the sidebar's "Conversations" button (server-rendered; shown by
+/// the stylesheet only once the page is interactive, as without JavaScript
+/// the list stays open) fold and unfold the list on a phone. Draws nothing.
 #[island]
 pub fn MenuButton() -> impl IntoView {
-    let open = RwSignal::new(false);
-    let toggle = move |_| {
-        open.update(|o| *o = !*o);
-        #[cfg(feature = "hydrate")]
-        if let Some(list) = super::dom::by_id::<leptos::web_sys::Element>("conversation-list") {
-            let _ = list
-                .class_list()
-                .toggle_with_force("open", open.get_untracked());
+    #[cfg(feature = "hydrate")]
+    {
+        use super::dom;
+        if let (Some(button), Some(list)) = (
+            dom::query(".menu-toggle"),
+            dom::by_id::<leptos::web_sys::Element>("conversation-list"),
+        ) {
+            let pressed = button.clone();
+            dom::listen(&button, "click", move |_: leptos::web_sys::Event| {
+                let open = list.class_list().toggle("open").unwrap_or(false);
+                let _ = pressed.set_attribute("aria-expanded", if open { "true" } else { "false" });
+            });
         }
-    };
-    view! {
-        <button
-            type="button"
-            class="menu-toggle"
-            aria-controls="conversation-list"
-            aria-expanded=move || open.get().to_string()
-            on:click=toggle
-        >
-            "Conversations"
-        </button>
     }
 }
 
@@ -62,8 +56,10 @@ mod more {
             if !near_end || LOADING.with(|l| l.get()) {
                 return;
             }
+            // Only Wick's own pages (a path, never `//host`).
             let Some(href) = dom::query("#conversation-list a.sidebar-more")
                 .and_then(|a| a.get_attribute("href"))
+                .filter(|h| h.starts_with('/') && !h.starts_with("//"))
             else {
                 return;
             };

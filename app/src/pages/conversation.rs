@@ -116,6 +116,7 @@ pub fn ConversationPage() -> impl IntoView {
                                 saved=saved()
                             />
                             <MessageList messages=c.messages conversation_id=id.clone() actions=actions(c.can_continue) />
+                            <p class="visually-hidden announcer" role="status" aria-live="polite"></p>
                             <Announcer />
                             <p class="problem edit-problem" role="alert">{edit_problem}</p>
                             <Composer

@@ -15,10 +15,6 @@ pub fn SearchPage() -> impl IntoView {
     let results = Resource::new(q, search_conversations);
     // Reference-counted, as the conversation page's title is (see there).
     let head_title = ArcRwSignal::new(format!("Search: {}", q()));
-    Effect::new({
-        let head_title = head_title.clone();
-        move |_| head_title.set(format!("Search: {}", q()))
-    });
     view! {
         <Title text=move || head_title.get() />
         <div class="messages search-page">

@@ -73,8 +73,8 @@ pub fn SettingsPage() -> impl IntoView {
     let settings = Resource::new(|| (), |_| get_user_settings());
     // The save comes back here with `?saved=1`, or with its error (`?__err=`).
     let saved = move || {
-        query
-            .with(|q| q.get("saved").is_some())
+        let refused = matches!(save.value().get(), Some(Err(_)));
+        (query.with(|q| q.get("saved").is_some()) && !refused)
             .then_some("Saved: new conversations start with these settings.")
     };
     let problem = move || match save.value().get() {
