@@ -37,8 +37,6 @@ use crate::pages::{
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -60,32 +58,47 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The page's content policy: scripts only from Wick itself or inline with
-/// this response's nonce (Leptos puts it on the hydration and resource
-/// scripts), WebAssembly compiled from Wick's own file, no plugins, no
-/// framing, forms posted only to Wick. An injected `<script>` or `onerror=`
-/// in a message would not run even if the markdown filter missed it.
+/// Where a page's nonce goes for the server's headers layer, which sets the
+/// page's content policy from it (`page_policy`). The layer puts an empty one
+/// in each request's extensions; `note_page_nonce` fills it.
+///
+/// (The policy used to be set on Leptos' response options from the page
+/// shell; about one reload in fifty in a loop then answered without it, and
+/// the page, under the strict policy of non-pages, never became interactive.)
 #[cfg(feature = "ssr")]
-fn set_content_security_policy() {
-    use http::header::{HeaderValue, CONTENT_SECURITY_POLICY};
-    let (Some(nonce), Some(response)) = (
+#[derive(Clone, Default)]
+pub struct PageNonce(pub std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+/// Hands this page's nonce (the one Leptos puts on its scripts) to the
+/// request's `PageNonce`. Called as each request's context is set up, right
+/// after Leptos provides the nonce; a server function's request has none.
+#[cfg(feature = "ssr")]
+pub fn note_page_nonce() {
+    let (Some(nonce), Some(parts)) = (
         leptos::nonce::use_nonce(),
-        use_context::<leptos_axum::ResponseOptions>(),
+        use_context::<http::request::Parts>(),
     ) else {
-        // Then the answer gets the strict policy of non-pages, under which
-        // the page's own scripts and stylesheet do not load (seen rarely in
-        // the browser tests, not yet explained): say so in the log.
-        tracing::error!("a page was rendered without its nonce or response options");
         return;
     };
-    let policy = format!(
+    if let Some(slot) = parts.extensions.get::<PageNonce>() {
+        if let Ok(mut slot) = slot.0.lock() {
+            *slot = Some(nonce.to_string());
+        }
+    }
+}
+
+/// A page's content policy: scripts only from Wick itself or inline with
+/// this response's nonce (Leptos puts it on the hydration scripts),
+/// WebAssembly compiled from Wick's own file, no plugins, no framing, forms
+/// posted only to Wick. An injected `<script>` or `onerror=` in a message
+/// would not run even if the markdown filter missed it.
+#[cfg(feature = "ssr")]
+pub fn page_policy(nonce: &str) -> String {
+    format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
          base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    );
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        response.insert_header(CONTENT_SECURITY_POLICY, value);
-    }
+    )
 }
 
 #[component]

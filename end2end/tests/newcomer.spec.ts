@@ -153,6 +153,24 @@ test.describe("in a short window", () => {
   });
 });
 
+test.describe("in a short window, reading", () => {
+  test.use({ viewport: { width: 900, height: 420 } });
+
+  test("a reader scrolled up keeps their place when the page is loaded again at the reply's end", async ({ page }) => {
+    test.setTimeout(120_000);
+    await ask(page, STORY);
+    const messages = page.locator(".messages");
+    await expect
+      .poll(async () => messages.evaluate((e) => e.scrollHeight - e.clientHeight), { timeout: 60_000 })
+      .toBeGreaterThan(200);
+    await messages.evaluate((e) => e.scrollTo(0, 0));
+    // The page was loaded again (Retry is the server's), still at the top, with the way back down.
+    await expect(page.getByRole("button", { name: "Retry" })).toBeVisible({ timeout: 100_000 });
+    await expect(page.getByRole("button", { name: "Scroll to the newest" })).toBeVisible();
+    expect(await messages.evaluate((e) => e.scrollTop)).toBeLessThan(50);
+  });
+});
+
 test.describe("on a phone", () => {
   test.use({ viewport: { width: 390, height: 844 } });
 

@@ -483,7 +483,10 @@ pub fn router(state: ServerState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(app_state.clone()),
+            move || {
+                provide_context(app_state.clone());
+                app::note_page_nonce();
+            },
             move || shell(leptos.clone()),
         )
         // Files of the built site, else the app's own 404 page (which needs the state too).
@@ -491,7 +494,11 @@ pub fn router(state: ServerState) -> Router {
             ServerState,
             _,
         >(
-            move || provide_context(fallback_state.clone()), shell
+            move || {
+                provide_context(fallback_state.clone());
+                app::note_page_nonce();
+            },
+            shell,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

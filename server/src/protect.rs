@@ -143,9 +143,17 @@ fn without_error_param(uri: &Uri) -> Option<Uri> {
 /// The headers every answer carries: no sniffing of content types, no
 /// framing by other sites, no full URLs (conversation ids) in referrers, and
 /// a strict content policy wherever a page did not set its own.
-pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
+pub async fn security_headers(mut request: Request<Body>, next: Next) -> Response {
+    // A page notes its nonce here as it renders (`app::note_page_nonce`).
+    let nonce = app::PageNonce::default();
+    request.extensions_mut().insert(nonce.clone());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    let page_nonce = nonce.0.lock().ok().and_then(|n| n.clone());
+    if let Some(policy) = page_nonce.and_then(|n| HeaderValue::from_str(&app::page_policy(&n)).ok())
+    {
+        headers.insert(CONTENT_SECURITY_POLICY, policy);
+    }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(

@@ -67,6 +67,7 @@ mod stream {
             offer_send();
             return;
         }
+        scroll::keep_place();
         let location = window().location();
         if let Ok(path) = location.pathname() {
             let _ = location.replace(&path);

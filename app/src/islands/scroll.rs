@@ -21,6 +21,22 @@ fn to_bottom() {
     }
 }
 
+/// Where a reader who had scrolled up was, for the page loaded again at a
+/// reply's end (per page).
+#[cfg(feature = "hydrate")]
+fn place_key() -> String {
+    format!("wick:place:{}", super::dom::path())
+}
+
+/// Before the page is loaded again: keeps the reader's place if they had
+/// scrolled up from the newest text.
+#[cfg(feature = "hydrate")]
+pub fn keep_place() {
+    if let Some(el) = messages().filter(|_| !FOLLOWING.with(|f| f.get())) {
+        super::dom::store(&place_key(), &el.scroll_top().to_string());
+    }
+}
+
 /// After the next paint, scrolls to the newest text if the reader is there.
 #[cfg(feature = "hydrate")]
 pub fn nudge() {
@@ -59,7 +75,11 @@ fn attach() {
     super::dom::listen(&list, "scroll", move |_: leptos::web_sys::Event| {
         on_scroll()
     });
-    if at_message {
+    let kept: Option<i32> = super::dom::take(&place_key()).and_then(|p| p.parse().ok());
+    if let Some(top) = kept {
+        list.set_scroll_top(top);
+        check();
+    } else if at_message {
         check();
     } else {
         to_bottom();

@@ -9,12 +9,15 @@ use leptos::prelude::*;
 /// `url` is the `conversation_title` server function's. Draws nothing.
 #[island]
 pub fn TitleWatcher(conversation_id: String, url: String) -> impl IntoView {
+    // Ids are hex (they go into a selector and a form body below).
     #[cfg(feature = "hydrate")]
-    leptos::task::spawn_local(async move {
-        if let Some(title) = watch::title(&conversation_id, &url).await {
-            watch::show(&conversation_id, &title);
-        }
-    });
+    if conversation_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        leptos::task::spawn_local(async move {
+            if let Some(title) = watch::title(&conversation_id, &url).await {
+                watch::show(&conversation_id, &title);
+            }
+        });
+    }
     #[cfg(not(feature = "hydrate"))]
     let _ = (conversation_id, url);
 }
