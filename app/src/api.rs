@@ -10,16 +10,26 @@ use wick_types::history::{SearchResults, ShareInfo, SharedView};
 
 /// The server's state, from the Leptos context. Missing only outside a
 /// request (see [`crate::session::current_user`]): an error then, never a panic.
+/// The log names the line that asked (`track_caller`), so that the function
+/// that found no context can be told.
 #[cfg(feature = "ssr")]
+#[track_caller]
 fn state() -> Result<crate::state::AppState, AppError> {
-    use_context::<crate::state::AppState>().ok_or_else(|| {
-        tracing::warn!("a server function ran outside a request");
-        AppError::Internal
-    })
+    let Some(state) = use_context::<crate::state::AppState>() else {
+        let at = std::panic::Location::caller();
+        tracing::warn!(%at, "a server function ran outside a request");
+        return Err(AppError::Internal);
+    };
+    Ok(state)
 }
 
-/// The chat of this server.
+/// The chat of this server. Server functions take it (and anything else from
+/// the context) before their first `.await`: a resource rendered on the server
+/// can resume after one without the request's context (seen with
+/// `list_shares`, whose `chat()` after the session lookup found none: the
+/// share links went missing from the page).
 #[cfg(feature = "ssr")]
+#[track_caller]
 fn chat() -> Result<wick_core::Chat, AppError> {
     Ok(state()?.chat)
 }
@@ -32,8 +42,9 @@ pub async fn list_conversations(shown: Option<usize>) -> Result<SidebarPage, App
     crate::error::answer(
         async move {
             let shown = shown.unwrap_or(wick_core::history::SIDEBAR_PAGE);
+            let chat = chat()?;
             match crate::session::current_user().await? {
-                Some(user) => Ok(chat()?.sidebar(user, shown).await?),
+                Some(user) => Ok(chat.sidebar(user, shown).await?),
                 None => Ok(SidebarPage {
                     groups: Vec::new(),
                     shown,
@@ -55,11 +66,13 @@ pub async fn get_conversation(
 ) -> Result<ConversationView, AppError> {
     crate::error::answer(
         async move {
+            let state = state()?;
+            let chat = state.chat.clone();
             let user = crate::session::current_user()
                 .await?
                 .ok_or(AppError::NotFound)?;
-            let mut view = chat()?.conversation_at(user, &id, at.as_deref()).await?;
-            view.can_share = state()?.sharing;
+            let mut view = chat.conversation_at(user, &id, at.as_deref()).await?;
+            view.can_share = state.sharing;
             Ok(view)
         }
         .await,
@@ -70,8 +83,9 @@ pub async fn get_conversation(
 /// certain groups only); the first is the default for new conversations.
 #[server]
 pub async fn list_models() -> Result<Vec<ModelOption>, AppError> {
+    let chat = chat()?;
     let user = crate::session::current_user().await?;
-    Ok(chat()?.model_options(user).await?)
+    Ok(chat.model_options(user).await?)
 }
 
 /// Stores the user's message (starting a conversation when `conversation_id`
@@ -88,13 +102,14 @@ pub async fn send_message(
 ) -> Result<Sent, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
             let request = wick_core::SendRequest {
                 conversation_id,
                 content,
                 model,
             };
-            let sending = chat()?.send(user, request).await?;
+            let sending = chat.send(user, request).await?;
             if let Some(token) = &sending.new_session {
                 crate::session::set_session_cookie(token);
             }
@@ -120,8 +135,9 @@ fn show_branch(conversation_id: &str) {
 pub async fn retry_reply(conversation_id: String, message_id: String) -> Result<Sent, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            let sent = chat()?.retry(user, &conversation_id, &message_id).await?;
+            let sent = chat.retry(user, &conversation_id, &message_id).await?;
             show_branch(&conversation_id);
             Ok(sent)
         }
@@ -135,8 +151,9 @@ pub async fn retry_reply(conversation_id: String, message_id: String) -> Result<
 pub async fn stop_reply(message_id: String) -> Result<(), AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.stop(user, &message_id).await?)
+            Ok(chat.stop(user, &message_id).await?)
         }
         .await,
     )
@@ -150,8 +167,9 @@ pub async fn set_conversation_model(
 ) -> Result<(), AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.set_model(user, &conversation_id, &model).await?)
+            Ok(chat.set_model(user, &conversation_id, &model).await?)
         }
         .await,
     )
@@ -168,8 +186,9 @@ pub async fn edit_message(
 ) -> Result<Sent, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            let sent = chat()?
+            let sent = chat
                 .edit(user, &conversation_id, &message_id, &content)
                 .await?;
             show_branch(&conversation_id);
@@ -185,8 +204,9 @@ pub async fn edit_message(
 pub async fn continue_reply(conversation_id: String, message_id: String) -> Result<Sent, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            let sent = chat()?
+            let sent = chat
                 .continue_reply(user, &conversation_id, &message_id)
                 .await?;
             show_branch(&conversation_id);
@@ -202,9 +222,9 @@ pub async fn continue_reply(conversation_id: String, message_id: String) -> Resu
 pub async fn switch_branch(conversation_id: String, message_id: String) -> Result<(), AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            chat()?
-                .switch_branch(user, &conversation_id, &message_id)
+            chat.switch_branch(user, &conversation_id, &message_id)
                 .await?;
             show_branch(&conversation_id);
             Ok(())
@@ -225,6 +245,7 @@ pub async fn save_conversation_settings(
 ) -> Result<(), AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
             let form = wick_core::SettingsForm {
                 system_prompt,
@@ -232,7 +253,7 @@ pub async fn save_conversation_settings(
                 top_p,
                 max_new_tokens,
             };
-            chat()?.save_settings(user, &conversation_id, form).await?;
+            chat.save_settings(user, &conversation_id, form).await?;
             // Back to the conversation, its settings panel open, saying so.
             leptos_axum::redirect(&format!("/c/{conversation_id}?panel=settings&saved=1"));
             Ok(())
@@ -250,8 +271,9 @@ pub async fn rename_conversation(
 ) -> Result<String, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.rename(user, &conversation_id, &title).await?)
+            Ok(chat.rename(user, &conversation_id, &title).await?)
         }
         .await,
     )
@@ -263,8 +285,9 @@ pub async fn rename_conversation(
 pub async fn conversation_title(conversation_id: String) -> Result<String, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.title(user, &conversation_id).await?)
+            Ok(chat.title(user, &conversation_id).await?)
         }
         .await,
     )
@@ -277,10 +300,11 @@ pub async fn conversation_title(conversation_id: String) -> Result<String, AppEr
 pub async fn current_account() -> Result<Option<(String, bool)>, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let Some(user) = crate::session::current_user().await? else {
                 return Ok(None);
             };
-            Ok(wick_core::db::users::account_of(chat()?.pool(), user)
+            Ok(wick_core::db::users::account_of(chat.pool(), user)
                 .await
                 .map_err(wick_core::ChatError::from)?
                 .map(|(name, role)| (name, role == wick_core::db::users::Role::Admin)))
@@ -308,8 +332,9 @@ pub async fn sign_in_options() -> Result<wick_types::account::SignInOptions, App
 pub async fn my_usage() -> Result<wick_types::account::UsageView, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.usage(user).await?)
+            Ok(chat.usage(user).await?)
         }
         .await,
     )
@@ -356,8 +381,9 @@ pub async fn list_tokens() -> Result<Vec<wick_types::account::TokenView>, AppErr
 pub async fn get_user_settings() -> Result<UserSettingsView, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.user_settings(user).await?)
+            Ok(chat.user_settings(user).await?)
         }
         .await,
     )
@@ -372,8 +398,8 @@ pub async fn save_user_settings(
 ) -> Result<(), AppError> {
     crate::error::answer(
         async move {
-            let user = crate::session::current_user().await?;
             let chat = chat()?;
+            let user = crate::session::current_user().await?;
             let ids = chat.model_options(user).await?.into_iter().map(|m| m.id);
             if prompts.len() > ids.len() {
                 return Err(AppError::Invalid(
@@ -400,8 +426,9 @@ pub async fn save_user_settings(
 pub async fn search_conversations(q: String) -> Result<SearchResults, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.search(user, &q).await?)
+            Ok(chat.search(user, &q).await?)
         }
         .await,
     )
@@ -412,8 +439,9 @@ pub async fn search_conversations(q: String) -> Result<SearchResults, AppError> 
 pub async fn pin_conversation(conversation_id: String, pinned: bool) -> Result<(), AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.pin(user, &conversation_id, pinned).await?)
+            Ok(chat.pin(user, &conversation_id, pinned).await?)
         }
         .await,
     )
@@ -425,8 +453,9 @@ pub async fn pin_conversation(conversation_id: String, pinned: bool) -> Result<(
 pub async fn delete_conversation(conversation_id: String) -> Result<(), AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            chat()?.delete(user, &conversation_id).await?;
+            chat.delete(user, &conversation_id).await?;
             leptos_axum::redirect("/");
             Ok(())
         }
@@ -439,8 +468,9 @@ pub async fn delete_conversation(conversation_id: String) -> Result<(), AppError
 pub async fn delete_all_conversations() -> Result<u64, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            let deleted = chat()?.delete_all(user).await?;
+            let deleted = chat.delete_all(user).await?;
             leptos_axum::redirect(&format!("/settings?deleted={deleted}"));
             Ok(deleted)
         }
@@ -470,8 +500,8 @@ pub async fn share_conversation(
     crate::error::answer(
         async move {
             sharing_on()?;
-            let user = crate::session::current_user().await?;
             let chat = chat()?;
+            let user = crate::session::current_user().await?;
             let share = chat.share(user, &conversation_id, &expiry).await?;
             let event = wick_core::db::team::AuditEvent {
                 actor: user,
@@ -496,8 +526,9 @@ pub async fn share_conversation(
 pub async fn list_shares() -> Result<Vec<ShareInfo>, AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.shares(user).await?)
+            Ok(chat.shares(user).await?)
         }
         .await,
     )
@@ -508,8 +539,9 @@ pub async fn list_shares() -> Result<Vec<ShareInfo>, AppError> {
 pub async fn revoke_share(share_id: String) -> Result<(), AppError> {
     crate::error::answer(
         async move {
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            Ok(chat()?.revoke_share(user, &share_id).await?)
+            Ok(chat.revoke_share(user, &share_id).await?)
         }
         .await,
     )
@@ -534,8 +566,9 @@ pub async fn copy_shared(share_id: String) -> Result<String, AppError> {
     crate::error::answer(
         async move {
             sharing_on().map_err(|_| AppError::NotFound)?;
+            let chat = chat()?;
             let user = crate::session::current_user().await?;
-            let (id, token) = chat()?.copy_shared(user, &share_id).await?;
+            let (id, token) = chat.copy_shared(user, &share_id).await?;
             if let Some(token) = &token {
                 crate::session::set_session_cookie(token);
             }

@@ -1,5 +1,5 @@
 import { test, expect, type Page } from "@playwright/test";
-import { ask, conversations, openHydrated, STORY, stopRepliesAfterEach } from "./helpers";
+import { ask, conversations, openHydrated, STORY, stopRepliesAfterEach, replyEnded } from "./helpers";
 
 stopRepliesAfterEach();
 
@@ -34,7 +34,7 @@ test("send a message; after a reload it is still in the sidebar and the chat", a
 
   // A second message in the same conversation, once the reply is written, lands below the first.
   await expect(page.getByRole("article", { name: "Assistant" })).toHaveCount(1);
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+  await replyEnded(page, 60_000);
   await box.fill("And where do they end?");
   await page.getByRole("button", { name: "Send" }).click();
   await expect(page.getByRole("article", { name: "You" })).toHaveCount(2);
@@ -160,7 +160,7 @@ test("the reply streams in: it grows through several lengths, then Send returns"
     if (n > 0 && n !== lengths[lengths.length - 1]) lengths.push(n);
     await page.waitForTimeout(50);
   }
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   await expect(reply).toHaveAttribute("aria-busy", "false");
   // Seen at several lengths on the way, each longer than the one before.
   expect(lengths.length).toBeGreaterThanOrEqual(4);
@@ -198,7 +198,7 @@ test("reloading mid-reply, or opening a second tab, shows the text so far and ke
   const there = second.getByRole("article", { name: "Assistant" });
   expect((await replyText(there)).startsWith(before)).toBe(true);
 
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+  await replyEnded(page, 60_000);
   await expect(second.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 10_000 });
   const final = await replyText(again);
   expect(final.startsWith(before)).toBe(true);
@@ -210,7 +210,7 @@ test("Stop ends the reply at once and keeps its text", async ({ page }) => {
   const reply = await ask(page, STORY);
   await expect.poll(async () => (await replyText(reply)).length, { timeout: 60_000 }).toBeGreaterThan(20);
   await page.getByRole("button", { name: "Stop" }).click();
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 3_000 });
+  await replyEnded(page, 3_000);
   await expect(reply.getByText("Stopped.")).toBeVisible();
   const kept = await replyText(reply);
   await page.waitForTimeout(1_000);
@@ -234,7 +234,7 @@ test("markup in a message is shown as text and runs nothing", async ({ page }) =
   const reply = await ask(page, attack);
   const mine = page.getByRole("article", { name: "You" });
   await expect(mine).toContainText(attack);
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 100_000 });
+  await replyEnded(page, 100_000);
   // Nothing in either message became an element, and nothing ran.
   await expect(page.locator(".messages img, .messages script")).toHaveCount(0);
   expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
@@ -249,13 +249,16 @@ test("markup in a message is shown as text and runs nothing", async ({ page }) =
 test("switch a conversation to a remote model: its reply streams and names the model", async ({ page }) => {
   test.setTimeout(180_000);
   const first = await ask(page, "Name three colors.");
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 120_000 });
+  await replyEnded(page, 120_000);
   await expect(first.locator(".model-tag")).toHaveText("SmolLM2 135M (local)");
   const picker = page.getByLabel("Model");
   await expect(picker).toHaveValue("smollm2");
 
-  // Choosing another model switches the conversation at once: a reload shows it chosen.
+  // Choosing another model switches the conversation at once (the form is
+  // posted to the switch, and the page comes back): a reload shows it chosen.
+  const switched = page.waitForResponse((r) => /\/api\/set_conversation_model\d*$/.test(r.url()));
   await picker.selectOption("self-openai");
+  await switched;
   await expect(async () => {
     await page.reload();
     await expect(page.locator("body[data-hydrated]")).toBeAttached();
@@ -268,7 +271,7 @@ test("switch a conversation to a remote model: its reply streams and names the m
   const second = page.getByRole("article", { name: "Assistant" }).nth(1);
   await expect(second.locator(".model-tag")).toHaveText("SmolLM2 via OpenAI API");
   await expect(page.getByRole("button", { name: "Stop" })).toBeVisible();
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 120_000 });
+  await replyEnded(page, 120_000);
   const written = await replyText(second);
   expect(written.length).toBeGreaterThan(0);
   await expect(second.locator(".status.failed")).toHaveCount(0);

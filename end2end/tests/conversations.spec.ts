@@ -5,6 +5,7 @@ import {
   openHydrated,
   scriptedChats,
   seriousProblems,
+  replyEnded,
   sendAndWait,
   stopRepliesAfterEach,
 } from "./helpers";
@@ -174,7 +175,7 @@ test("a title typed before the model's is kept", async ({ page }) => {
   await page.getByRole("button", { name: "Rename" }).click();
   await expect(conversations(page).getByRole("link", { name: "My own title" })).toBeVisible();
   await expect(reply).toContainText("word14", { timeout: 20_000 });
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   // Well after the reply's end, the title is still the typed one.
   await page.waitForTimeout(1_500);
   await page.reload();
@@ -191,13 +192,17 @@ test("text typed while a reply is written is still in the box when the reply end
   await box.fill("A next question, half written");
   await expect(reply).toContainText("word7", { timeout: 20_000 });
   // The page is loaded again at the reply's end: the draft comes back with it.
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   await expect(page.getByRole("article", { name: "Assistant" }).last().getByRole("button", { name: "Retry" })).toBeVisible();
   await expect(box).toHaveValue("A next question, half written");
 
   await box.press("Enter");
   await expect(page.getByRole("article", { name: "You" }).last()).toContainText("A next question, half written");
   await expect(box).toHaveValue("");
+  // Once that reply has ended too (the page is loaded again then), a reload
+  // still shows an empty box.
+  await expect(page.getByRole("article", { name: "Assistant" }).last().getByRole("button", { name: "Retry" })).toBeVisible();
+  await replyEnded(page);
   await page.reload();
   await expect(page.getByRole("textbox", { name: "Message" })).toHaveValue("");
 });
@@ -209,7 +214,7 @@ test("a reply that ends while a panel is being filled in leaves the page as it i
   const prompt = page.locator(".conversation-settings").getByLabel("System prompt");
   await prompt.fill("Half a system prompt");
   await expect(reply).toContainText("word7", { timeout: 20_000 });
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   // Not loaded again: the panel is open with what was typed, and still focused.
   await expect(prompt).toHaveValue("Half a system prompt");
   await expect(prompt).toBeFocused();
@@ -222,7 +227,7 @@ test("a reply that ends while a panel is being filled in leaves the page as it i
 
 test("a refused edit comes back with the text typed and its box open", async ({ page }) => {
   await askScripted(page, "say: First");
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   const question = page.getByRole("article", { name: "You" }).last();
   await question.getByText("Edit", { exact: true }).click();
   await question.getByRole("textbox", { name: "Edited message" }).fill("   ");

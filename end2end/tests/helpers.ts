@@ -88,11 +88,21 @@ export async function askScripted(page: Page, text: string) {
   return page.getByRole("article", { name: "Assistant" }).last();
 }
 
+/**
+ * Waits until the reply being written has ended: Send is back, and the page
+ * (loaded again at the reply's end) is interactive again, so that what the
+ * test does next with JavaScript (keys, Copy, the model picker) is not lost.
+ */
+export async function replyEnded(page: Page, timeout = 30_000) {
+  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout });
+  await expect(page.locator("body[data-hydrated]")).toBeAttached();
+}
+
 /** Sends a message in the conversation shown and waits for its reply to end. */
 export async function sendAndWait(page: Page, text: string) {
   const box = page.getByRole("textbox", { name: "Message" });
   await box.fill(text);
   await box.press("Enter");
   await expect(page.getByRole("article", { name: "You" }).last()).toContainText(text);
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 30_000 });
+  await replyEnded(page, 30_000);
 }

@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { askScripted, conversations, openHydrated, seriousProblems, stopRepliesAfterEach } from "./helpers";
+import { askScripted, conversations, openHydrated, seriousProblems, stopRepliesAfterEach, replyEnded } from "./helpers";
 
 // Issue 14 in the browser: search (Ctrl+K, every branch, opened at the
 // match), rename, pin and delete, and share links seen by someone else, with
@@ -15,14 +15,14 @@ test("search: Ctrl+K, a word of an earlier version found and opened at its messa
   const word = unique("zanzibar");
   const reply = await askScripted(page, `say: The keeper polished the ${word} lens`);
   await expect(reply).toContainText(`polished the ${word} lens`);
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   // An edit makes version 2 of 2, which no longer says the word.
   const question = page.getByRole("article", { name: "You" }).last();
   await question.getByText("Edit", { exact: true }).click();
   await question.getByRole("textbox", { name: "Edited message" }).fill("say: Something else entirely");
   await question.getByRole("button", { name: "Send edit" }).click();
   await expect(page.getByRole("article", { name: "Assistant" }).last()).toContainText("Something else entirely");
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   const conversationUrl = page.url();
 
   await page.keyboard.press("Control+k");
@@ -66,7 +66,7 @@ test("search: Ctrl+K, a word of an earlier version found and opened at its messa
 test("rename, pin and delete a conversation; search follows the new title", async ({ page }) => {
   const title = unique("Renamed");
   await askScripted(page, "say: Pin me");
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   const url = page.url();
   const path = new URL(url).pathname;
 
@@ -103,7 +103,7 @@ test("share: someone else opens the link with and without JavaScript, continues 
   test.setTimeout(60_000);
   const word = unique("recipe");
   await askScripted(page, `say: The secret ${word} needs saffron`);
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   const ownerPath = new URL(page.url()).pathname;
   await page.getByText("Share", { exact: true }).click();
   await page.getByLabel("Link expires after").selectOption({ label: "7 days" });
@@ -154,7 +154,7 @@ test("share: someone else opens the link with and without JavaScript, continues 
 test("the Settings page lists every share link and deletes all conversations after asking", async ({ page }) => {
   const title = unique("Everything");
   await askScripted(page, "say: Soon gone");
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   const path = new URL(page.url()).pathname;
   await page.getByText("Conversation settings").click();
   await page.locator(".conversation-settings").getByLabel("Title").fill(title);

@@ -1,5 +1,5 @@
 import { test, expect, type Page } from "@playwright/test";
-import { ask, conversations, openHydrated, seriousProblems, STORY, stopRepliesAfterEach } from "./helpers";
+import { ask, conversations, openHydrated, seriousProblems, STORY, stopRepliesAfterEach, replyEnded } from "./helpers";
 
 // What a new user met on the first try (issue 13, "found when the current page
 // was tried"): keyboard focus, accessibility, direction of text, example
@@ -20,7 +20,7 @@ test("axe-core finds no serious problem on the start page or a conversation, lig
   await box.press("Enter");
   await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
   // The reply written to its end, then checked as it stands, in both schemes.
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+  await replyEnded(page, 60_000);
   for (const colorScheme of ["light", "dark"] as const) {
     await page.emulateMedia({ colorScheme });
     expect(await seriousProblems(page), `conversation, ${colorScheme}`).toEqual([]);
@@ -51,7 +51,7 @@ test("the keyboard: a skip link first, the message box focused on load and again
   await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
   await expect(box).toBeFocused();
   await page.getByRole("button", { name: "Stop" }).click();
-  await expect(page.getByRole("button", { name: "Send" })).toBeVisible();
+  await replyEnded(page);
   await expect(box).toBeFocused();
 });
 
@@ -139,7 +139,7 @@ test.describe("in a short window", () => {
   test("scrolled up from the newest text, a button leads back down", async ({ page }) => {
     test.setTimeout(60_000);
     await ask(page, STORY);
-    await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+    await replyEnded(page, 60_000);
     const button = page.getByRole("button", { name: "Scroll to the newest" });
     const messages = page.locator(".messages");
     await expect(button).toHaveCount(0);
@@ -182,7 +182,7 @@ test.describe("on a phone", () => {
     await box.fill(`A long word: ${"x".repeat(300)} ${Date.now()}`);
     await box.press("Enter");
     await expect(page).toHaveURL(/\/c\/[0-9a-f]{32}$/);
-    await expect(page.getByRole("button", { name: "Send" })).toBeVisible({ timeout: 60_000 });
+    await replyEnded(page, 60_000);
     const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(sideways).toBeLessThanOrEqual(0);
     // The composer is in view at the bottom.

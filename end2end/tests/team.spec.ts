@@ -2,7 +2,7 @@ import { test, expect, Browser, Page } from "@playwright/test";
 import { execFileSync } from "child_process";
 import * as path from "path";
 import { teamPort } from "../playwright.config";
-import { seriousProblems } from "./helpers";
+import { replyEnded, seriousProblems } from "./helpers";
 
 // Issue 15: a team's Wick (WICK_AUTH=required, new accounts pending) signing
 // people in through a real OpenID provider (npm's oidc-provider) and its own
@@ -226,6 +226,8 @@ test("an admin's groups, model access and quotas hold in the chat and on the API
   await bob.getByRole("textbox", { name: "Message" }).fill("quota probe");
   await bob.getByRole("textbox", { name: "Message" }).press("Enter");
   await expect(bob.getByRole("article", { name: "Assistant" }).last()).toContainText("Scripted answer to: quota probe");
+  // (The page loads itself again at the reply's end: let that happen first.)
+  await replyEnded(bob);
   await bob.goto(`${team}/`);
   await expect(bob.locator("body[data-hydrated]")).toBeAttached();
   await bob.getByRole("textbox", { name: "Message" }).fill("quota probe");

@@ -142,12 +142,14 @@ mod keys {
                 }
             }
         }
-        let Some(draft) = dom::stored(&draft_key()).filter(|d| !d.is_empty()) else {
-            return;
-        };
-        // Text typed while the page loaded goes after the draft it continues.
+        // Text typed while the page loaded goes after the draft it continues,
+        // and is kept from now on (no input event may follow before the page
+        // is loaded again at a reply's end).
+        let draft = dom::stored(&draft_key()).unwrap_or_default();
         let typed = input.value();
-        input.set_value(&format!("{draft}{typed}"));
+        if !draft.is_empty() {
+            input.set_value(&format!("{draft}{typed}"));
+        }
         if !typed.is_empty() {
             dom::store(&draft_key(), &input.value());
         }
