@@ -150,10 +150,15 @@ mod events {
             let Some(element) = document().get_element_by_id(id) else {
                 continue;
             };
+            // Not over what was typed while the page loaded.
             if let Some(input) = element.dyn_ref::<HtmlInputElement>() {
-                input.set_value(value);
+                if input.value() == input.default_value() {
+                    input.set_value(value);
+                }
             } else if let Some(area) = element.dyn_ref::<HtmlTextAreaElement>() {
-                area.set_value(value);
+                if area.value() == area.default_value().unwrap_or_default() {
+                    area.set_value(value);
+                }
             }
             if let Ok(Some(panel)) = element.closest("details") {
                 let _ = panel.set_attribute("open", "");
