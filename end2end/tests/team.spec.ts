@@ -174,6 +174,8 @@ test("an admin's groups, model access and quotas hold in the chat and on the API
   await bob.getByRole("textbox", { name: "Message" }).fill("quota probe");
   await bob.getByRole("textbox", { name: "Message" }).press("Enter");
   await expect(bob.getByRole("article", { name: "Assistant" }).last()).toContainText("Scripted answer to: quota probe");
+  // (The page loads itself again at the reply's end: let that happen before going elsewhere.)
+  await replyEnded(bob);
   const refused = await bob.request.post((await sendUrl).url(), {
     form: { conversation_id: "", content: "hello", model: "smollm2" },
   });
